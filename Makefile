@@ -1,0 +1,41 @@
+# Two commands do all the set-up: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scheduler
+
+.PHONY: run test test-sqlite test-postgres migrate clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+migrate: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	$(PY) manage.py ensure_admin
+	@echo "Admin: http://$(HOST):$(PORT)/admin/  (Ctrl-C stops everything)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: test-sqlite test-postgres
+
+test-sqlite: $(VENV)/.installed
+	$(PY) -m pytest -m "not postgres" $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.installed
+	@if $(PY) scripts/service_check.py postgres "$(TEST_DATABASE_URL)"; then \
+		DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
+	elif [ -n "$$CI" ]; then \
+		echo "FAILED: PostgreSQL is not reachable at $(TEST_DATABASE_URL); CI needs it."; exit 1; \
+	else \
+		echo "SKIPPED the PostgreSQL pass: no server at $(TEST_DATABASE_URL)."; \
+		echo "  Start PostgreSQL (or set TEST_DATABASE_URL) to run the multi-process tests."; \
+	fi
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles

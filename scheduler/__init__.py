@@ -1,0 +1,1 @@
+"""The job scheduler app: jobs, their runs, and the processes that run them."""

@@ -1,0 +1,72 @@
+"""Querysets (used as managers) holding the reusable reads of the scheduler's tables."""
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+
+class TaskFunctionQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+
+class JobQuerySet(models.QuerySet):
+    def active(self):
+        """Jobs that are not soft-deleted."""
+        return self.filter(is_active=True)
+
+    def schedulable(self):
+        """Jobs that can fire: the exact condition of the partial next_run_time index."""
+        return self.filter(is_active=True, is_enabled=True, is_paused=False)
+
+    def due(self, now=None):
+        """Schedulable jobs whose next run time has come, highest priority first."""
+        now = now or timezone.now()
+        return (
+            self.schedulable()
+            .filter(next_run_time__lte=now)
+            .order_by("-priority", "next_run_time", "pk")
+        )
+
+    def with_last_execution(self):
+        """Annotate last_execution_status/_id without a query per row."""
+        from scheduler.models import JobExecution
+
+        latest = JobExecution.objects.filter(job=OuterRef("pk")).order_by("-created_at", "-pk")
+        return self.annotate(
+            last_execution_status=Subquery(latest.values("status")[:1]),
+            last_execution_id=Subquery(latest.values("pk")[:1]),
+        )
+
+
+class ExecutionQuerySet(models.QuerySet):
+    def unfinished(self):
+        return self.filter(status__in=("pending", "running"))
+
+    def finished(self):
+        return self.exclude(status__in=("pending", "running"))
+
+    def unclaimed_manual(self):
+        """Manual runs asked for but not yet picked up by any scheduler process."""
+        return self.filter(status="pending", trigger="manual", instance_id="")
+
+    def newest_first(self):
+        return self.order_by("-created_at", "-pk")
+
+
+class LockQuerySet(models.QuerySet):
+    def live(self, now=None):
+        return self.filter(expires_at__gt=now or timezone.now())
+
+    def expired(self, now=None):
+        return self.filter(expires_at__lte=now or timezone.now())
+
+
+class InstanceQuerySet(models.QuerySet):
+    def alive(self, now=None):
+        """Running processes: not stopped and heard from within three heartbeats."""
+        now = now or timezone.now()
+        cutoff = now - timedelta(seconds=3 * settings.SCHEDULER_HEARTBEAT_INTERVAL)
+        return self.filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)

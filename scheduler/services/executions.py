@@ -1,0 +1,137 @@
+"""Services for executions: the lifecycle pending -> running -> success | failed, skips, misses, cleanup."""
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, ScheduledJobLock
+
+S = ExecutionStatus
+# Which states each state may be entered from. pending -> failed covers runs that could not be
+# started at all (inactive task function, broker down, lease expired before the worker began).
+ALLOWED_SOURCES = {
+    S.RUNNING: {S.PENDING},
+    S.SUCCESS: {S.RUNNING},
+    S.FAILED: {S.PENDING, S.RUNNING},
+    S.SKIPPED: {S.PENDING},
+    S.MISSED: {S.PENDING},
+}
+CLEANUP_BATCH_SIZE = 1000
+
+
+class InvalidTransition(Exception):
+    """The execution is not in a state that allows the requested change."""
+
+
+def _transition(execution: JobExecution, to: str, **fields) -> JobExecution:
+    """Move an execution to `to` atomically: a conditional UPDATE, so racing callers cannot both win."""
+    updated = JobExecution.objects.filter(pk=execution.pk, status__in=ALLOWED_SOURCES[to]).update(
+        status=to, **fields
+    )
+    if not updated:
+        current = JobExecution.objects.filter(pk=execution.pk).values_list("status", flat=True).first()
+        raise InvalidTransition(
+            f"Execution {execution.pk} is {current or 'gone'}; it cannot become {to} "
+            f"(allowed from: {', '.join(sorted(ALLOWED_SOURCES[to]))})."
+        )
+    execution.status = to
+    for key, value in fields.items():
+        setattr(execution, key, value)
+    return execution
+
+
+def execution_start(
+    execution: JobExecution, *, instance_id: str = "", hostname: str = "", celery_task_id: str = ""
+) -> JobExecution:
+    now = timezone.now()
+    fields = {"started_at": now}
+    for key, value in (("instance_id", instance_id), ("hostname", hostname), ("celery_task_id", celery_task_id)):
+        if value:
+            fields[key] = value
+    with transaction.atomic():
+        _transition(execution, S.RUNNING, **fields)
+        ScheduledJob.objects.filter(pk=execution.job_id).update(last_run_time=now)
+    return execution
+
+
+def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
+    now = timezone.now()
+    with transaction.atomic():
+        _transition(
+            execution,
+            S.SUCCESS,
+            finished_at=now,
+            duration_ms=_duration_ms(execution, now),
+            result=_json_safe(result),
+        )
+        ScheduledJobLock.objects.filter(execution_id=execution.pk).delete()
+    return execution
+
+
+def execution_fail(execution: JobExecution, *, error: str, traceback: str = "") -> JobExecution:
+    now = timezone.now()
+    with transaction.atomic():
+        _transition(
+            execution,
+            S.FAILED,
+            finished_at=now,
+            duration_ms=_duration_ms(execution, now),
+            error_message=str(error)[:10000],
+            traceback=traceback or "",
+        )
+        ScheduledJobLock.objects.filter(execution_id=execution.pk).delete()
+    return execution
+
+
+def execution_skip(execution: JobExecution, *, reason: str) -> JobExecution:
+    """Record a run that did not start because the job's max_instances slots were all taken."""
+    return _transition(execution, S.SKIPPED, finished_at=timezone.now(), error_message=reason)
+
+
+def execution_miss(execution: JobExecution, *, reason: str) -> JobExecution:
+    """Record a run that did not start because it was later than the job's misfire grace time."""
+    return _transition(execution, S.MISSED, finished_at=timezone.now(), error_message=reason)
+
+
+def executions_cleanup(
+    *, older_than_days: int | None = None, batch_size: int = CLEANUP_BATCH_SIZE, dry_run: bool = False
+) -> int:
+    """Delete finished executions created more than `older_than_days` ago, in short batches.
+
+    Pending and running executions are never touched, however old.
+    """
+    days = settings.SCHEDULER_HISTORY_RETENTION_DAYS if older_than_days is None else int(older_than_days)
+    if days < 0:
+        raise ValueError("older_than_days must be 0 or more")
+    cutoff = timezone.now() - timedelta(days=days)
+    old = JobExecution.objects.finished().filter(created_at__lt=cutoff)
+    if dry_run:
+        return old.count()
+    deleted = 0
+    while True:
+        batch = list(old.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            return deleted
+        with transaction.atomic():
+            _, per_model = JobExecution.objects.finished().filter(pk__in=batch).delete()
+        deleted += per_model.get(JobExecution._meta.label, 0)
+        if len(batch) < batch_size:
+            return deleted
+
+
+def _duration_ms(execution: JobExecution, now) -> int | None:
+    if execution.started_at is None:
+        return None
+    return max(0, int((now - execution.started_at).total_seconds() * 1000))
+
+
+def _json_safe(value):
+    """Results are stored as JSON; anything JSON cannot hold is kept as its repr."""
+    try:
+        json.dumps(value, cls=DjangoJSONEncoder)
+        return value
+    except (TypeError, ValueError):
+        return {"repr": repr(value)}

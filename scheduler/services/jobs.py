@@ -1,0 +1,363 @@
+"""Services for jobs: create, update, delete, pause, resume, enable, disable and trigger."""
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from scheduler.models import (
+    ExecutionStatus,
+    ExecutionTrigger,
+    JobExecution,
+    JobType,
+    ScheduledJob,
+    TaskFunction,
+)
+from scheduler.services.notify import changes_announce
+from scheduler.services.schedules import (
+    cron_describe,
+    cron_next_fire_time,
+    cron_validate,
+    interval_describe,
+    interval_next_fire_time,
+    zone_get,
+)
+
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "task_function",
+    "job_type",
+    *ScheduledJob.INTERVAL_FIELDS,
+    "cron_expression",
+    "timezone",
+    "args",
+    "kwargs",
+    "priority",
+    "max_instances",
+    "misfire_grace_time",
+    "coalesce",
+    "is_enabled",
+)
+SCHEDULE_FIELDS = ("job_type_id", *ScheduledJob.INTERVAL_FIELDS, "cron_expression", "timezone")
+MAX_INTERVAL = timedelta(days=3650)
+
+
+# --- schedule arithmetic on a job -------------------------------------------------------------
+
+
+def job_next_fire_time(job: ScheduledJob, after: datetime) -> datetime:
+    """The job's first fire time strictly after `after`, on its grid (interval) or cron."""
+    if job.is_cron:
+        return cron_next_fire_time(job.cron_expression, job.timezone, after)
+    interval = timedelta(seconds=job.interval_total_seconds)
+    anchor = job.next_run_time or after + interval
+    return interval_next_fire_time(anchor, interval, after)
+
+
+def job_upcoming_fire_times(job: ScheduledJob, count: int = 5, now=None) -> list[datetime]:
+    """The next `count` fire times, starting from the persisted next_run_time when there is one."""
+    now = now or timezone.now()
+    first = job.next_run_time if job.next_run_time else _fresh_next_run_time(job, now)
+    times = [first]
+    while len(times) < count:
+        times.append(_following_fire_time(job, times[-1]))
+    return times
+
+
+def _fresh_next_run_time(job: ScheduledJob, now: datetime) -> datetime:
+    """First fire time of a schedule (re)started now: one interval from now, or the next cron time."""
+    if job.is_cron:
+        return cron_next_fire_time(job.cron_expression, job.timezone, now)
+    return now + timedelta(seconds=job.interval_total_seconds)
+
+
+def _following_fire_time(job: ScheduledJob, fire_time: datetime) -> datetime:
+    if job.is_cron:
+        return cron_next_fire_time(job.cron_expression, job.timezone, fire_time)
+    return fire_time + timedelta(seconds=job.interval_total_seconds)
+
+
+def job_schedule_describe(job: ScheduledJob) -> str:
+    """The schedule in words: 'every 5 minutes', 'At 02:00, only on Sunday (Europe/Paris)'."""
+    if job.is_cron and job.cron_expression:
+        words = cron_describe(job.cron_expression)
+        return words if job.timezone == "UTC" else f"{words} ({job.timezone})"
+    if job.is_interval:
+        return interval_describe(job.interval_total_seconds)
+    return ""
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def _job_assign(job: ScheduledJob, fields: dict) -> None:
+    unknown = set(fields) - set(EDITABLE_FIELDS) - {"task_function_id", "job_type_id"}
+    if unknown:
+        raise TypeError(f"Not editable through the job services: {', '.join(sorted(unknown))}")
+    for key, value in fields.items():
+        if key in ("task_function_id", "task_function") and not isinstance(value, TaskFunction):
+            job.task_function_id = value
+            job._state.fields_cache.pop("task_function", None)
+        elif key in ("job_type_id", "job_type") and not isinstance(value, JobType):
+            job.job_type_id = value
+            job._state.fields_cache.pop("job_type", None)
+        else:
+            setattr(job, key, value)
+    if isinstance(job.name, str):
+        job.name = job.name.strip()
+    if isinstance(job.cron_expression, str) and not job.cron_expression.strip():
+        job.cron_expression = None
+    if job.job_type_id == JobType.CRON:
+        # Zero means "no interval" to most clients; keep cron rows free of interval values.
+        for field in ScheduledJob.INTERVAL_FIELDS:
+            if getattr(job, field) == 0:
+                setattr(job, field, None)
+    if job.args is None:
+        job.args = []
+    if job.kwargs is None:
+        job.kwargs = {}
+
+
+def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
+    """Raise ValidationError naming every offending field; cron is checked in the job's timezone."""
+    errors: dict[str, list] = {}
+
+    def add(field, message):
+        errors.setdefault(field, []).append(ValidationError(message))
+
+    try:
+        job.full_clean(
+            exclude=["task_function", "job_type", "created_by", "updated_by"],
+            validate_unique=False,
+            validate_constraints=False,
+        )
+    except ValidationError as exc:
+        for field, field_errors in exc.error_dict.items():
+            errors.setdefault(field, []).extend(field_errors)
+
+    task_function = None
+    if job.task_function_id is None:
+        add("task_function", "Choose the task function this job runs.")
+    else:
+        task_function = TaskFunction.objects.filter(pk=_as_int(job.task_function_id)).first()
+        if task_function is None:
+            add("task_function", f"No task function has id {job.task_function_id!r}.")
+        elif check_task_function and not task_function.is_active:
+            add(
+                "task_function",
+                f"Task function {task_function.name!r} is inactive (no longer registered in "
+                f"code); choose an active one.",
+            )
+
+    if job.job_type_id is None:
+        add("job_type", "Choose a job type: 1 (interval) or 2 (cron).")
+    elif _as_int(job.job_type_id) not in (JobType.INTERVAL, JobType.CRON):
+        add("job_type", f"Unknown job type {job.job_type_id!r}: use 1 (interval) or 2 (cron).")
+    else:
+        job.job_type_id = _as_int(job.job_type_id)
+
+    if "timezone" not in errors:
+        try:
+            zone_get(job.timezone)
+        except ValidationError as exc:
+            errors["timezone"] = exc.error_list
+
+    if job.job_type_id == JobType.INTERVAL:
+        if job.cron_expression:
+            add("cron_expression", "Interval jobs take no cron expression: clear it, or use job type 2 (cron).")
+        interval_errors = [f for f in ScheduledJob.INTERVAL_FIELDS if f in errors]
+        if not interval_errors:
+            total = job.interval_total_seconds
+            if total <= 0:
+                add(
+                    "interval_seconds",
+                    "An interval job needs at least one of interval seconds, minutes, hours or "
+                    "days greater than 0.",
+                )
+            elif timedelta(seconds=total) > MAX_INTERVAL:
+                add("interval_days", "The interval may be at most 3650 days; use a cron job for rarer runs.")
+    elif job.job_type_id == JobType.CRON:
+        for field in ScheduledJob.INTERVAL_FIELDS:
+            if getattr(job, field) not in (None, 0) and field not in errors:
+                add(field, "Cron jobs take no interval: clear this field, or use job type 1 (interval).")
+        if job.cron_expression is None:
+            add("cron_expression", "A cron job needs a cron expression, e.g. '0 2 * * *'.")
+        elif "cron_expression" not in errors and "timezone" not in errors:
+            try:
+                job.cron_expression = cron_validate(job.cron_expression, job.timezone)
+            except ValidationError as exc:
+                errors["cron_expression"] = exc.error_list
+
+    if not isinstance(job.args, list):
+        add("args", "args must be a JSON list, e.g. [1, \"two\"].")
+    if not isinstance(job.kwargs, dict):
+        add("kwargs", "kwargs must be a JSON object, e.g. {\"seconds\": 5}.")
+
+    if "name" not in errors and _name_taken(job):
+        add("name", f"A job named {job.name!r} already exists; choose another name.")
+
+    if errors:
+        raise ValidationError(errors)
+    if task_function is not None:
+        job.task_function = task_function
+
+
+def _as_int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _name_taken(job: ScheduledJob) -> bool:
+    return ScheduledJob.objects.active().filter(name=job.name).exclude(pk=job.pk).exists()
+
+
+def _save(job: ScheduledJob, *, update_fields=None) -> None:
+    try:
+        with transaction.atomic():
+            job.save(update_fields=update_fields)
+    except IntegrityError:
+        # The database is the last guard when two requests race on the same name.
+        if _name_taken(job):
+            raise ValidationError({"name": f"A job named {job.name!r} already exists; choose another name."})
+        raise
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+def job_create(*, user=None, **fields) -> ScheduledJob:
+    job = ScheduledJob(created_by=_user_or_none(user), updated_by=_user_or_none(user))
+    _job_assign(job, fields)
+    _job_validate(job, check_task_function=True)
+    job.next_run_time = _fresh_next_run_time(job, timezone.now()) if job.is_enabled else None
+    with transaction.atomic():
+        _save(job)
+        changes_announce(job_id=job.pk)
+    return job
+
+
+def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
+    """Edit a job; a changed schedule (or re-enable) restarts it from now."""
+    with transaction.atomic():
+        current = _locked(job)
+        before = {f: getattr(current, f) for f in (*SCHEDULE_FIELDS, "is_enabled", "task_function_id")}
+        _job_assign(current, fields)
+        # A job left on a function that has since gone inactive may still be edited (e.g. paused
+        # or renamed); only choosing an inactive function is refused.
+        _job_validate(
+            current, check_task_function=current.task_function_id != before["task_function_id"]
+        )
+        now = timezone.now()
+        schedule_changed = any(getattr(current, f) != before[f] for f in SCHEDULE_FIELDS)
+        if not current.is_enabled:
+            current.next_run_time = None
+        elif schedule_changed or not before["is_enabled"]:
+            current.next_run_time = _fresh_next_run_time(current, now)
+        current.updated_by = _user_or_none(user)
+        _save(current)
+        changes_announce(job_id=current.pk)
+    return current
+
+
+def job_delete(job: ScheduledJob, *, user=None) -> None:
+    """Soft delete: the job stops and leaves every list; its history stays."""
+    with transaction.atomic():
+        current = _locked(job)
+        current.is_active = False
+        current.next_run_time = None
+        current.updated_by = _user_or_none(user)
+        current.save(update_fields=["is_active", "next_run_time", "updated_by", "updated_at"])
+        changes_announce(job_id=current.pk)
+    job.is_active = False
+    job.next_run_time = None
+
+
+def job_pause(job: ScheduledJob, *, user=None, reason: str = "") -> ScheduledJob:
+    """Keep the job scheduled but stop it firing until resumed."""
+    with transaction.atomic():
+        current = _locked(job)
+        current.is_paused = True
+        current.pause_reason = (reason or "").strip()
+        current.updated_by = _user_or_none(user)
+        current.save(update_fields=["is_paused", "pause_reason", "updated_by", "updated_at"])
+        changes_announce(job_id=current.pk)
+    return current
+
+
+def job_resume(job: ScheduledJob, *, user=None) -> ScheduledJob:
+    """Let a paused job fire again from now on, without catching up the paused period."""
+    with transaction.atomic():
+        current = _locked(job)
+        current.is_paused = False
+        current.pause_reason = ""
+        if current.is_enabled:
+            current.next_run_time = job_next_fire_time(current, timezone.now())
+        current.updated_by = _user_or_none(user)
+        current.save(
+            update_fields=["is_paused", "pause_reason", "next_run_time", "updated_by", "updated_at"]
+        )
+        changes_announce(job_id=current.pk)
+    return current
+
+
+def job_enable(job: ScheduledJob, *, user=None) -> ScheduledJob:
+    """Put a disabled job back on the schedule with a fresh next run."""
+    with transaction.atomic():
+        current = _locked(job)
+        if not current.is_enabled:
+            current.is_enabled = True
+            current.next_run_time = _fresh_next_run_time(current, timezone.now())
+        current.updated_by = _user_or_none(user)
+        current.save(update_fields=["is_enabled", "next_run_time", "updated_by", "updated_at"])
+        changes_announce(job_id=current.pk)
+    return current
+
+
+def job_disable(job: ScheduledJob, *, user=None) -> ScheduledJob:
+    """Take a job off the schedule entirely."""
+    with transaction.atomic():
+        current = _locked(job)
+        current.is_enabled = False
+        current.next_run_time = None
+        current.updated_by = _user_or_none(user)
+        current.save(update_fields=["is_enabled", "next_run_time", "updated_by", "updated_at"])
+        changes_announce(job_id=current.pk)
+    return current
+
+
+def job_trigger(job: ScheduledJob, *, user=None) -> JobExecution:
+    """Ask for one manual run now; a scheduler process picks it up and runs it."""
+    if not job.is_active:
+        raise ValidationError({"job": "This job was deleted; it cannot run."})
+    if not job.task_function.is_active:
+        raise ValidationError(
+            {
+                "task_function": f"Task function {job.task_function.name!r} is inactive (no longer "
+                f"registered in code); point the job at an active one before running it."
+            }
+        )
+    with transaction.atomic():
+        execution = JobExecution.objects.create(
+            job=job,
+            status=ExecutionStatus.PENDING,
+            trigger=ExecutionTrigger.MANUAL,
+            scheduled_time=timezone.now(),
+            triggered_by=_user_or_none(user),
+        )
+        changes_announce(job_id=job.pk, execution_id=execution.pk)
+    return execution
+
+
+def _locked(job: ScheduledJob) -> ScheduledJob:
+    """The job's current row, locked for the transaction; refuses deleted jobs."""
+    current = ScheduledJob.objects.select_for_update().get(pk=job.pk)
+    if not current.is_active:
+        raise ValidationError({"job": "This job was deleted; it can no longer be changed."})
+    return current
+
+
+def _user_or_none(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None

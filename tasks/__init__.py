@@ -1,0 +1,1 @@
+"""The functions that jobs may run, registered with @task_function."""
