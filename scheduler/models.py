@@ -100,6 +100,12 @@ class ScheduledJob(models.Model):
     coalesce = models.BooleanField(
         default=True, help_text="Collapse several overdue runs into one after downtime."
     )
+    history_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Keep at most this many finished executions of this job; empty for no cap.",
+    )
     is_enabled = models.BooleanField(default=True)
     is_paused = models.BooleanField(default=False)
     pause_reason = models.TextField(blank=True)

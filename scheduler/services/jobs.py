@@ -37,6 +37,7 @@ EDITABLE_FIELDS = (
     "max_instances",
     "misfire_grace_time",
     "coalesce",
+    "history_limit",
     "is_enabled",
 )
 SCHEDULE_FIELDS = ("job_type_id", *ScheduledJob.INTERVAL_FIELDS, "cron_expression", "timezone")

@@ -1,0 +1,56 @@
+"""factory_boy factories; jobs are created through the service layer so every rule applies."""
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from scheduler.models import ExecutionStatus, ExecutionTrigger, JobExecution, JobType, TaskFunction
+from scheduler.services.jobs import job_create
+
+NOOP = "tasks.functions.noop"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("pass")
+
+
+class IntervalJobFactory(factory.Factory):
+    """Builds the keyword arguments of job_create and calls it."""
+
+    class Meta:
+        model = dict
+
+    name = factory.Sequence(lambda n: f"interval job {n}")
+    task_function = factory.LazyFunction(lambda: TaskFunction.objects.get(name=NOOP))
+    job_type_id = JobType.INTERVAL
+    interval_minutes = 5
+
+    @classmethod
+    def _create(cls, model_class, *args, user=None, **kwargs):
+        return job_create(user=user, **kwargs)
+
+    @classmethod
+    def _build(cls, model_class, *args, **kwargs):
+        return kwargs
+
+
+class CronJobFactory(IntervalJobFactory):
+    name = factory.Sequence(lambda n: f"cron job {n}")
+    job_type_id = JobType.CRON
+    interval_minutes = None
+    cron_expression = "0 2 * * *"
+    timezone = "UTC"
+
+
+class ExecutionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = JobExecution
+
+    job = factory.SubFactory(IntervalJobFactory)
+    status = ExecutionStatus.PENDING
+    trigger = ExecutionTrigger.SCHEDULED
+    scheduled_time = factory.LazyFunction(timezone.now)
