@@ -1,9 +1,12 @@
 """The scheduler's data model: task functions, jobs, their executions, leases and processes."""
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from scheduler.querysets import (
     ExecutionQuerySet,
@@ -14,6 +17,12 @@ from scheduler.querysets import (
 )
 
 MAX_INSTANCES_LIMIT = 10
+
+
+def alive_cutoff(now=None):
+    """Heartbeats older than three intervals mean the process is dead."""
+    now = now or timezone.now()
+    return now - timedelta(seconds=3 * settings.SCHEDULER_HEARTBEAT_INTERVAL)
 
 
 def default_timezone():
@@ -286,3 +295,7 @@ class SchedulerInstance(models.Model):
 
     def __str__(self):
         return self.instance_id
+
+    def is_alive(self, now=None) -> bool:
+        """Same rule as SchedulerInstance.objects.alive(), for a row already in hand."""
+        return self.stopped_at is None and self.last_heartbeat >= alive_cutoff(now)

@@ -1,7 +1,4 @@
 """Querysets (used as managers) holding the reusable reads of the scheduler's tables."""
-from datetime import timedelta
-
-from django.conf import settings
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -67,6 +64,6 @@ class LockQuerySet(models.QuerySet):
 class InstanceQuerySet(models.QuerySet):
     def alive(self, now=None):
         """Running processes: not stopped and heard from within three heartbeats."""
-        now = now or timezone.now()
-        cutoff = now - timedelta(seconds=3 * settings.SCHEDULER_HEARTBEAT_INTERVAL)
-        return self.filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)
+        from scheduler.models import alive_cutoff
+
+        return self.filter(stopped_at__isnull=True, last_heartbeat__gte=alive_cutoff(now))

@@ -226,6 +226,33 @@ def _save(job: ScheduledJob, *, update_fields=None) -> None:
         raise
 
 
+def job_check(job: ScheduledJob | None = None, **fields) -> None:
+    """Validate a create (job=None) or an edit without saving: raises what job_create/job_update would."""
+    candidate = ScheduledJob() if job is None else ScheduledJob.objects.get(pk=job.pk)
+    previous_function = None if job is None else candidate.task_function_id
+    _job_assign(candidate, fields)
+    _job_validate(candidate, check_task_function=candidate.task_function_id != previous_function)
+
+
+PREVIEW_FIELDS = {"job_type", "timezone", "cron_expression", *ScheduledJob.INTERVAL_FIELDS}
+
+
+def job_schedule_preview(*, count: int = 5, now=None, **schedule_fields) -> tuple[str, list[datetime]]:
+    """Describe a schedule being edited and list its next fire times, as the engine will fire them.
+
+    Raises ValidationError for the schedule's fields only (name, task function are not needed).
+    """
+    job = ScheduledJob(name="preview")
+    _job_assign(job, schedule_fields)
+    try:
+        _job_validate(job, check_task_function=False)
+    except ValidationError as exc:
+        errors = {k: v for k, v in exc.error_dict.items() if k in PREVIEW_FIELDS}
+        if errors:
+            raise ValidationError(errors) from None
+    return job_schedule_describe(job), job_upcoming_fire_times(job, count=count, now=now)
+
+
 # --- writes ------------------------------------------------------------------------------------
 
 

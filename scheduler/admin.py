@@ -1,0 +1,338 @@
+"""The Django admin as the management interface; every write goes through the service layer."""
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import JsonResponse
+from django.urls import path
+from django.utils.html import format_html, format_html_join
+
+from scheduler.models import (
+    JobExecution,
+    JobType,
+    ScheduledJob,
+    ScheduledJobLock,
+    SchedulerInstance,
+    TaskFunction,
+)
+from scheduler.services import jobs as job_services
+from scheduler.services.schedules import zone_get
+
+FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
+RECENT_EXECUTIONS = 20
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the scheduler itself: viewable, never edited by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TaskFunction)
+class TaskFunctionAdmin(ReadOnlyAdmin):
+    list_display = ("name", "description", "offload", "queue", "timeout", "is_active")
+    list_filter = ("is_active", "offload", "queue")
+    search_fields = ("name", "description")
+
+
+@admin.register(JobType)
+class JobTypeAdmin(ReadOnlyAdmin):
+    list_display = ("id", "name", "description")
+
+
+class ScheduledJobForm(forms.ModelForm):
+    args = forms.JSONField(required=False, initial=list, help_text='A JSON list, e.g. [1, "two"].')
+    kwargs = forms.JSONField(required=False, initial=dict, help_text='A JSON object, e.g. {"seconds": 5}.')
+
+    class Meta:
+        model = ScheduledJob
+        fields = FORM_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "task_function" in self.fields:
+            current = self.instance.task_function_id if self.instance.pk else None
+            self.fields["task_function"].queryset = TaskFunction.objects.filter(
+                Q(is_active=True) | Q(pk=current)
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        values = {name: cleaned.get(name) for name in FORM_FIELDS if name in self.fields}
+        # The form hides the fields of the other job type; whatever they still hold is not meant.
+        job_type = cleaned.get("job_type")
+        if job_type is not None and job_type.pk == JobType.CRON:
+            values.update({field: None for field in ScheduledJob.INTERVAL_FIELDS})
+        elif job_type is not None and job_type.pk == JobType.INTERVAL:
+            values["cron_expression"] = None
+        values["args"] = [] if values.get("args") in (None, "") else values["args"]
+        values["kwargs"] = {} if values.get("kwargs") in (None, "") else values["kwargs"]
+        if self.errors:
+            return cleaned
+        try:
+            job_services.job_check(self.instance if self.instance.pk else None, **values)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        self.service_values = values
+        return cleaned
+
+    def validate_unique(self):
+        """Uniqueness and constraints are checked by the service layer, with clearer messages."""
+
+
+class RecentExecutionsFormSet(forms.BaseInlineFormSet):
+    def get_queryset(self):
+        return super().get_queryset().order_by("-created_at", "-pk")[:RECENT_EXECUTIONS]
+
+
+class RecentExecutionsInline(admin.TabularInline):
+    model = JobExecution
+    formset = RecentExecutionsFormSet
+    verbose_name_plural = f"Recent executions (newest {RECENT_EXECUTIONS})"
+    fields = ("execution_link", "status", "trigger", "scheduled_time", "started_at", "duration_ms", "error_message")
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+    max_num = 0
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Execution")
+    def execution_link(self, execution):
+        return format_html('<a href="../../../jobexecution/{}/change/">#{}</a>', execution.pk, execution.pk)
+
+
+@admin.register(ScheduledJob)
+class ScheduledJobAdmin(admin.ModelAdmin):
+    form = ScheduledJobForm
+    inlines = [RecentExecutionsInline]
+    list_display = (
+        "name",
+        "task_name",
+        "schedule",
+        "next_run_time",
+        "last_run_time",
+        "last_status",
+        "is_enabled",
+        "is_paused",
+    )
+    list_filter = ("is_enabled", "is_paused", "job_type", "task_function")
+    search_fields = ("name", "description", "task_function__name", "cron_expression")
+    list_select_related = ("task_function", "job_type")
+    ordering = ("name",)
+    readonly_fields = ("upcoming_fire_times", "schedule", "pause_state", "next_run_time", "last_run_time", "audit")
+    actions = ["trigger_jobs", "pause_jobs", "resume_jobs", "enable_jobs", "disable_jobs"]
+    fieldsets = (
+        (None, {"fields": ("name", "description", "task_function", "job_type", "is_enabled")}),
+        (
+            "Interval",
+            {
+                "classes": ("schedule-interval",),
+                "fields": (("interval_days", "interval_hours", "interval_minutes", "interval_seconds"),),
+            },
+        ),
+        ("Cron", {"classes": ("schedule-cron",), "fields": ("cron_expression",)}),
+        (
+            "Schedule",
+            {"fields": ("timezone", "upcoming_fire_times", "schedule", "next_run_time", "last_run_time", "pause_state")},
+        ),
+        ("Arguments", {"fields": ("args", "kwargs")}),
+        (
+            "Execution",
+            {"fields": ("priority", "max_instances", "misfire_grace_time", "coalesce", "history_limit")},
+        ),
+        ("Audit", {"classes": ("collapse",), "fields": ("audit",)}),
+    )
+
+    class Media:
+        js = ("scheduler/admin/job_form.js",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).active().with_last_execution()
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [path("preview/", preview, name="scheduler_scheduledjob_preview"), *super().get_urls()]
+
+    # --- columns ---------------------------------------------------------------------------
+
+    @admin.display(description="Task", ordering="task_function__name")
+    def task_name(self, job):
+        return job.task_function.name
+
+    @admin.display(description="Schedule")
+    def schedule(self, job):
+        return job_services.job_schedule_describe(job) if job.pk else "-"
+
+    @admin.display(description="Last status", ordering="last_execution_status")
+    def last_status(self, job):
+        return getattr(job, "last_execution_status", None) or "-"
+
+    @admin.display(description="Paused")
+    def pause_state(self, job):
+        if not job.is_paused:
+            return "no"
+        return f"paused: {job.pause_reason}" if job.pause_reason else "paused"
+
+    @admin.display(description="Next five fire times")
+    def upcoming_fire_times(self, job):
+        if not job.pk:
+            return format_html('<span id="job-preview">{}</span>', "Shown once the schedule is filled in.")
+        try:
+            times = job_services.job_upcoming_fire_times(job, count=5)
+        except (ValueError, ValidationError) as exc:
+            return format_html('<span id="job-preview">{}</span>', str(exc))
+        return format_html(
+            '<ul id="job-preview">{}</ul>',
+            format_html_join("", "<li>{}</li>", ((_local(t, job.timezone),) for t in times)),
+        )
+
+    @admin.display(description="Created / updated")
+    def audit(self, job):
+        if not job.pk:
+            return "-"
+        return f"created {job.created_at:%Y-%m-%d %H:%M} by {job.created_by or '-'}; updated {job.updated_at:%Y-%m-%d %H:%M} by {job.updated_by or '-'}"
+
+    # --- writes through the service layer -------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        values = getattr(form, "service_values", {})
+        saved = (
+            job_services.job_update(obj, user=request.user, **values)
+            if change
+            else job_services.job_create(user=request.user, **values)
+        )
+        obj.pk = saved.pk
+        obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
+
+    def delete_model(self, request, obj):
+        job_services.job_delete(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            job_services.job_delete(job, user=request.user)
+
+    def get_deleted_objects(self, objs, request):
+        """Delete is a soft delete: the job leaves the lists, its history stays."""
+        to_delete = [format_html("Job: {}", job.name) for job in objs]
+        return to_delete, {ScheduledJob._meta.verbose_name_plural: len(to_delete)}, set(), []
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def has_trigger_permission(self, request):
+        return request.user.has_perm("scheduler.trigger_scheduledjob")
+
+    def _apply(self, request, queryset, service, verb, **kwargs):
+        done = 0
+        for job in queryset:
+            try:
+                service(job, user=request.user, **kwargs)
+                done += 1
+            except ValidationError as exc:
+                self.message_user(request, f"{job.name}: {'; '.join(exc.messages)}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb} {done} job{'s' if done != 1 else ''}.", messages.SUCCESS)
+
+    @admin.action(description="Run selected jobs now", permissions=["trigger"])
+    def trigger_jobs(self, request, queryset):
+        self._apply(request, queryset, job_services.job_trigger, "Asked for a run of")
+
+    @admin.action(description="Pause selected jobs", permissions=["change"])
+    def pause_jobs(self, request, queryset):
+        self._apply(request, queryset, job_services.job_pause, "Paused", reason=f"paused in the admin by {request.user}")
+
+    @admin.action(description="Resume selected jobs", permissions=["change"])
+    def resume_jobs(self, request, queryset):
+        self._apply(request, queryset, job_services.job_resume, "Resumed")
+
+    @admin.action(description="Enable selected jobs", permissions=["change"])
+    def enable_jobs(self, request, queryset):
+        self._apply(request, queryset, job_services.job_enable, "Enabled")
+
+    @admin.action(description="Disable selected jobs", permissions=["change"])
+    def disable_jobs(self, request, queryset):
+        self._apply(request, queryset, job_services.job_disable, "Disabled")
+
+    # --- live preview for the edit form ---------------------------------------------------------
+
+    def preview_view(self, request):
+        """Next five fire times of the schedule being edited (JSON), computed like the engine does."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"error": "permission denied"}, status=403)
+        params = request.GET
+        fields = {"job_type_id": params.get("job_type") or None, "timezone": params.get("timezone") or "UTC"}
+        if params.get("job_type") == str(JobType.CRON):
+            fields["cron_expression"] = params.get("cron_expression", "")
+        else:
+            for field in ScheduledJob.INTERVAL_FIELDS:
+                value = params.get(field) or None
+                fields[field] = int(value) if value and value.isdigit() else (None if value is None else value)
+        try:
+            description, times = job_services.job_schedule_preview(count=5, **fields)
+        except ValidationError as exc:
+            return JsonResponse({"errors": exc.message_dict}, status=400)
+        return JsonResponse(
+            {"description": description, "fireTimes": [_local(t, fields["timezone"]) for t in times]}
+        )
+
+
+def _local(moment, timezone_name):
+    try:
+        zone = zone_get(timezone_name)
+    except ValidationError:
+        return moment.isoformat()
+    return moment.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z")
+
+
+@admin.register(JobExecution)
+class JobExecutionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "job", "status", "trigger", "scheduled_time", "started_at", "duration_ms", "instance_id")
+    list_filter = ("status", "trigger")
+    search_fields = ("job__name", "error_message", "celery_task_id", "instance_id")
+    list_select_related = ("job",)
+    date_hierarchy = "created_at"
+    readonly_fields = ("result_pretty", "traceback_pre")
+    exclude = ("result", "traceback")
+
+    @admin.display(description="Result")
+    def result_pretty(self, execution):
+        return format_html("<pre>{}</pre>", json.dumps(execution.result, indent=2, default=str))
+
+    @admin.display(description="Traceback")
+    def traceback_pre(self, execution):
+        return format_html("<pre>{}</pre>", execution.traceback or "-")
+
+
+@admin.register(ScheduledJobLock)
+class ScheduledJobLockAdmin(ReadOnlyAdmin):
+    list_display = ("job", "execution", "locked_by", "locked_at", "expires_at")
+    list_select_related = ("job", "execution")
+    search_fields = ("job__name", "locked_by")
+
+
+@admin.register(SchedulerInstance)
+class SchedulerInstanceAdmin(ReadOnlyAdmin):
+    list_display = ("instance_id", "hostname", "pid", "started_at", "last_heartbeat", "stopped_at", "alive")
+    list_filter = ("hostname",)
+
+    @admin.display(boolean=True, description="Alive")
+    def alive(self, instance):
+        return instance.is_alive()

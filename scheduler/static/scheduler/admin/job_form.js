@@ -1,0 +1,56 @@
+// Job edit form: show the fields of the selected job type and a live preview of fire times.
+(function () {
+  "use strict";
+  function byId(id) { return document.getElementById(id); }
+  function fieldValue(name) {
+    var el = byId("id_" + name);
+    return el ? el.value : "";
+  }
+  function toggle() {
+    var type = fieldValue("job_type");
+    document.querySelectorAll("fieldset.schedule-interval").forEach(function (fs) {
+      fs.style.display = type === "2" ? "none" : "";
+    });
+    document.querySelectorAll("fieldset.schedule-cron").forEach(function (fs) {
+      fs.style.display = type === "1" ? "none" : "";
+    });
+  }
+  var timer = null;
+  function preview() {
+    var target = byId("job-preview");
+    if (!target) { return; }
+    var params = new URLSearchParams();
+    ["job_type", "timezone", "cron_expression", "interval_seconds", "interval_minutes",
+     "interval_hours", "interval_days"].forEach(function (name) { params.set(name, fieldValue(name)); });
+    var url = window.location.pathname.replace(/(add|\d+\/change)\/?$/, "") + "preview/?" + params;
+    fetch(url, { credentials: "same-origin" })
+      .then(function (response) { return response.json(); })
+      .then(function (data) {
+        var list = document.createElement("ul");
+        list.id = "job-preview";
+        var lines = data.fireTimes
+          ? [data.description].concat(data.fireTimes)
+          : Object.keys(data.errors || {}).map(function (k) { return k + ": " + data.errors[k].join(" "); });
+        lines.forEach(function (line) {
+          var li = document.createElement("li");
+          li.textContent = line;
+          list.appendChild(li);
+        });
+        target.replaceWith(list);
+      })
+      .catch(function () {});
+  }
+  function schedule() {
+    toggle();
+    clearTimeout(timer);
+    timer = setTimeout(preview, 300);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    ["job_type", "timezone", "cron_expression", "interval_seconds", "interval_minutes",
+     "interval_hours", "interval_days"].forEach(function (name) {
+      var el = byId("id_" + name);
+      if (el) { el.addEventListener("input", schedule); el.addEventListener("change", schedule); }
+    });
+    schedule();
+  });
+})();

@@ -1,0 +1,172 @@
+"""The admin: lists, edit form, live preview, actions and soft delete, all through the services."""
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from scheduler.models import ExecutionStatus, JobExecution, JobType, ScheduledJob, TaskFunction
+from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory, UserFactory
+
+CHANGELIST = "admin:scheduler_scheduledjob_changelist"
+
+
+def _form_data(**overrides):
+    data = {
+        "name": "nightly report",
+        "description": "",
+        "task_function": TaskFunction.objects.get(name="tasks.functions.noop").pk,
+        "job_type": JobType.CRON,
+        "cron_expression": "0 2 * * 0",
+        "timezone": "Europe/Paris",
+        "args": "[]",
+        "kwargs": "{}",
+        "priority": 0,
+        "max_instances": 1,
+        "misfire_grace_time": 60,
+        "coalesce": "on",
+        "is_enabled": "on",
+        "executions-TOTAL_FORMS": "0",
+        "executions-INITIAL_FORMS": "0",
+        "executions-MIN_NUM_FORMS": "0",
+        "executions-MAX_NUM_FORMS": "0",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_changelist_shows_schedule_in_words_and_last_status(admin_client):
+    job = IntervalJobFactory(name="every five", interval_minutes=5)
+    ExecutionFactory(job=job, status=ExecutionStatus.FAILED)
+    CronJobFactory(name="sunday two", cron_expression="0 2 * * 0")
+    response = admin_client.get(reverse(CHANGELIST))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "every 5 minutes" in content
+    assert "At 02:00, only on Sunday" in content
+    assert "failed" in content
+
+
+def test_changelist_hides_deleted_jobs(admin_client):
+    job = IntervalJobFactory(name="gone soon")
+    admin_client.post(reverse("admin:scheduler_scheduledjob_delete", args=[job.pk]), {"post": "yes"})
+    job.refresh_from_db()
+    assert job.is_active is False
+    admin_client.get(reverse(CHANGELIST))  # shows (and consumes) the "deleted" message
+    assert "gone soon" not in admin_client.get(reverse(CHANGELIST)).content.decode()
+
+
+def test_add_form_creates_job_through_service(admin_client):
+    response = admin_client.post(reverse("admin:scheduler_scheduledjob_add"), _form_data())
+    assert response.status_code == 302, response.content.decode()[:3000]
+    job = ScheduledJob.objects.get(name="nightly report")
+    assert job.next_run_time is not None
+    assert job.created_by is not None
+
+
+def test_add_form_shows_service_errors_on_fields(admin_client):
+    response = admin_client.post(
+        reverse("admin:scheduler_scheduledjob_add"),
+        _form_data(cron_expression="61 * * * *", timezone="Mars/Olympus"),
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "timezone" in errors
+    assert not ScheduledJob.objects.filter(name="nightly report").exists()
+
+
+def test_add_form_ignores_hidden_interval_fields_for_cron_job(admin_client):
+    response = admin_client.post(reverse("admin:scheduler_scheduledjob_add"), _form_data(interval_minutes="5"))
+    assert response.status_code == 302
+    assert ScheduledJob.objects.get(name="nightly report").interval_minutes is None
+
+
+def test_change_page_shows_next_five_fire_times_and_recent_executions(admin_client):
+    job = CronJobFactory(cron_expression="0 2 * * 0")
+    for _ in range(25):
+        ExecutionFactory(job=job, trigger="manual")
+    response = admin_client.get(reverse("admin:scheduler_scheduledjob_change", args=[job.pk]))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert content.count("Sun 20") >= 5
+    assert len(re.findall(r"/jobexecution/\d+/change/", content)) == 20
+
+
+def test_preview_view_returns_fire_times_or_field_errors(admin_client):
+    url = reverse("admin:scheduler_scheduledjob_preview")
+    ok = admin_client.get(url, {"job_type": "2", "cron_expression": "*/15 * * * *", "timezone": "UTC"})
+    assert ok.status_code == 200
+    assert len(ok.json()["fireTimes"]) == 5
+    bad = admin_client.get(url, {"job_type": "2", "cron_expression": "* * *", "timezone": "UTC"})
+    assert bad.status_code == 400
+    assert "cron_expression" in bad.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("action", "check"),
+    [
+        ("pause_jobs", lambda job: job.is_paused),
+        ("disable_jobs", lambda job: not job.is_enabled and job.next_run_time is None),
+    ],
+)
+def test_bulk_actions_change_jobs(admin_client, action, check):
+    jobs = [IntervalJobFactory(), IntervalJobFactory()]
+    admin_client.post(reverse(CHANGELIST), {"action": action, "_selected_action": [j.pk for j in jobs]})
+    for job in jobs:
+        job.refresh_from_db()
+        assert check(job)
+
+
+def test_resume_and_enable_actions(admin_client):
+    job = IntervalJobFactory()
+    admin_client.post(reverse(CHANGELIST), {"action": "pause_jobs", "_selected_action": [job.pk]})
+    admin_client.post(reverse(CHANGELIST), {"action": "disable_jobs", "_selected_action": [job.pk]})
+    admin_client.post(reverse(CHANGELIST), {"action": "resume_jobs", "_selected_action": [job.pk]})
+    admin_client.post(reverse(CHANGELIST), {"action": "enable_jobs", "_selected_action": [job.pk]})
+    job.refresh_from_db()
+    assert job.is_enabled and not job.is_paused and job.next_run_time is not None
+
+
+def test_trigger_action_records_manual_run_by_user(admin_client, admin_user):
+    job = IntervalJobFactory()
+    admin_client.post(reverse(CHANGELIST), {"action": "trigger_jobs", "_selected_action": [job.pk]})
+    execution = JobExecution.objects.get(job=job)
+    assert execution.trigger == "manual"
+    assert execution.status == ExecutionStatus.PENDING
+    assert execution.triggered_by == admin_user
+
+
+def test_trigger_action_needs_trigger_permission(db, client):
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(
+        Permission.objects.get(codename="view_scheduledjob"),
+        Permission.objects.get(codename="change_scheduledjob"),
+    )
+    client.force_login(staff)
+    job = IntervalJobFactory()
+    response = client.get(reverse(CHANGELIST))
+    assert "trigger_jobs" not in response.content.decode()
+    assert "pause_jobs" in response.content.decode()
+    client.post(reverse(CHANGELIST), {"action": "trigger_jobs", "_selected_action": [job.pk]})
+    assert not JobExecution.objects.filter(job=job).exists()
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "admin:scheduler_jobexecution_changelist",
+        "admin:scheduler_scheduledjoblock_changelist",
+        "admin:scheduler_schedulerinstance_changelist",
+        "admin:scheduler_taskfunction_changelist",
+    ],
+)
+def test_read_only_pages_render(admin_client, url_name):
+    response = admin_client.get(reverse(url_name))
+    assert response.status_code == 200
+    assert "Add " not in response.content.decode().split("<h1>")[1][:200]
+
+
+def test_execution_page_shows_traceback(admin_client):
+    execution = ExecutionFactory(status=ExecutionStatus.FAILED, traceback="Traceback: boom happened")
+    response = admin_client.get(reverse("admin:scheduler_jobexecution_change", args=[execution.pk]))
+    assert "Traceback: boom happened" in response.content.decode()
