@@ -1,6 +1,7 @@
 """Querysets (used as managers) holding the reusable reads of the scheduler's tables."""
 from django.db import models
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 
@@ -51,6 +52,22 @@ class ExecutionQuerySet(models.QuerySet):
 
     def newest_first(self):
         return self.order_by("-created_at", "-pk")
+
+    def beyond_history_limit(self):
+        """Finished executions of jobs with a history_limit that fall past that job's newest N."""
+        ranked = (
+            self.finished()
+            .filter(job__history_limit__isnull=False)
+            .annotate(
+                newest_rank=Window(
+                    RowNumber(),
+                    partition_by=[F("job_id")],
+                    order_by=[F("created_at").desc(), F("pk").desc()],
+                ),
+                history_keep=F("job__history_limit"),
+            )
+        )
+        return ranked.filter(newest_rank__gt=F("history_keep"))
 
 
 class LockQuerySet(models.QuerySet):

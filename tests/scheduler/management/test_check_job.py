@@ -1,0 +1,112 @@
+"""check_job: state, schedule, executions and leases in text and JSON; clear failures."""
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from scheduler.models import ScheduledJobLock, SchedulerInstance
+from scheduler.services.executions import execution_fail, execution_start
+from scheduler.services.jobs import job_delete, job_pause
+from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory
+
+
+def run(*args):
+    out = StringIO()
+    call_command("check_job", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def busy_job(db):
+    """A paused cron job with a failed run and a running one holding a lease."""
+    job = CronJobFactory(name="nightly report", cron_expression="0 2 * * 0", timezone="Europe/Paris")
+    failed = ExecutionFactory(job=job)
+    execution_start(failed, instance_id="host-a")
+    execution_fail(failed, error="disk full\nmore detail")
+    running = ExecutionFactory(job=job, scheduled_time=timezone.now() + timedelta(seconds=1))
+    execution_start(running, instance_id="host-a")
+    now = timezone.now()
+    SchedulerInstance.objects.create(
+        instance_id="host-a", hostname="host", pid=1, started_at=now, last_heartbeat=now
+    )
+    ScheduledJobLock.objects.create(
+        job=job, execution=running, locked_by="host-a", locked_at=now, expires_at=now + timedelta(hours=1)
+    )
+    job = job_pause(job, reason="maintenance")
+    return job, failed, running
+
+
+def test_text_report(busy_job):
+    job, failed, running = busy_job
+    output = run("--job-id", str(job.pk))
+    assert f"Job {job.pk}: nightly report" in output
+    assert "State:      paused (maintenance)" in output
+    assert "At 02:00, only on Sunday (Europe/Paris)" in output
+    assert "Next run:   20" in output
+    assert "Leases held: 1" in output
+    assert f"execution {running.pk} held by host-a (alive)" in output
+    assert f"#{failed.pk}" in output and "disk full" in output and "more detail" not in output
+
+
+def test_json_report(busy_job):
+    job, failed, running = busy_job
+    report = json.loads(run("--job-id", str(job.pk), "--json"))
+    assert report["state"] == "paused"
+    assert report["schedule"] == "At 02:00, only on Sunday (Europe/Paris)"
+    assert report["next_run_time"] is not None
+    assert [e["id"] for e in report["recent_executions"]] == [running.pk, failed.pk]
+    assert report["recent_executions"][1]["status"] == "failed"
+    assert report["leases"] == [
+        {
+            "execution_id": running.pk,
+            "locked_by": "host-a",
+            "holder_alive": True,
+            "locked_at": report["leases"][0]["locked_at"],
+            "expires_at": report["leases"][0]["expires_at"],
+            "expired": False,
+        }
+    ]
+
+
+def test_limit_caps_recent_executions(db):
+    job = IntervalJobFactory()
+    for _ in range(3):
+        ExecutionFactory(job=job, scheduled_time=timezone.now() - timedelta(minutes=_))
+    report = json.loads(run("--job-id", str(job.pk), "--json", "--limit", "2"))
+    assert len(report["recent_executions"]) == 2
+
+
+def test_missing_job_exits_1(db):
+    with pytest.raises(CommandError) as exc:
+        run("--job-id", "424242")
+    assert exc.value.returncode == 1
+    assert "No job has id 424242" in str(exc.value)
+
+
+def test_deleted_job_exits_1(db):
+    job = IntervalJobFactory(name="gone")
+    job_delete(job)
+    with pytest.raises(CommandError) as exc:
+        run("--job-id", str(job.pk))
+    assert exc.value.returncode == 1
+    assert "was deleted" in str(exc.value) and "'gone'" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "--job-id"),
+        (["--job-id", "abc"], "invalid int value"),
+        (["--job-id", "1", "--limit", "0"], "--limit must be between 1 and 200"),
+    ],
+)
+def test_bad_arguments(db, args, message):
+    with pytest.raises(CommandError) as exc:
+        run(*args)
+    assert message in str(exc.value)
+    if args[-2:] == ["--limit", "0"]:
+        assert exc.value.returncode == 2
