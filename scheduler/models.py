@@ -244,7 +244,7 @@ class JobExecution(models.Model):
             models.Index(
                 fields=["created_at"],
                 name="scheduler_exec_unclaimed_idx",
-                condition=Q(status="pending", trigger="manual", instance_id=""),
+                condition=Q(status="pending", instance_id=""),
             ),
         ]
         constraints = [

@@ -46,9 +46,9 @@ class ExecutionQuerySet(models.QuerySet):
     def finished(self):
         return self.exclude(status__in=("pending", "running"))
 
-    def unclaimed_manual(self):
-        """Manual runs asked for but not yet picked up by any scheduler process."""
-        return self.filter(status="pending", trigger="manual", instance_id="")
+    def unclaimed(self):
+        """Runs not yet picked up by any scheduler process: manual requests, released runs."""
+        return self.filter(status="pending", instance_id="")
 
     def newest_first(self):
         return self.order_by("-created_at", "-pk")

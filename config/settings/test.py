@@ -5,3 +5,7 @@ from .base import env
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY", default="django-insecure-test-key")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not memory, so that `runscheduler` subprocesses started by tests share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}  # noqa: F405

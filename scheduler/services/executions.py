@@ -8,7 +8,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, ScheduledJobLock
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJobLock
 
 S = ExecutionStatus
 # Which states each state may be entered from. pending -> failed covers runs that could not be
@@ -54,10 +54,7 @@ def execution_start(
     for key, value in (("instance_id", instance_id), ("hostname", hostname), ("celery_task_id", celery_task_id)):
         if value:
             fields[key] = value
-    with transaction.atomic():
-        _transition(execution, S.RUNNING, **fields)
-        ScheduledJob.objects.filter(pk=execution.job_id).update(last_run_time=now)
-    return execution
+    return _transition(execution, S.RUNNING, **fields)
 
 
 def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:

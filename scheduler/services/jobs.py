@@ -15,11 +15,12 @@ from scheduler.models import (
 )
 from scheduler.services.notify import changes_announce
 from scheduler.services.schedules import (
+    GridIntervalTrigger,
+    StandardCronTrigger,
     cron_describe,
     cron_next_fire_time,
     cron_validate,
     interval_describe,
-    interval_next_fire_time,
     zone_get,
 )
 
@@ -47,13 +48,22 @@ MAX_INTERVAL = timedelta(days=3650)
 # --- schedule arithmetic on a job -------------------------------------------------------------
 
 
+def job_trigger_build(job: ScheduledJob, anchor: datetime | None = None):
+    """The APScheduler trigger for a job row: standard cron, or an exact interval grid."""
+    if job.is_cron:
+        return StandardCronTrigger(job.cron_expression, job.timezone)
+    interval = timedelta(seconds=job.interval_total_seconds)
+    return GridIntervalTrigger(interval, anchor or job.next_run_time or timezone.now() + interval)
+
+
 def job_next_fire_time(job: ScheduledJob, after: datetime) -> datetime:
     """The job's first fire time strictly after `after`, on its grid (interval) or cron."""
-    if job.is_cron:
-        return cron_next_fire_time(job.cron_expression, job.timezone, after)
-    interval = timedelta(seconds=job.interval_total_seconds)
-    anchor = job.next_run_time or after + interval
-    return interval_next_fire_time(anchor, interval, after)
+    return job_trigger_build(job).get_next_fire_time(None, after + timedelta(microseconds=1))
+
+
+def job_following_fire_time(job: ScheduledJob, fire_time: datetime) -> datetime:
+    """The fire time that comes after `fire_time`: what the engine schedules after each run."""
+    return job_trigger_build(job, anchor=fire_time).get_next_fire_time(fire_time, fire_time)
 
 
 def job_upcoming_fire_times(job: ScheduledJob, count: int = 5, now=None) -> list[datetime]:
@@ -62,7 +72,7 @@ def job_upcoming_fire_times(job: ScheduledJob, count: int = 5, now=None) -> list
     first = job.next_run_time if job.next_run_time else _fresh_next_run_time(job, now)
     times = [first]
     while len(times) < count:
-        times.append(_following_fire_time(job, times[-1]))
+        times.append(job_following_fire_time(job, times[-1]))
     return times
 
 
@@ -71,12 +81,6 @@ def _fresh_next_run_time(job: ScheduledJob, now: datetime) -> datetime:
     if job.is_cron:
         return cron_next_fire_time(job.cron_expression, job.timezone, now)
     return now + timedelta(seconds=job.interval_total_seconds)
-
-
-def _following_fire_time(job: ScheduledJob, fire_time: datetime) -> datetime:
-    if job.is_cron:
-        return cron_next_fire_time(job.cron_expression, job.timezone, fire_time)
-    return fire_time + timedelta(seconds=job.interval_total_seconds)
 
 
 def job_schedule_describe(job: ScheduledJob) -> str:
@@ -358,18 +362,21 @@ def job_disable(job: ScheduledJob, *, user=None) -> ScheduledJob:
 
 def job_trigger(job: ScheduledJob, *, user=None) -> JobExecution:
     """Ask for one manual run now; a scheduler process picks it up and runs it."""
-    if not job.is_active:
-        raise ValidationError({"job": "This job was deleted; it cannot run."})
-    if not job.task_function.is_active:
-        raise ValidationError(
-            {
-                "task_function": f"Task function {job.task_function.name!r} is inactive (no longer "
-                f"registered in code); point the job at an active one before running it."
-            }
-        )
     with transaction.atomic():
+        # The row as it is now, locked: the caller's copy may predate a delete or a retired function.
+        current = ScheduledJob.objects.select_for_update().get(pk=job.pk)
+        if not current.is_active:
+            raise ValidationError({"job": "This job was deleted; it cannot run."})
+        task_function = TaskFunction.objects.get(pk=current.task_function_id)
+        if not task_function.is_active:
+            raise ValidationError(
+                {
+                    "task_function": f"Task function {task_function.name!r} is inactive (no longer "
+                    f"registered in code); point the job at an active one before running it."
+                }
+            )
         execution = JobExecution.objects.create(
-            job=job,
+            job=current,
             status=ExecutionStatus.PENDING,
             trigger=ExecutionTrigger.MANUAL,
             scheduled_time=timezone.now(),

@@ -1,0 +1,1 @@
+"""The scheduler engine behind `manage.py runscheduler`: APScheduler driven by the jobs table."""

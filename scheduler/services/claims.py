@@ -1,0 +1,251 @@
+"""Claiming due runs across scheduler processes: misfire, coalesce, max_instances leases, priority.
+
+A process claims due job rows with SELECT ... FOR UPDATE SKIP LOCKED, writes each job's new
+next_run_time and the runs' execution rows in the same short transaction, and takes a lease per
+run. The unique (job, scheduled_time) constraint is the last guard against a duplicate run.
+"""
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from scheduler.models import (
+    ExecutionStatus,
+    ExecutionTrigger,
+    JobExecution,
+    ScheduledJob,
+    ScheduledJobLock,
+)
+from scheduler.services.jobs import job_following_fire_time, job_next_fire_time
+
+logger = logging.getLogger("scheduler.claims")
+
+# Fire times examined per job in one claim after downtime; beyond it the job skips ahead.
+CATCH_UP_LIMIT = 1000
+DEFAULT_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run this process has claimed and holds a lease for; it must now be dispatched."""
+
+    execution_id: int
+    job_id: int
+    job_name: str
+    scheduled_time: datetime
+    priority: int
+    trigger: str
+    offload: bool
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    scheduled_time: datetime
+    status: str  # pending (to run) or missed
+    reason: str = ""
+
+
+def runs_plan(job: ScheduledJob, now: datetime) -> tuple[list[PlannedRun], datetime]:
+    """Which of the job's fire times up to `now` run or are missed, and its next fire time.
+
+    APScheduler's meaning: a run later than misfire_grace_time is missed; with coalesce, all
+    overdue runs collapse into the latest one.
+    """
+    grace = timedelta(seconds=job.misfire_grace_time)
+    due, fire_time = [], job.next_run_time
+    while fire_time <= now and len(due) < CATCH_UP_LIMIT:
+        due.append(fire_time)
+        fire_time = job_following_fire_time(job, fire_time)
+    if fire_time <= now:
+        logger.warning(
+            "Job %s (%s) had more than %d overdue fire times; skipping ahead to the next one.",
+            job.pk, job.name, CATCH_UP_LIMIT,
+        )
+        fire_time = job_next_fire_time(job, now)
+    if job.coalesce:
+        due = due[-1:]
+    planned = []
+    for scheduled_time in due:
+        late = now - scheduled_time
+        if late > grace:
+            reason = (
+                f"missed: {late.total_seconds():.1f}s late, more than the misfire grace time "
+                f"of {job.misfire_grace_time}s"
+            )
+            planned.append(PlannedRun(scheduled_time, ExecutionStatus.MISSED, reason))
+        else:
+            planned.append(PlannedRun(scheduled_time, ExecutionStatus.PENDING))
+    return planned, fire_time
+
+
+def runs_claim(
+    *, instance_id: str, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+) -> list[ClaimedRun]:
+    """Claim up to `batch_size` due jobs and any unclaimed pending executions, highest priority first."""
+    now = now or timezone.now()
+    claimed = _claim_due_jobs(instance_id, now, batch_size)
+    claimed += _claim_unclaimed_executions(instance_id, now, batch_size)
+    claimed.sort(key=lambda run: (-run.priority, run.scheduled_time, run.execution_id))
+    return claimed
+
+
+def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
+    with transaction.atomic():
+        jobs = list(
+            ScheduledJob.objects.due(now)
+            .select_related("task_function")
+            .select_for_update(skip_locked=True, of=("self",))[:batch_size]
+        )
+        if not jobs:
+            return []
+        executions, run_jobs = [], []
+        for job in jobs:
+            planned, job.next_run_time = runs_plan(job, now)
+            for run in planned:
+                executions.append(
+                    JobExecution(
+                        job=job,
+                        status=run.status,
+                        trigger=ExecutionTrigger.SCHEDULED,
+                        scheduled_time=run.scheduled_time,
+                        instance_id=instance_id,
+                        error_message=run.reason,
+                        finished_at=now if run.status == ExecutionStatus.MISSED else None,
+                    )
+                )
+                run_jobs.append(job)
+                if run.status == ExecutionStatus.PENDING:
+                    job.last_run_time = run.scheduled_time
+        _leases_take(executions, run_jobs, instance_id, now)
+        _executions_insert(executions)
+        ScheduledJob.objects.bulk_update(jobs, ["next_run_time", "last_run_time"])
+        ScheduledJobLock.objects.bulk_create(
+            [
+                ScheduledJobLock(
+                    job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now,
+                    expires_at=now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL),
+                )
+                for e in executions
+                if e.pk and e.status == ExecutionStatus.PENDING
+            ]
+        )
+    return [
+        _claimed(e, job) for e, job in zip(executions, run_jobs) if e.pk and e.status == ExecutionStatus.PENDING
+    ]
+
+
+def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun]:
+    """Manual runs, and scheduled runs another process released when it stopped."""
+    with transaction.atomic():
+        executions = list(
+            JobExecution.objects.unclaimed()
+            .select_for_update(skip_locked=True)
+            .order_by("created_at", "pk")[:batch_size]
+        )
+        if not executions:
+            return []
+        # Lease counting for a job is serialised by its row lock, as in _claim_due_jobs.
+        jobs = {
+            job.pk: job
+            for job in ScheduledJob.objects.select_for_update(of=("self",))
+            .select_related("task_function")
+            .filter(pk__in={e.job_id for e in executions})
+            .order_by("pk")
+        }
+        run_jobs = [jobs[e.job_id] for e in executions]
+        for execution, job in zip(executions, run_jobs):
+            execution.instance_id = instance_id
+            late = now - execution.scheduled_time
+            if (
+                execution.trigger == ExecutionTrigger.SCHEDULED
+                and late > timedelta(seconds=job.misfire_grace_time)
+            ):
+                execution.status = ExecutionStatus.MISSED
+                execution.finished_at = now
+                execution.error_message = (
+                    f"missed: {late.total_seconds():.1f}s late, more than the misfire grace time "
+                    f"of {job.misfire_grace_time}s"
+                )
+            elif execution.trigger == ExecutionTrigger.MANUAL:
+                job.last_run_time = now
+        _leases_take(executions, run_jobs, instance_id, now)
+        JobExecution.objects.bulk_update(executions, ["instance_id", "status", "finished_at", "error_message"])
+        ScheduledJob.objects.bulk_update(list(jobs.values()), ["last_run_time"])
+        ScheduledJobLock.objects.bulk_create(
+            [
+                ScheduledJobLock(
+                    job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now,
+                    expires_at=now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL),
+                )
+                for e in executions
+                if e.status == ExecutionStatus.PENDING
+            ]
+        )
+    return [_claimed(e, job) for e, job in zip(executions, run_jobs) if e.status == ExecutionStatus.PENDING]
+
+
+def _leases_take(executions, run_jobs, instance_id, now) -> None:
+    """Runs over a job's max_instances (live leases across all processes) become skipped."""
+    held = dict(
+        ScheduledJobLock.objects.live(now)
+        .filter(job_id__in={job.pk for job in run_jobs})
+        .values_list("job_id")
+        .annotate(n=Count("pk"))
+    )
+    for execution, job in zip(executions, run_jobs):
+        if execution.status != ExecutionStatus.PENDING:
+            continue
+        if held.get(job.pk, 0) >= job.max_instances:
+            execution.status = ExecutionStatus.SKIPPED
+            execution.finished_at = now
+            execution.error_message = (
+                f"skipped: max_instances ({job.max_instances}) runs of this job were already running"
+            )
+        else:
+            held[job.pk] = held.get(job.pk, 0) + 1
+
+
+def _executions_insert(executions: list[JobExecution]) -> None:
+    """Insert in bulk; if a (job, scheduled_time) already ran, drop that one run and keep the rest."""
+    try:
+        with transaction.atomic():
+            JobExecution.objects.bulk_create(executions)
+        return
+    except IntegrityError:
+        pass
+    for execution in executions:
+        execution.pk = None
+        try:
+            with transaction.atomic():
+                execution.save(force_insert=True)
+        except IntegrityError:
+            execution.pk = None
+            logger.warning(
+                "Run of job %s at %s already exists; not running it again.",
+                execution.job_id, execution.scheduled_time.isoformat(),
+            )
+
+
+def _claimed(execution: JobExecution, job: ScheduledJob) -> ClaimedRun:
+    return ClaimedRun(
+        execution_id=execution.pk,
+        job_id=job.pk,
+        job_name=job.name,
+        scheduled_time=execution.scheduled_time,
+        priority=job.priority,
+        trigger=execution.trigger,
+        offload=job.task_function.offload,
+    )
+
+
+def runs_release(execution_ids, *, instance_id: str) -> int:
+    """Give back claimed runs that never started (a stopping process), so another process runs them."""
+    with transaction.atomic():
+        ScheduledJobLock.objects.filter(execution_id__in=execution_ids, locked_by=instance_id).delete()
+        return JobExecution.objects.filter(
+            pk__in=execution_ids, status=ExecutionStatus.PENDING, instance_id=instance_id
+        ).update(instance_id="")
