@@ -1,0 +1,1 @@
+"""Web views of the scheduler app: health, metrics and the dashboard."""

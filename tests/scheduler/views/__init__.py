@@ -1,0 +1,1 @@
+"""Tests of the web views: health, metrics and the dashboard."""
