@@ -91,11 +91,28 @@ STORAGES = {
 }
 LOGIN_URL = "admin:login"
 
+# LOG_FORMAT=json writes one JSON object per line (for log shippers); plain is for people.
+# Empty counts as unset, as an empty line in a .env file usually means.
+LOG_FORMAT = env("LOG_FORMAT", default="plain").strip().lower() or "plain"
+if LOG_FORMAT not in ("plain", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every record gets job_id, execution_id and instance_id ("-" when not about a run).
+    "filters": {"context": {"()": "scheduler.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s "
+            "[job=%(job_id)s execution=%(execution_id)s instance=%(instance_id)s] %(message)s"
+        },
+        "json": {"()": "scheduler.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
