@@ -79,8 +79,8 @@ def execution_fail(execution: JobExecution, *, error: str, traceback: str = "") 
             S.FAILED,
             finished_at=now,
             duration_ms=_duration_ms(execution, now),
-            error_message=str(error)[:10000],
-            traceback=traceback or "",
+            error_message=_text_safe(str(error))[:10000],
+            traceback=_text_safe(traceback or ""),
         )
         ScheduledJobLock.objects.filter(execution_id=execution.pk).delete()
     return execution
@@ -155,9 +155,30 @@ def _duration_ms(execution: JobExecution, now) -> int | None:
 
 
 def _json_safe(value):
-    """Results are stored as JSON; anything JSON cannot hold is kept as its repr."""
+    """Results are stored as JSON; anything JSON cannot hold is kept as its repr.
+
+    That includes NaN and infinities (not JSON: SQLite's JSON check and PostgreSQL's jsonb refuse
+    them) and NUL characters (jsonb refuses them), which would otherwise make the run unrecordable.
+    """
     try:
-        json.dumps(value, cls=DjangoJSONEncoder)
-        return value
+        json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
+        if not _has_nul(value):
+            return value
     except (TypeError, ValueError):
-        return {"repr": repr(value)}
+        pass
+    return {"repr": _text_safe(repr(value))}
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _text_safe(text: str) -> str:
+    """PostgreSQL text cannot hold NUL characters; keep them visible as \\x00."""
+    return text.replace("\x00", "\\x00")

@@ -1,0 +1,397 @@
+"""Tests of the execution services: the lifecycle, what each step records, leases, and history cleanup."""
+import decimal
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from scheduler.models import ExecutionStatus, ExecutionTrigger, JobExecution, ScheduledJobLock
+from scheduler.services.executions import (
+    InvalidTransition,
+    execution_fail,
+    execution_finish,
+    execution_miss,
+    execution_skip,
+    execution_start,
+    executions_cleanup,
+)
+from scheduler.services.jobs import job_delete
+from tests.factories import ExecutionFactory, IntervalJobFactory
+from tests.scheduler.services.conftest import T0
+
+pytestmark = pytest.mark.django_db
+
+S = ExecutionStatus
+_slots = itertools.count()
+
+
+@pytest.fixture
+def job(db):
+    return IntervalJobFactory()
+
+
+def execution_of(job, status=S.PENDING, **fields):
+    """An execution of `job` in `status`, at a scheduled time no other test execution uses."""
+    fields.setdefault("scheduled_time", datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=next(_slots)))
+    return ExecutionFactory(job=job, status=status, **fields)
+
+
+def lease_for(execution, instance="sched-1"):
+    now = datetime.now(UTC)
+    return ScheduledJobLock.objects.create(
+        job_id=execution.job_id,
+        execution=execution,
+        locked_by=instance,
+        locked_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+
+
+def stored(execution) -> JobExecution:
+    return JobExecution.objects.get(pk=execution.pk)
+
+
+# --- the lifecycle ---------------------------------------------------------------------------
+
+
+def test_pending_run_starts_then_succeeds(job, clock):
+    execution = execution_of(job)
+    clock.advance(seconds=1)
+    execution_start(execution, instance_id="sched-1", hostname="web-1", celery_task_id="celery-42")
+    row = stored(execution)
+    assert row.status == S.RUNNING
+    assert row.started_at == T0 + timedelta(seconds=1)
+    assert (row.instance_id, row.hostname, row.celery_task_id) == ("sched-1", "web-1", "celery-42")
+    assert row.finished_at is None
+
+    clock.advance(seconds=1, milliseconds=500)
+    execution_finish(execution, result={"rows": 3})
+    row = stored(execution)
+    assert row.status == S.SUCCESS
+    assert row.finished_at == T0 + timedelta(seconds=2, milliseconds=500)
+    assert row.duration_ms == 1500
+    assert row.result == {"rows": 3}
+    assert row.error_message == "" and row.traceback == ""
+    # The caller's copy reflects what was stored.
+    assert (execution.status, execution.duration_ms) == (S.SUCCESS, 1500)
+
+
+def test_running_run_fails_with_error_and_traceback(job, clock):
+    execution = execution_start(execution_of(job))
+    clock.advance(milliseconds=250)
+    execution_fail(execution, error="boom: disk full", traceback="Traceback (most recent call last):\n  ...")
+    row = stored(execution)
+    assert row.status == S.FAILED
+    assert row.error_message == "boom: disk full"
+    assert row.traceback.startswith("Traceback")
+    assert row.finished_at == T0 + timedelta(milliseconds=250)
+    assert row.duration_ms == 250
+    assert row.result is None
+
+
+def test_error_may_be_an_exception(job):
+    execution = execution_start(execution_of(job))
+    execution_fail(execution, error=ValueError("bad input"))
+    assert stored(execution).error_message == "bad input"
+
+
+def test_pending_run_that_could_not_start_fails_without_a_duration(job, clock):
+    execution = execution_of(job)
+    execution_fail(execution, error="task function is inactive")
+    row = stored(execution)
+    assert row.status == S.FAILED
+    assert row.started_at is None and row.duration_ms is None
+    assert row.finished_at == T0
+    assert row.error_message == "task function is inactive"
+
+
+def test_skip_records_why_the_run_did_not_start(job, clock):
+    execution = execution_skip(execution_of(job), reason="max_instances (1) reached")
+    row = stored(execution)
+    assert row.status == S.SKIPPED
+    assert row.error_message == "max_instances (1) reached"
+    assert row.finished_at == T0 and row.started_at is None and row.duration_ms is None
+
+
+def test_miss_records_why_the_run_did_not_start(job, clock):
+    execution = execution_miss(execution_of(job), reason="started 300 s late; grace time is 60 s")
+    row = stored(execution)
+    assert row.status == S.MISSED
+    assert row.error_message == "started 300 s late; grace time is 60 s"
+    assert row.finished_at == T0 and row.started_at is None
+
+
+def test_long_error_is_truncated(job):
+    execution = execution_start(execution_of(job))
+    execution_fail(execution, error="x" * 20000)
+    assert len(stored(execution).error_message) == 10000
+
+
+def test_start_keeps_the_claiming_instance_when_none_is_given(job):
+    execution = execution_of(job, instance_id="sched-7")
+    execution_start(execution, celery_task_id="celery-1")
+    row = stored(execution)
+    assert (row.instance_id, row.celery_task_id) == ("sched-7", "celery-1")
+
+
+def test_duration_is_never_negative(job, clock):
+    execution = execution_start(execution_of(job))
+    clock.advance(seconds=-5)  # a clock stepped back between start and finish
+    execution_finish(execution)
+    assert stored(execution).duration_ms == 0
+
+
+def test_manual_run_follows_the_same_lifecycle(job):
+    execution = execution_of(job, trigger=ExecutionTrigger.MANUAL)
+    execution_finish(execution_start(execution), result="done")
+    assert stored(execution).status == S.SUCCESS and stored(execution).result == "done"
+
+
+# --- refused transitions -------------------------------------------------------------------
+
+OPERATIONS = {
+    "start": lambda e: execution_start(e, instance_id="late"),
+    "finish": lambda e: execution_finish(e, result="late"),
+    "fail": lambda e: execution_fail(e, error="late"),
+    "skip": lambda e: execution_skip(e, reason="late"),
+    "miss": lambda e: execution_miss(e, reason="late"),
+}
+ALLOWED = {
+    ("pending", "start"),
+    ("running", "finish"),
+    ("pending", "fail"),
+    ("running", "fail"),
+    ("pending", "skip"),
+    ("pending", "miss"),
+}
+ILLEGAL = [
+    pytest.param(status, op, id=f"{status}-{op}")
+    for status in S.values
+    for op in OPERATIONS
+    if (status, op) not in ALLOWED
+]
+
+
+def test_every_state_is_covered():
+    assert len(ILLEGAL) == len(S.values) * len(OPERATIONS) - len(ALLOWED) == 24
+
+
+@pytest.mark.parametrize("status, op", ILLEGAL)
+def test_illegal_transition_is_refused_and_changes_nothing(job, status, op):
+    finished = datetime(2026, 1, 2, tzinfo=UTC)
+    execution = execution_of(job, status=status, error_message="original", finished_at=finished)
+    lease = lease_for(execution)
+    with pytest.raises(InvalidTransition) as exc:
+        OPERATIONS[op](execution)
+    assert f"is {status}" in str(exc.value)
+    row = stored(execution)
+    assert row.status == status
+    assert (row.error_message, row.finished_at, row.instance_id, row.result) == ("original", finished, "", None)
+    assert ScheduledJobLock.objects.filter(pk=lease.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "status, op",
+    [("success", "start"), ("running", "skip"), ("failed", "finish"), ("pending", "finish"), ("missed", "start")],
+)
+def test_refusal_says_what_the_state_is_and_what_is_allowed(job, status, op):
+    execution = execution_of(job, status=status)
+    with pytest.raises(InvalidTransition, match=f"is {status}; it cannot become .* \\(allowed from: "):
+        OPERATIONS[op](execution)
+
+
+def test_second_starter_loses_the_race(job):
+    execution = execution_of(job)
+    other_copy = stored(execution)
+    execution_start(execution, instance_id="sched-1")
+    with pytest.raises(InvalidTransition):
+        execution_start(other_copy, instance_id="sched-2")
+    assert stored(execution).instance_id == "sched-1"
+
+
+def test_transition_decided_by_the_stored_state_not_the_callers_copy(job):
+    execution = execution_start(execution_of(job))
+    stale = stored(execution)
+    execution_fail(execution, error="first outcome")
+    with pytest.raises(InvalidTransition):
+        execution_finish(stale, result="second outcome")
+    row = stored(execution)
+    assert (row.status, row.error_message, row.result) == (S.FAILED, "first outcome", None)
+
+
+def test_transition_of_a_deleted_execution_is_refused(job):
+    execution = execution_of(job)
+    JobExecution.objects.filter(pk=execution.pk).delete()
+    with pytest.raises(InvalidTransition, match="gone"):
+        execution_start(execution)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "result",
+    [None, 0, 42, 3.5, True, "done", [], [1, "two", None], {"a": {"b": [1, 2, {"c": None}]}}, {"unicode": "été ✓"}],
+)
+def test_json_results_are_stored_as_given(job, result):
+    execution = execution_finish(execution_start(execution_of(job)), result=result)
+    assert stored(execution).result == result
+
+
+def test_results_django_can_encode_are_stored_as_their_json_form(job):
+    result = {
+        "when": datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
+        "amount": decimal.Decimal("1.50"),
+        "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    }
+    execution = execution_finish(execution_start(execution_of(job)), result=result)
+    assert stored(execution).result == {
+        "when": "2026-01-01T12:00:00Z",
+        "amount": "1.50",
+        "id": "12345678-1234-5678-1234-567812345678",
+    }
+
+
+class Unserialisable:
+    def __repr__(self):
+        return "<Unserialisable thing>"
+
+
+@pytest.mark.parametrize(
+    "result, text",
+    [
+        (Unserialisable(), "<Unserialisable thing>"),
+        ({"thing": Unserialisable()}, "{'thing': <Unserialisable thing>}"),
+        ({1, 2, 3}, "{1, 2, 3}"),
+        (b"\x00\x01", "b'\\x00\\x01'"),
+        (float("nan"), "nan"),
+        ({"mean": float("inf")}, "{'mean': inf}"),
+    ],
+)
+def test_results_json_cannot_hold_are_stored_as_their_repr(job, result, text):
+    execution = execution_finish(execution_start(execution_of(job)), result=result)
+    row = stored(execution)
+    assert row.status == S.SUCCESS
+    assert row.result == {"repr": text}
+
+
+def test_text_with_nul_characters_is_stored_readably(job):
+    succeeded = execution_finish(execution_start(execution_of(job)), result={"out": "a\x00b"})
+    failed = execution_fail(execution_start(execution_of(job)), error="bad byte \x00 here", traceback="tb \x00")
+    assert stored(succeeded).status == S.SUCCESS
+    assert "\x00" not in str(stored(succeeded).result) and "a" in str(stored(succeeded).result)
+    row = stored(failed)
+    assert row.status == S.FAILED
+    assert row.error_message == "bad byte \\x00 here" and row.traceback == "tb \\x00"
+
+
+# --- leases ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", ["finish", "fail"])
+def test_finishing_releases_the_runs_lease_only(job, outcome):
+    execution = execution_start(execution_of(job))
+    neighbour = execution_start(execution_of(job))
+    lease_for(execution, "sched-1")
+    kept = lease_for(neighbour, "sched-2")
+    OPERATIONS[outcome](execution)
+    assert not ScheduledJobLock.objects.filter(execution=execution).exists()
+    assert list(ScheduledJobLock.objects.filter(job=job)) == [kept]
+
+
+def test_failing_a_pending_run_releases_its_lease(job):
+    execution = execution_of(job)
+    lease_for(execution)
+    execution_fail(execution, error="lease expired: the process running it stopped")
+    assert not ScheduledJobLock.objects.exists()
+
+
+# --- history cleanup -------------------------------------------------------------------------
+
+
+def aged(execution, days: float, now=T0):
+    JobExecution.objects.filter(pk=execution.pk).update(created_at=now - timedelta(days=days))
+    return execution
+
+
+def remaining_ids(*executions):
+    return set(JobExecution.objects.filter(pk__in=[e.pk for e in executions]).values_list("pk", flat=True))
+
+
+def test_cleanup_deletes_finished_runs_older_than_the_retention(job, clock, settings):
+    settings.SCHEDULER_HISTORY_RETENTION_DAYS = 30
+    old_finished = [aged(execution_of(job, status=s), 31) for s in (S.SUCCESS, S.FAILED, S.SKIPPED, S.MISSED)]
+    recent = [aged(execution_of(job, status=s), 29) for s in (S.SUCCESS, S.FAILED)]
+    old_unfinished = [aged(execution_of(job, status=s), 400) for s in (S.PENDING, S.RUNNING)]
+    assert executions_cleanup() == 4
+    assert remaining_ids(*old_finished) == set()
+    assert remaining_ids(*recent, *old_unfinished) == {e.pk for e in (*recent, *old_unfinished)}
+
+
+def test_cleanup_follows_the_retention_setting(job, clock, settings):
+    settings.SCHEDULER_HISTORY_RETENTION_DAYS = 7
+    week_old = aged(execution_of(job, status=S.SUCCESS), 8)
+    fresh = aged(execution_of(job, status=S.SUCCESS), 6)
+    assert executions_cleanup() == 1
+    assert remaining_ids(week_old, fresh) == {fresh.pk}
+
+
+def test_cleanup_argument_overrides_the_setting(job, clock, settings):
+    settings.SCHEDULER_HISTORY_RETENTION_DAYS = 30
+    ten_days = aged(execution_of(job, status=S.SUCCESS), 10)
+    assert executions_cleanup(older_than_days=5) == 1
+    assert remaining_ids(ten_days) == set()
+
+
+def test_cleanup_cutoff_is_exclusive(job, clock):
+    on_cutoff = aged(execution_of(job, status=S.SUCCESS), 30)
+    just_past = aged(execution_of(job, status=S.SUCCESS), 30 + 1 / 86400)
+    assert executions_cleanup(older_than_days=30) == 1
+    assert remaining_ids(on_cutoff, just_past) == {on_cutoff.pk}
+
+
+def test_cleanup_with_zero_days_deletes_every_finished_run(job, clock):
+    done = [execution_of(job, status=S.SUCCESS), execution_of(job, status=S.FAILED)]
+    running = execution_of(job, status=S.RUNNING)
+    clock.advance(seconds=1)
+    assert executions_cleanup(older_than_days=0) == 2
+    assert remaining_ids(*done, running) == {running.pk}
+
+
+def test_cleanup_never_touches_pending_or_running_runs(job, clock):
+    unfinished = [aged(execution_of(job, status=s), 3650) for s in (S.PENDING, S.RUNNING)]
+    assert executions_cleanup(older_than_days=0) == 0
+    assert remaining_ids(*unfinished) == {e.pk for e in unfinished}
+
+
+def test_cleanup_includes_deleted_jobs_history(job, clock):
+    old = aged(execution_of(job, status=S.SUCCESS), 60)
+    job_delete(job)
+    assert executions_cleanup(older_than_days=30) == 1
+    assert remaining_ids(old) == set()
+
+
+def test_cleanup_dry_run_counts_without_deleting(job, clock):
+    old = [aged(execution_of(job, status=S.SUCCESS), 40) for _ in range(3)]
+    aged(execution_of(job, status=S.RUNNING), 40)
+    assert executions_cleanup(older_than_days=30, dry_run=True) == 3
+    assert remaining_ids(*old) == {e.pk for e in old}
+
+
+@pytest.mark.parametrize("count, batch_size, batches", [(5, 2, 3), (4, 2, 2), (3, 1000, 1), (1, 1, 1)])
+def test_cleanup_deletes_in_batches(job, clock, count, batch_size, batches):
+    old = [aged(execution_of(job, status=S.SUCCESS), 40) for _ in range(count)]
+    keep = aged(execution_of(job, status=S.SUCCESS), 1)
+    with CaptureQueriesContext(connection) as queries:
+        assert executions_cleanup(older_than_days=30, batch_size=batch_size) == count
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('DELETE FROM "scheduler_jobexecution"')]
+    assert len(deletes) == batches
+    assert remaining_ids(*old, keep) == {keep.pk}
+
+
+def test_cleanup_refuses_a_negative_age():
+    with pytest.raises(ValueError):
+        executions_cleanup(older_than_days=-1)
