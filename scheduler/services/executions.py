@@ -158,27 +158,28 @@ def _json_safe(value):
     """Results are stored as JSON; anything JSON cannot hold is kept as its repr.
 
     That includes NaN and infinities (not JSON: SQLite's JSON check and PostgreSQL's jsonb refuse
-    them) and NUL characters (jsonb refuses them), which would otherwise make the run unrecordable.
+    them) and text no database can hold (NUL characters, lone surrogates such as undecodable file
+    names), which would otherwise make the run unrecordable.
     """
     try:
         json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
-        if not _has_nul(value):
+        if not _has_unstorable_text(value):
             return value
     except (TypeError, ValueError):
         pass
     return {"repr": _text_safe(repr(value))}
 
 
-def _has_nul(value) -> bool:
+def _has_unstorable_text(value) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return value != _text_safe(value)
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return any(_has_nul(item) for item in value)
+        return any(_has_unstorable_text(item) for item in value)
     return False
 
 
 def _text_safe(text: str) -> str:
-    """PostgreSQL text cannot hold NUL characters; keep them visible as \\x00."""
-    return text.replace("\x00", "\\x00")
+    """Text every database can store: NUL characters and lone surrogates kept visible as escapes."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")

@@ -278,14 +278,19 @@ def test_results_json_cannot_hold_are_stored_as_their_repr(job, result, text):
     assert row.result == {"repr": text}
 
 
-def test_text_with_nul_characters_is_stored_readably(job):
-    succeeded = execution_finish(execution_start(execution_of(job)), result={"out": "a\x00b"})
-    failed = execution_fail(execution_start(execution_of(job)), error="bad byte \x00 here", traceback="tb \x00")
+@pytest.mark.parametrize(
+    "text, escaped",
+    [("a\x00b", "a\\x00b"), ("report-\udcff.csv", "report-\\udcff.csv")],
+    ids=["nul", "lone-surrogate"],
+)
+def test_text_no_database_can_hold_is_stored_escaped(job, text, escaped):
+    succeeded = execution_finish(execution_start(execution_of(job)), result={"out": text})
+    failed = execution_fail(execution_start(execution_of(job)), error=f"cannot read {text}", traceback=f"tb {text}")
     assert stored(succeeded).status == S.SUCCESS
-    assert "\x00" not in str(stored(succeeded).result) and "a" in str(stored(succeeded).result)
+    assert stored(succeeded).result == {"repr": "{'out': '%s'}" % escaped}
     row = stored(failed)
     assert row.status == S.FAILED
-    assert row.error_message == "bad byte \\x00 here" and row.traceback == "tb \\x00"
+    assert (row.error_message, row.traceback) == (f"cannot read {escaped}", f"tb {escaped}")
 
 
 # --- leases ----------------------------------------------------------------------------------
