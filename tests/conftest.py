@@ -47,3 +47,20 @@ def interval_job(db):
 @pytest.fixture
 def cron_job(db):
     return CronJobFactory()
+
+
+@pytest.fixture
+def clean_registry():
+    """The task registry; whatever a test registers, removes or imports for it is undone afterwards."""
+    import sys
+
+    from tasks import registry
+
+    saved = dict(registry._registry)
+    modules = set(sys.modules)
+    yield registry
+    registry._registry.clear()
+    registry._registry.update(saved)
+    for name in set(sys.modules) - modules:
+        if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("sample_"):
+            del sys.modules[name]

@@ -1,0 +1,118 @@
+"""Tests of the @task_function registry: naming, options, refusals, look-up and loading."""
+import pytest
+
+from tasks import registry
+from tasks.registry import TaskNotRegistered, task_function
+
+
+def test_name_defaults_to_module_and_function(clean_registry):
+    @task_function()
+    def tidy_up():
+        """Tidies up.
+
+        More words that are not the description."""
+
+    spec = registry.get("tests.tasks.test_registry.tidy_up")
+    assert spec.name == "tests.tasks.test_registry.tidy_up"
+    assert spec.func is tidy_up
+    assert spec.description == "Tidies up."
+
+
+def test_explicit_name_and_options_are_recorded(clean_registry):
+    @task_function("reports.build", description="Builds the reports.", offload=True, queue="reports", timeout=600)
+    def build():
+        return "built"
+
+    spec = registry.get("reports.build")
+    assert (spec.description, spec.offload, spec.queue, spec.timeout) == ("Builds the reports.", True, "reports", 600)
+    assert build() == "built"  # the decorator hands the function back unchanged
+
+
+def test_defaults_run_inline_on_the_default_queue_without_timeout(clean_registry, settings):
+    settings.SCHEDULER_DEFAULT_QUEUE = "default-q"
+
+    @task_function("plain")
+    def plain():
+        pass
+
+    spec = registry.get("plain")
+    assert (spec.description, spec.offload, spec.queue, spec.timeout) == ("", False, "default-q", None)
+
+
+def test_duplicate_name_is_refused_and_the_first_stays(clean_registry):
+    @task_function("dup.name")
+    def first():
+        pass
+
+    with pytest.raises(ValueError, match="'dup.name' is registered twice"):
+
+        @task_function("dup.name")
+        def second():
+            pass
+
+    assert registry.get("dup.name").func is first
+
+
+def test_registering_the_same_function_again_is_harmless(clean_registry):
+    def again():
+        pass
+
+    task_function("same.function")(again)
+    task_function("same.function")(again)
+    assert registry.get("same.function").func is again
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_timeout_below_one_second_is_refused(clean_registry, timeout):
+    with pytest.raises(ValueError, match="at least 1 second"):
+        task_function("too.short", timeout=timeout)
+    with pytest.raises(TaskNotRegistered):
+        registry.get("too.short")
+
+
+def test_timeout_of_one_second_is_accepted(clean_registry):
+    task_function("one.second", timeout=1)(lambda: None)
+    assert registry.get("one.second").timeout == 1
+
+
+def test_unknown_name_is_not_registered():
+    with pytest.raises(TaskNotRegistered, match="'os.system'") as exc:
+        registry.get("os.system")
+    assert isinstance(exc.value, LookupError)
+
+
+def test_specs_are_sorted_by_name(clean_registry):
+    task_function("zzz.last")(lambda: None)
+    task_function("aaa.first")(lambda: None)
+    names = [spec.name for spec in registry.specs()]
+    assert names == sorted(names)
+    assert names[0] == "aaa.first" and names[-1] == "zzz.last"
+
+
+def test_load_imports_the_configured_modules(clean_registry, settings):
+    settings.SCHEDULER_TASK_MODULES = ["tasks.functions", "tests.tasks.sample_functions"]
+    with pytest.raises(TaskNotRegistered):
+        registry.get("tests.tasks.sample_functions.ping")
+    registry.load()
+    spec = registry.get("tests.tasks.sample_functions.ping")
+    assert (spec.description, spec.queue, spec.timeout) == ("Answers pong.", "fast", 5)
+    assert spec.func() == "pong"
+
+
+def test_load_of_a_missing_module_fails_loudly(settings):
+    settings.SCHEDULER_TASK_MODULES = ["tasks.no_such_module"]
+    with pytest.raises(ModuleNotFoundError):
+        registry.load()
+
+
+def test_shipped_functions_are_registered():
+    names = {spec.name for spec in registry.specs()}
+    assert {
+        "tasks.functions.noop",
+        "tasks.functions.echo",
+        "tasks.functions.sleep",
+        "tasks.functions.sleep_offloaded",
+        "tasks.functions.fail",
+        "tasks.functions.cleanup_executions",
+    } <= names
+    assert all(spec.description for spec in registry.specs() if spec.name.startswith("tasks.functions."))
