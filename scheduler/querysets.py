@@ -1,8 +1,12 @@
 """Querysets (used as managers) holding the reusable reads of the scheduler's tables."""
+from datetime import UTC
+
 from django.db import models
-from django.db.models import F, OuterRef, Subquery, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Avg, Count, F, Max, OuterRef, Subquery, Window
+from django.db.models.functions import RowNumber, TruncHour
 from django.utils import timezone
+
+ALL_EXECUTION_STATUSES = ("pending", "running", "success", "failed", "skipped", "missed")
 
 
 class TaskFunctionQuerySet(models.QuerySet):
@@ -68,6 +72,35 @@ class ExecutionQuerySet(models.QuerySet):
             )
         )
         return ranked.filter(newest_rank__gt=F("history_keep"))
+
+    def created_since(self, since):
+        """Executions created at or after `since`, in any status.
+
+        Naming every status lets the (status, created_at) index serve the range, so the scan
+        covers the window and not the whole history.
+        """
+        return self.filter(status__in=ALL_EXECUTION_STATUSES, created_at__gte=since).order_by()
+
+    def hourly_status_counts(self, since):
+        """Rows of (hour, status, count) for executions created since `since`; hours in UTC."""
+        return (
+            self.created_since(since)
+            .annotate(hour=TruncHour("created_at", tzinfo=UTC))
+            .values("hour", "status")
+            .annotate(count=Count("pk"))
+            .order_by("hour", "status")
+        )
+
+    def hourly_durations(self, since):
+        """Rows of (hour, count, avg_ms, max_ms) of finished runs created since `since`; hours in UTC."""
+        return (
+            self.created_since(since)
+            .filter(status__in=("success", "failed"), duration_ms__isnull=False)
+            .annotate(hour=TruncHour("created_at", tzinfo=UTC))
+            .values("hour")
+            .annotate(count=Count("pk"), avg_ms=Avg("duration_ms"), max_ms=Max("duration_ms"))
+            .order_by("hour")
+        )
 
 
 class LockQuerySet(models.QuerySet):

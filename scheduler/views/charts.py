@@ -1,0 +1,140 @@
+"""Geometry of the dashboard's inline SVG charts: the database gives the numbers, templates draw them."""
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+# Stacking order, bottom up: outcomes people act on sit where the eye lands first.
+OUTCOMES = ("success", "failed", "missed", "skipped", "running", "pending")
+WIDTH, HEIGHT = 720, 180
+LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 22  # room for the y labels and the hour labels
+PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+
+def _hours(now: datetime, hours: int) -> list[datetime]:
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    return [start + timedelta(hours=i) for i in range(hours)]
+
+
+def _slot(index: int, count: int) -> tuple[float, float]:
+    """x and width of bar `index` of `count`, with a small gap between bars."""
+    slot = PLOT_W / count
+    gap = min(2.0, slot * 0.2)
+    return round(LEFT + index * slot + gap / 2, 2), round(max(slot - gap, 1.0), 2)
+
+
+def _y_ticks(top_value: float, label) -> list[dict]:
+    return [
+        {"y": round(TOP + PLOT_H * (1 - fraction), 2), "label": label(top_value * fraction)}
+        for fraction in (0, 0.5, 1)
+    ]
+
+
+def _frame(**extra) -> dict:
+    return {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "left": LEFT,
+        "right_edge": WIDTH - RIGHT,
+        "top": TOP,
+        "baseline": TOP + PLOT_H,
+        "plot_h": PLOT_H,
+        "label_y": HEIGHT - 6,
+        **extra,
+    }
+
+
+def runs_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
+    """Stacked bars of executions per hour by status, from ExecutionQuerySet.hourly_status_counts."""
+    slots = _hours(now, hours)
+    counts = {hour: Counter() for hour in slots}
+    for row in rows:
+        hour = row["hour"].astimezone(UTC)
+        if hour in counts:
+            counts[hour][row["status"]] += row["count"]
+    peak = max((sum(c.values()) for c in counts.values()), default=0) or 1
+    bars, totals = [], Counter()
+    for index, hour in enumerate(slots):
+        x, width = _slot(index, hours)
+        bottom = TOP + PLOT_H
+        segments = []
+        for status in OUTCOMES:
+            count = counts[hour][status]
+            if not count:
+                continue
+            totals[status] += count
+            height = PLOT_H * count / peak
+            bottom -= height
+            segments.append(
+                {"status": status, "count": count, "y": round(bottom, 2), "height": round(max(height, 0.5), 2)}
+            )
+        bars.append(
+            {"hour": hour, "x": x, "width": width, "segments": segments, "label": index % 3 == 0,
+             "total": sum(counts[hour].values())}
+        )
+    return _frame(
+        bars=bars,
+        ticks=_y_ticks(peak, lambda v: f"{v:.0f}" if v == int(v) else f"{v:.1f}"),
+        legend=[{"status": s, "count": totals[s]} for s in OUTCOMES],
+        total=sum(totals.values()),
+        hours=hours,
+    )
+
+
+def durations_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
+    """Per hour, the longest and the average run time, from ExecutionQuerySet.hourly_durations."""
+    slots = _hours(now, hours)
+    by_hour = {row["hour"].astimezone(UTC): row for row in rows}
+    peak = max((row["max_ms"] or 0 for row in by_hour.values()), default=0) or 1
+    bars = []
+    for index, hour in enumerate(slots):
+        x, width = _slot(index, hours)
+        row = by_hour.get(hour)
+        bar = {"hour": hour, "x": x, "width": width, "label": index % 3 == 0, "count": 0}
+        if row:
+            max_h = PLOT_H * (row["max_ms"] or 0) / peak
+            avg_h = PLOT_H * (row["avg_ms"] or 0) / peak
+            bar.update(
+                count=row["count"],
+                max_ms=row["max_ms"],
+                avg_ms=round(row["avg_ms"] or 0),
+                max_y=round(TOP + PLOT_H - max_h, 2),
+                max_height=round(max(max_h, 0.5), 2),
+                avg_y=round(TOP + PLOT_H - avg_h, 2),
+                avg_height=round(max(avg_h, 0.5), 2),
+            )
+        bars.append(bar)
+    return _frame(bars=bars, ticks=_y_ticks(peak, format_duration_ms), hours=hours,
+                  runs=sum(b["count"] for b in bars))
+
+
+def job_durations_chart(executions) -> dict:
+    """One bar per run, oldest left, height by duration and colour by outcome."""
+    runs = list(executions)
+    peak = max((run.duration_ms or 0 for run in runs), default=0) or 1
+    bars = []
+    for index, run in enumerate(runs):
+        x, width = _slot(index, max(len(runs), 1))
+        height = PLOT_H * (run.duration_ms or 0) / peak
+        bars.append(
+            {"run": run, "x": x, "width": width, "y": round(TOP + PLOT_H - max(height, 1.5), 2),
+             "height": round(max(height, 1.5), 2)}
+        )
+    return _frame(bars=bars, ticks=_y_ticks(peak, format_duration_ms), runs=len(runs))
+
+
+def format_duration_ms(value) -> str:
+    """850 ms, 12.3 s, 4 min 2 s, 2 h 5 min."""
+    if value is None:
+        return "-"
+    ms = float(value)
+    if ms < 10 and ms != int(ms):
+        return f"{ms:.1f} ms"  # chart ticks of very short runs: 0.5 ms, not a second "0 ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

@@ -1,0 +1,146 @@
+"""The dashboard at /scheduler/: status, jobs, recent runs and charts; actions go through the job services."""
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST, require_safe
+
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob
+from scheduler.selectors import job_execution_list, job_list, scheduler_status
+from scheduler.services.jobs import (
+    job_disable,
+    job_enable,
+    job_pause,
+    job_resume,
+    job_schedule_describe,
+    job_trigger,
+    job_upcoming_fire_times,
+)
+from scheduler.views.charts import durations_by_hour_chart, job_durations_chart, runs_by_hour_chart
+
+VIEW_PERMISSION = "scheduler.view_scheduledjob"
+# Each action: the permission it needs, the service it calls, what to tell the user.
+ACTIONS = {
+    "trigger": ("scheduler.trigger_scheduledjob", job_trigger),
+    "pause": ("scheduler.change_scheduledjob", job_pause),
+    "resume": ("scheduler.change_scheduledjob", job_resume),
+    "enable": ("scheduler.change_scheduledjob", job_enable),
+    "disable": ("scheduler.change_scheduledjob", job_disable),
+}
+REFRESH_SECONDS = 5
+CHART_HOURS = 24
+JOBS_PER_PAGE = 50
+RECENT_EXECUTIONS = 25
+HISTORY_PER_PAGE = 25
+JOB_CHART_RUNS = 50
+
+
+def _viewer(view):
+    """Login first (redirect to the login page), then the read permission (403)."""
+    return login_required(permission_required(VIEW_PERMISSION, raise_exception=True)(view))
+
+
+@_viewer
+@require_safe
+def dashboard(request):
+    now = timezone.now()
+    since = now - timedelta(hours=CHART_HOURS)
+    failures_only = request.GET.get("failures") == "1"
+    recent = JobExecution.objects.created_since(since).select_related("job", "triggered_by").newest_first()
+    if failures_only:
+        recent = recent.filter(status=ExecutionStatus.FAILED)
+    jobs = Paginator(job_list(), JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    for job in jobs:
+        job.schedule_words = job_schedule_describe(job)
+    context = {
+        "status": scheduler_status(now),
+        "jobs": jobs,
+        "recent_executions": recent[:RECENT_EXECUTIONS],
+        "failures_only": failures_only,
+        "runs_chart": runs_by_hour_chart(JobExecution.objects.hourly_status_counts(since), now, CHART_HOURS),
+        "durations_chart": durations_by_hour_chart(JobExecution.objects.hourly_durations(since), now, CHART_HOURS),
+        "now": now,
+        "refresh_seconds": REFRESH_SECONDS,
+    }
+    return render(request, "scheduler/dashboard.html", context)
+
+
+@_viewer
+@require_safe
+def job_detail(request, job_id: int):
+    # Deleted jobs keep their page: their history is still there, and old links lead here.
+    job = get_object_or_404(ScheduledJob.objects.select_related("task_function", "job_type"), pk=job_id)
+    status_filter = request.GET.get("status", "")
+    if status_filter not in ExecutionStatus.values:
+        status_filter = ""
+    history = job_execution_list(job)
+    if status_filter:
+        history = history.filter(status=status_filter)
+    runs = job_execution_list(job).filter(
+        status__in=(ExecutionStatus.SUCCESS, ExecutionStatus.FAILED), duration_ms__isnull=False
+    )[:JOB_CHART_RUNS]
+    fires = job.is_active and job.is_enabled and not job.is_paused
+    context = {
+        "job": job,
+        "schedule_words": job_schedule_describe(job),
+        "upcoming": job_upcoming_fire_times(job, 5) if fires and job.next_run_time else [],
+        "history": Paginator(history, HISTORY_PER_PAGE).get_page(request.GET.get("page")),
+        "status_filter": status_filter,
+        "statuses": ExecutionStatus.values,
+        "durations_chart": job_durations_chart(reversed(list(runs))),
+        "now": timezone.now(),
+        "refresh_seconds": REFRESH_SECONDS,
+    }
+    return render(request, "scheduler/job_detail.html", context)
+
+
+@login_required
+@require_POST
+def job_action(request, job_id: int, action: str):
+    """Trigger, pause, resume, enable or disable a job; JSON for the page's script, else redirect."""
+    if action not in ACTIONS:
+        raise Http404(f"Unknown action {action!r}.")
+    permission, service = ACTIONS[action]
+    if not request.user.has_perm(permission):
+        message = f"You do not have permission to {action} jobs."
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "message": message}, status=403)
+        raise PermissionDenied(message)
+    job = get_object_or_404(ScheduledJob.objects.active().select_related("task_function"), pk=job_id)
+    extra = {"reason": request.POST.get("reason", "")[:1000]} if action == "pause" else {}
+    try:
+        outcome = service(job, user=request.user, **extra)
+    except ValidationError as exc:
+        return _respond(request, job, ok=False, message=" ".join(exc.messages), status=400)
+    return _respond(request, job, ok=True, message=_done_message(action, job, outcome))
+
+
+def _done_message(action: str, job: ScheduledJob, outcome) -> str:
+    if action == "trigger":
+        return (
+            f"Run requested for {job.name!r}: execution #{outcome.pk} is pending until a "
+            f"scheduler process picks it up."
+        )
+    past = {"pause": "Paused", "resume": "Resumed", "enable": "Enabled", "disable": "Disabled"}[action]
+    return f"{past} {job.name!r}."
+
+
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _respond(request, job, *, ok: bool, message: str, status: int = 200):
+    if _wants_json(request):
+        return JsonResponse({"ok": ok, "message": message}, status=status)
+    (messages.success if ok else messages.error)(request, message)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = reverse("scheduler:job-detail", args=[job.pk])
+    return redirect(target)
