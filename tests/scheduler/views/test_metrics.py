@@ -108,11 +108,13 @@ def test_fire_lag_counts_scheduled_runs_only(client, job):
     type(manual).objects.filter(pk=manual.pk).update(scheduled_time=timezone.now() - timedelta(hours=1))
     execution_start(manual)
     samples = scrape(client)
+    # The manual run, an hour "late", is not counted; the scheduled one is 2 s late (plus the
+    # time the test takes to start it).
     assert value(samples, "scheduler_fire_lag_seconds_bucket", le="1.0") == 0
-    assert value(samples, "scheduler_fire_lag_seconds_bucket", le="2.5") == 1
+    assert value(samples, "scheduler_fire_lag_seconds_bucket", le="5.0") == 1
     assert value(samples, "scheduler_fire_lag_seconds_bucket", le="+Inf") == 1
-    assert 2 <= value(samples, "scheduler_fire_lag_max_seconds") < 2.5
-    assert 2 <= value(samples, "scheduler_fire_lag_seconds_gsum") < 2.5
+    assert 2 <= value(samples, "scheduler_fire_lag_max_seconds") < 5
+    assert 2 <= value(samples, "scheduler_fire_lag_seconds_gsum") < 5
 
 
 def test_instances_leases_and_job_states(client, job):
@@ -142,7 +144,7 @@ def test_instances_leases_and_job_states(client, job):
     assert value(samples, "scheduler_jobs", state="disabled") == 1
 
 
-def test_scrape_cost_does_not_grow_with_jobs_or_history(client, job, django_assert_max_num_queries):
+def test_scrape_cost_does_not_grow_with_jobs_or_history(client, job):
     def queries_for_one_scrape():
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
