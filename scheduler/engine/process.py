@@ -5,6 +5,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -100,10 +101,19 @@ class SchedulerProcess:
         self.start()
         while not self.stop_requested.wait(0.5):
             pass
-        self.stop()
+        if self.stop():
+            # Threads still inside abandoned task functions would keep the interpreter alive
+            # (the pool joins them at exit); their runs are already recorded as failed.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
-    def stop(self) -> None:
-        """Stop claiming, let claimed runs finish within the timeout, give back or fail the rest."""
+    def stop(self) -> bool:
+        """Stop claiming, let claimed runs finish within the timeout, give back or fail the rest.
+
+        Returns True when runs were abandoned mid-flight.
+        """
         logger.info("Scheduler %s stopping", self.instance_id, extra=self.log_extra)
         self.jobstore.claiming = False
         with self.scheduler._jobstores_lock:  # wait for a claim pass in progress to submit its runs
@@ -129,6 +139,7 @@ class SchedulerProcess:
         instance_stop(self.instance_id)
         connections.close_all()
         logger.info("Scheduler %s stopped", self.instance_id, extra=self.log_extra)
+        return bool(running & leftover)
 
     # --- runs ------------------------------------------------------------------------------------
 
@@ -163,7 +174,7 @@ class SchedulerProcess:
         # Without LISTEN/NOTIFY (SQLite) the poll is the only way to hear about manual runs soon.
         if connection.vendor == "postgresql":
             return self.config.poll_interval
-        return min(self.config.poll_interval, 1.0)
+        return min(self.config.poll_interval, 0.5)
 
     def _poll_loop(self):
         interval = self._poll_seconds()

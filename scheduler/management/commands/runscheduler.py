@@ -41,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--poll-interval", type=_positive_float, default=settings.SCHEDULER_POLL_INTERVAL,
             help="Seconds between re-reads of the database for changes nobody announced, e.g. raw SQL "
-            "edits (default: SCHEDULER_POLL_INTERVAL, %(default)s; at most 1 s on SQLite).",
+            "edits (default: SCHEDULER_POLL_INTERVAL, %(default)s; at most 0.5 s on SQLite).",
         )
         parser.add_argument(
             "--heartbeat-interval", type=_positive_float, default=settings.SCHEDULER_HEARTBEAT_INTERVAL,
