@@ -8,6 +8,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scheduler
 
 .PHONY: run test test-sqlite test-postgres migrate clean
 
+SHELL := /bin/bash
+
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -17,10 +19,17 @@ $(VENV)/.installed: requirements.txt
 migrate: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 
+# The web app in the foreground, the scheduler beside it; Ctrl-C stops both.
 run: migrate
 	$(PY) manage.py ensure_admin
-	@echo "Admin: http://$(HOST):$(PORT)/admin/  (Ctrl-C stops everything)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@echo ""
+	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
+	@echo "  Dashboard: http://$(HOST):$(PORT)/scheduler/"
+	@echo "  API:       http://$(HOST):$(PORT)/api/v1/scheduler/  (docs: /api/v1/schema/swagger-ui/)"
+	@echo ""
+	@$(PY) manage.py runscheduler & SCHEDULER=$$!; \
+	trap 'kill -TERM $$SCHEDULER 2>/dev/null; wait $$SCHEDULER' EXIT INT TERM; \
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 test: test-sqlite test-postgres
 
