@@ -1,4 +1,5 @@
 """Services for jobs: create, update, delete, pause, resume, enable, disable and trigger."""
+import math
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
@@ -180,7 +181,7 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
                     "An interval job needs at least one of interval seconds, minutes, hours or "
                     "days greater than 0.",
                 )
-            elif timedelta(seconds=total) > MAX_INTERVAL:
+            elif total > MAX_INTERVAL.total_seconds():  # timedelta() itself overflows on huge input
                 add("interval_days", "The interval may be at most 3650 days; use a cron job for rarer runs.")
     elif job.job_type_id == JobType.CRON:
         for field in ScheduledJob.INTERVAL_FIELDS:
@@ -196,8 +197,12 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
 
     if not isinstance(job.args, list):
         add("args", "args must be a JSON list, e.g. [1, \"two\"].")
+    elif problem := _json_storage_problem(job.args):
+        add("args", f"args cannot be stored: {problem}.")
     if not isinstance(job.kwargs, dict):
         add("kwargs", "kwargs must be a JSON object, e.g. {\"seconds\": 5}.")
+    elif problem := _json_storage_problem(job.kwargs):
+        add("kwargs", f"kwargs cannot be stored: {problem}.")
 
     if "name" not in errors and _name_taken(job):
         add("name", f"A job named {job.name!r} already exists; choose another name.")
@@ -206,6 +211,40 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
         raise ValidationError(errors)
     if task_function is not None:
         job.task_function = task_function
+
+
+MAX_JSON_DEPTH = 32
+
+
+def _json_storage_problem(value) -> str | None:
+    """Why a JSON value could not be stored on every database and read back as strict JSON, or None.
+
+    PostgreSQL's jsonb refuses NaN, infinities and NUL characters, lone surrogates cannot be
+    encoded at all, and very deep nesting cannot be rendered back.
+    """
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"it is nested more than {MAX_JSON_DEPTH} levels deep"
+        if isinstance(item, float) and not math.isfinite(item):
+            return "numbers must be finite (no NaN or Infinity)"
+        texts = []
+        if isinstance(item, str):
+            texts = [item]
+        elif isinstance(item, dict):
+            texts = [key for key in item if isinstance(key, str)]
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((child, depth + 1) for child in item)
+        for text in texts:
+            if "\x00" in text:
+                return "text may not contain NUL (\\u0000) characters"
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text may not contain unpaired surrogate characters"
+    return None
 
 
 def _as_int(value):
