@@ -146,17 +146,53 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 # --- REST framework --------------------------------------------------------------------------
+# The API speaks camelCase JSON both ways (djangorestframework-camel-case); see README "REST API".
 REST_FRAMEWORK = {
+    # Token first: an anonymous request then gets 401 with `WWW-Authenticate: Token`, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "djangorestframework_camel_case.render.CamelCaseJSONRenderer",
+        "djangorestframework_camel_case.render.CamelCaseBrowsableAPIRenderer",
+    ],
+    # JSON only; the parser also refuses NaN/Infinity and over-nested documents with a 400.
+    "DEFAULT_PARSER_CLASSES": ["scheduler.api.parsers.StrictCamelCaseJSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "scheduler.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "EXCEPTION_HANDLER": "scheduler.api.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# Task arguments and results are the user's data: their keys pass through untouched.
+JSON_CAMEL_CASE = {
+    "JSON_UNDERSCOREIZE": {
+        "no_underscore_before_number": False,
+        "ignore_fields": ("args", "kwargs", "result"),
+        "ignore_keys": None,
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Job scheduler API",
-    "DESCRIPTION": "Recurring interval and cron jobs, their runs and the scheduler's status.",
+    "DESCRIPTION": (
+        "Recurring interval and cron jobs, their runs and the scheduler's status. JSON is camelCase "
+        "both ways; authenticate with a session or `Authorization: Token <key>`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1/scheduler",
+    # Separate request and response components: what a client sends is not what it reads back.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
+        "scheduler.api.schema.document_empty_query_values",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "scheduler.models.ExecutionStatus",
+        "ExecutionTriggerEnum": "scheduler.models.ExecutionTrigger",
+    },
 }

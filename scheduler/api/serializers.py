@@ -1,0 +1,349 @@
+"""Shapes of the API's JSON: jobs in and out, job actions, executions, task functions, status, cron previews.
+
+Field names are snake_case here; the camelCase parser and renderer translate them at the edge.
+Input serializers check shape only (types, lengths, ranges of the columns); the service layer
+decides what is valid.
+"""
+from collections.abc import Mapping
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from scheduler.models import (
+    MAX_INSTANCES_LIMIT,
+    ExecutionStatus,
+    ExecutionTrigger,
+    JobExecution,
+    JobType,
+    ScheduledJob,
+    TaskFunction,
+)
+from scheduler.services.jobs import job_schedule_describe
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MAX = 2**63 - 1
+JOB_ACTIONS = ("trigger", "pause", "resume", "enable", "disable")
+CRON_PREVIEW_MAX_COUNT = 100
+
+
+def _default_timezone():
+    return settings.TIME_ZONE
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Refuses keys it does not know, so a typo ("intervalMinute") is a 400 rather than ignored.
+
+    Keys listed in `ignored_fields` (read-only fields of the resource) are accepted and dropped,
+    so a client can edit the body of a GET and send it back.
+    """
+
+    ignored_fields: frozenset[str] = frozenset()
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields) - self.ignored_fields)
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """A scheduled job: what it runs, on which schedule, and its state."""
+
+    # Built from selectors.job_list(), which annotates the last execution and joins the rest.
+
+    task_function_id = serializers.IntegerField(read_only=True)
+    task_function_name = serializers.CharField(source="task_function.name", read_only=True)
+    job_type_id = serializers.IntegerField(read_only=True, help_text="1 = interval, 2 = cron.")
+    job_type_name = serializers.CharField(source="job_type.name", read_only=True)
+    schedule = serializers.SerializerMethodField(help_text="The schedule in words, e.g. 'every 5 minutes'.")
+    last_execution_id = serializers.IntegerField(read_only=True, allow_null=True)
+    last_execution_status = serializers.ChoiceField(
+        choices=ExecutionStatus.choices, read_only=True, allow_null=True
+    )
+    args = serializers.ListField(child=serializers.JSONField(allow_null=True), read_only=True)
+    kwargs = serializers.DictField(child=serializers.JSONField(allow_null=True), read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
+    updated_by = serializers.CharField(source="updated_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ScheduledJob
+        fields = [
+            "id",
+            "name",
+            "description",
+            "task_function_id",
+            "task_function_name",
+            "job_type_id",
+            "job_type_name",
+            *ScheduledJob.INTERVAL_FIELDS,
+            "cron_expression",
+            "timezone",
+            "schedule",
+            "args",
+            "kwargs",
+            "priority",
+            "max_instances",
+            "misfire_grace_time",
+            "coalesce",
+            "history_limit",
+            "is_enabled",
+            "is_paused",
+            "pause_reason",
+            "next_run_time",
+            "last_run_time",
+            "last_execution_id",
+            "last_execution_status",
+            "created_at",
+            "updated_at",
+            "created_by",
+            "updated_by",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField())
+    def get_schedule(self, job) -> str:
+        return job_schedule_describe(job)
+
+
+def _interval_field(unit: str):
+    return serializers.IntegerField(
+        min_value=0,
+        max_value=INT32_MAX,
+        allow_null=True,
+        default=None,
+        help_text=f"Interval jobs: {unit} part of the interval (at least one part > 0).",
+    )
+
+
+class JobWriteSerializer(StrictInputSerializer):
+    """The body of POST, PUT and PATCH /jobs.
+
+    POST and PUT take the whole job: fields left out get their defaults. PATCH changes only the
+    fields sent; when it switches the job type, the other type's schedule fields are cleared.
+    """
+
+    ignored_fields = frozenset(JobSerializer.Meta.fields)
+
+    name = serializers.CharField(max_length=200, help_text="Unique among active jobs.")
+    description = serializers.CharField(max_length=10_000, allow_blank=True, default="")
+    task_function_id = serializers.IntegerField(
+        min_value=1, max_value=INT64_MAX, help_text="Id of an active task function (GET /task-functions)."
+    )
+    job_type_id = serializers.IntegerField(
+        min_value=JobType.INTERVAL,
+        max_value=JobType.CRON,
+        help_text="1 = interval, 2 = cron.",
+        error_messages={
+            "min_value": "Unknown job type: use 1 (interval) or 2 (cron).",
+            "max_value": "Unknown job type: use 1 (interval) or 2 (cron).",
+        },
+    )
+    interval_seconds = _interval_field("seconds")
+    interval_minutes = _interval_field("minutes")
+    interval_hours = _interval_field("hours")
+    interval_days = _interval_field("days")
+    cron_expression = serializers.CharField(
+        max_length=120,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text="Cron jobs: standard 5-field cron (minute hour day-of-month month day-of-week).",
+    )
+    timezone = serializers.CharField(
+        max_length=64, default=_default_timezone, help_text="IANA name; cron is evaluated in it."
+    )
+    args = serializers.ListField(
+        child=serializers.JSONField(allow_null=True),
+        default=list,
+        help_text="Positional arguments of the task function (a JSON list).",
+        error_messages={"not_a_list": 'args must be a JSON list, e.g. [1, "two"]; got {input_type}.'},
+    )
+    kwargs = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        default=dict,
+        help_text="Keyword arguments of the task function (a JSON object; keys are passed as sent).",
+        error_messages={"not_a_dict": 'kwargs must be a JSON object, e.g. {{"seconds": 5}}; got {input_type}.'},
+    )
+    priority = serializers.IntegerField(
+        min_value=INT32_MIN, max_value=INT32_MAX, default=0, help_text="Higher runs first."
+    )
+    max_instances = serializers.IntegerField(min_value=1, max_value=MAX_INSTANCES_LIMIT, default=1)
+    misfire_grace_time = serializers.IntegerField(
+        min_value=1, max_value=INT32_MAX, default=60, help_text="Seconds a run may start late."
+    )
+    coalesce = serializers.BooleanField(default=True)
+    history_limit = serializers.IntegerField(
+        min_value=1,
+        max_value=INT32_MAX,
+        allow_null=True,
+        default=None,
+        help_text="Keep at most this many finished executions; null for no cap.",
+    )
+    is_enabled = serializers.BooleanField(default=True)
+
+    def validate(self, attrs):
+        job = self.instance
+        switches_type = (
+            self.partial
+            and job is not None
+            and "job_type_id" in attrs
+            and attrs["job_type_id"] != job.job_type_id
+        )
+        if switches_type:
+            other_kind = (
+                ScheduledJob.INTERVAL_FIELDS if attrs["job_type_id"] == JobType.CRON else ("cron_expression",)
+            )
+            for field_name in other_kind:
+                attrs.setdefault(field_name, None)
+        return attrs
+
+
+class JobActionSerializer(StrictInputSerializer):
+    """The body of POST /jobs/{id}/action."""
+
+    action = serializers.ChoiceField(
+        choices=JOB_ACTIONS,
+        error_messages={
+            "invalid_choice": 'Unknown action "{input}": use trigger, pause, resume, enable or disable.'
+        },
+    )
+    reason = serializers.CharField(
+        max_length=1000, allow_blank=True, default="", help_text="Why the job is paused (pause only)."
+    )
+
+
+# --- executions ------------------------------------------------------------------------------------
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    """One run of a job."""
+
+    job_id = serializers.IntegerField(read_only=True)
+    triggered_by = serializers.CharField(source="triggered_by.username", read_only=True, allow_null=True)
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices, read_only=True)
+    trigger = serializers.ChoiceField(choices=ExecutionTrigger.choices, read_only=True)
+    result = serializers.JSONField(read_only=True, allow_null=True, help_text="The task function's return value.")
+
+    class Meta:
+        model = JobExecution
+        fields = [
+            "id",
+            "job_id",
+            "status",
+            "trigger",
+            "scheduled_time",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "result",
+            "error_message",
+            "traceback",
+            "instance_id",
+            "hostname",
+            "celery_task_id",
+            "triggered_by",
+        ]
+        read_only_fields = fields
+
+
+# --- task functions --------------------------------------------------------------------------------
+
+
+class TaskFunctionSerializer(serializers.ModelSerializer):
+    """A function jobs may run; inactive ones are no longer registered in code."""
+
+    class Meta:
+        model = TaskFunction
+        fields = ["id", "name", "description", "offload", "queue", "timeout", "is_active"]
+        read_only_fields = fields
+
+
+# --- status ----------------------------------------------------------------------------------------
+
+
+class SchedulerInstanceSerializer(serializers.Serializer):
+    instance_id = serializers.CharField()
+    hostname = serializers.CharField()
+    pid = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    last_heartbeat = serializers.DateTimeField()
+
+
+class JobCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Active (not deleted) jobs.")
+    enabled = serializers.IntegerField()
+    disabled = serializers.IntegerField()
+    paused = serializers.IntegerField()
+
+
+class ExecutionCountsSerializer(serializers.Serializer):
+    pending = serializers.IntegerField(help_text="Waiting to start, now.")
+    running = serializers.IntegerField(help_text="Running, now.")
+    succeeded = serializers.IntegerField(help_text="Finished successfully within the window.")
+    failed = serializers.IntegerField(help_text="Failed within the window.")
+    skipped = serializers.IntegerField(help_text="Skipped (max instances reached) within the window.")
+    missed = serializers.IntegerField(help_text="Missed (later than the grace time) within the window.")
+    window_hours = serializers.IntegerField(help_text="The window: the last this many hours.")
+
+
+class NextRunSerializer(serializers.Serializer):
+    job_id = serializers.IntegerField(source="pk")
+    name = serializers.CharField()
+    task_function_name = serializers.CharField(source="task_function.name")
+    next_run_time = serializers.DateTimeField()
+    priority = serializers.IntegerField()
+
+
+class SchedulerStatusSerializer(serializers.Serializer):
+    """What the scheduler's processes recorded in the database."""
+
+    scheduler_alive = serializers.BooleanField(help_text="Whether any scheduler process is heartbeating.")
+    instances = SchedulerInstanceSerializer(many=True, help_text="Scheduler processes alive now.")
+    jobs = JobCountsSerializer()
+    executions = ExecutionCountsSerializer()
+    next_runs = NextRunSerializer(many=True, help_text="The next ten runs, soonest first.")
+    generated_at = serializers.DateTimeField()
+
+
+# --- cron preview ----------------------------------------------------------------------------------
+
+
+class CronPreviewQuerySerializer(serializers.Serializer):
+    """The query string of GET /cron/preview."""
+
+    expression = serializers.CharField(max_length=200, help_text='A cron expression, e.g. "0 2 * * *".')
+    timezone = serializers.CharField(
+        max_length=64, default=_default_timezone, help_text="IANA name; default: the server's TIME_ZONE."
+    )
+    count = serializers.IntegerField(
+        min_value=1, max_value=CRON_PREVIEW_MAX_COUNT, default=5, help_text="How many fire times to list."
+    )
+
+
+class CronPreviewSerializer(serializers.Serializer):
+    """A cron expression checked and evaluated exactly as jobs are."""
+
+    expression = serializers.CharField(help_text="The expression, normalised when valid.")
+    timezone = serializers.CharField()
+    valid = serializers.BooleanField()
+    description = serializers.CharField(help_text="The schedule in words; empty when invalid.")
+    next_run_times = serializers.ListField(child=serializers.DateTimeField(), help_text="In UTC.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Why the expression or timezone is invalid, by parameter name; empty when valid.",
+    )
+
+
+# --- errors (documentation only) ---------------------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error that is not about a particular field (401, 403, 404, 405, 415)."""
+
+    detail = serializers.CharField()

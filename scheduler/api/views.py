@@ -1,0 +1,271 @@
+"""API views: they check the shape of the input, call the service layer or a selector, and render."""
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import ListAPIView, get_object_or_404
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from scheduler import selectors
+from scheduler.api import schema
+from scheduler.api.filters import ExecutionFilter, JobFilter, TaskFunctionFilter
+from scheduler.api.permissions import (
+    CanReadJobs,
+    CanReadTaskFunctions,
+    JobPermissions,
+    require_job_action_permission,
+)
+from scheduler.api.serializers import (
+    CronPreviewQuerySerializer,
+    CronPreviewSerializer,
+    ExecutionSerializer,
+    JobActionSerializer,
+    JobSerializer,
+    JobWriteSerializer,
+    SchedulerStatusSerializer,
+    TaskFunctionSerializer,
+)
+from scheduler.models import JobExecution, ScheduledJob, TaskFunction
+from scheduler.services.jobs import (
+    job_create,
+    job_delete,
+    job_disable,
+    job_enable,
+    job_pause,
+    job_resume,
+    job_trigger,
+    job_update,
+)
+
+def active_job_or_404(job_id) -> ScheduledJob:
+    """The active job with this id (as listed), or a 404 for a missing, deleted or malformed id."""
+    try:
+        job = selectors.job_get(job_id)
+    except (TypeError, ValueError, DjangoValidationError):
+        job = None
+    if job is None:
+        raise NotFound("No job with this id (it may have been deleted).")
+    return job
+
+
+JOB_WRITE_ERRORS = schema.field_errors(JobWriteSerializer, "JobValidationError")
+JOB_ACTION_ERRORS = schema.field_errors(JobActionSerializer, "JobActionValidationError")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List active jobs",
+        responses={200: JobSerializer(many=True), 400: schema.QUERY_ERRORS, 404: schema.NOT_FOUND, **schema.READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="One job", responses={200: JobSerializer, 404: schema.NOT_FOUND, **schema.READ_ERRORS}
+    ),
+    create=extend_schema(
+        summary="Create a job",
+        request=JobWriteSerializer,
+        responses={201: JobSerializer, 400: JOB_WRITE_ERRORS, **schema.WRITE_ERRORS},
+    ),
+    update=extend_schema(
+        summary="Replace a job (fields left out get their defaults)",
+        request=JobWriteSerializer,
+        responses={200: JobSerializer, 400: JOB_WRITE_ERRORS, 404: schema.NOT_FOUND, **schema.WRITE_ERRORS},
+    ),
+    partial_update=extend_schema(
+        summary="Change some fields of a job",
+        request=JobWriteSerializer,
+        responses={200: JobSerializer, 400: JOB_WRITE_ERRORS, 404: schema.NOT_FOUND, **schema.WRITE_ERRORS},
+    ),
+    destroy=extend_schema(
+        summary="Delete a job (soft delete: its history stays)",
+        responses={204: None, 404: schema.NOT_FOUND, **schema.READ_ERRORS},
+    ),
+)
+class JobViewSet(viewsets.GenericViewSet):
+    """Scheduled jobs: create, list, read, change, delete, and act on (trigger, pause, ...)."""
+
+    permission_classes = [JobPermissions]
+    lookup_value_regex = "[^/]+"  # any id reaches the view, which answers 404 in JSON
+    serializer_class = JobSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = JobFilter
+
+    def get_queryset(self):
+        return selectors.job_list()
+
+    def get_serializer_class(self):
+        if self.action in ("create", "update", "partial_update"):
+            return JobWriteSerializer
+        return self.serializer_class
+
+    def get_object(self):
+        """The active job named in the URL, or 404 (list filters do not apply to it)."""
+        job = active_job_or_404(self.kwargs["pk"])
+        self.check_object_permissions(self.request, job)
+        return job
+
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(JobSerializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        return Response(JobSerializer(self.get_object()).data)
+
+    def create(self, request):
+        serializer = JobWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = job_create(user=request.user, **serializer.validated_data)
+        return Response(self._representation(job), status=status.HTTP_201_CREATED)
+
+    def update(self, request, pk=None):
+        return self._update(request, partial=False)
+
+    def partial_update(self, request, pk=None):
+        return self._update(request, partial=True)
+
+    def _update(self, request, *, partial: bool):
+        job = self.get_object()
+        serializer = JobWriteSerializer(job, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        job = job_update(job, user=request.user, **serializer.validated_data)
+        return Response(self._representation(job))
+
+    def destroy(self, request, pk=None):
+        job_delete(self.get_object(), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Trigger, pause, resume, enable or disable a job",
+        description=(
+            "trigger records one manual run now (a scheduler process picks it up within a second) "
+            "and answers 202 with that execution; the other actions answer 200 with the job. "
+            "trigger needs the 'Can trigger a manual run' permission, the others the change permission."
+        ),
+        request=JobActionSerializer,
+        responses={
+            200: JobSerializer,
+            202: ExecutionSerializer,
+            400: JOB_ACTION_ERRORS,
+            404: schema.NOT_FOUND,
+            **schema.WRITE_ERRORS,
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="action", url_name="action")
+    def job_action(self, request, pk=None):
+        job = self.get_object()
+        serializer = JobActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        requested = serializer.validated_data["action"]
+        require_job_action_permission(request.user, requested)
+        if requested == "trigger":
+            execution = job_trigger(job, user=request.user)
+            return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
+        if requested == "pause":
+            job = job_pause(job, user=request.user, reason=serializer.validated_data["reason"])
+        else:
+            change = {"resume": job_resume, "enable": job_enable, "disable": job_disable}[requested]
+            job = change(job, user=request.user)
+        return Response(self._representation(job))
+
+    @staticmethod
+    def _representation(job):
+        """The job as GET shows it (with the last execution), read back after a write."""
+        return JobSerializer(selectors.job_get(job.pk)).data
+
+
+@extend_schema(
+    summary="A job's executions, newest first",
+    parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The job's id.")],
+    responses={
+        200: ExecutionSerializer(many=True),
+        400: schema.QUERY_ERRORS,
+        404: schema.NOT_FOUND,
+        **schema.READ_ERRORS,
+    },
+)
+class JobHistoryView(ListAPIView):
+    """The executions of one active job, newest first, filterable by status and trigger."""
+
+    permission_classes = [CanReadJobs]
+    serializer_class = ExecutionSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ExecutionFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no job in hand
+            return JobExecution.objects.none()
+        return selectors.job_execution_list(active_job_or_404(self.kwargs["pk"]))
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Registered task functions (what a job may run)",
+        responses={200: TaskFunctionSerializer(many=True), 400: schema.QUERY_ERRORS, 404: schema.NOT_FOUND, **schema.READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="One task function",
+        responses={200: TaskFunctionSerializer, 404: schema.NOT_FOUND, **schema.READ_ERRORS},
+    ),
+)
+class TaskFunctionViewSet(viewsets.ReadOnlyModelViewSet):
+    """The task functions of the code registry; inactive ones are no longer registered."""
+
+    permission_classes = [CanReadTaskFunctions]
+    lookup_value_regex = "[^/]+"
+    serializer_class = TaskFunctionSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = TaskFunctionFilter
+    queryset = TaskFunction.objects.order_by("name", "pk")
+
+    def get_object(self):
+        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+
+
+class SchedulerStatusView(APIView):
+    """Whether the scheduler runs, its processes, job and execution counts, and the next runs."""
+
+    permission_classes = [CanReadJobs]
+
+    @extend_schema(
+        summary="Scheduler status", responses={200: SchedulerStatusSerializer, **schema.READ_ERRORS}
+    )
+    def get(self, request):
+        return Response(SchedulerStatusSerializer(selectors.scheduler_status()).data)
+
+
+class CronPreviewView(APIView):
+    """Check a cron expression and list its next fire times, as jobs would evaluate it."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Preview a cron expression",
+        description=(
+            "200 with valid=false and errors when the expression or timezone is not acceptable; "
+            "400 only when the query string itself is malformed (missing expression, bad count)."
+        ),
+        parameters=[CronPreviewQuerySerializer],
+        responses={
+            200: CronPreviewSerializer,
+            400: schema.field_errors(CronPreviewQuerySerializer, "CronPreviewQueryError"),
+            **schema.READ_ERRORS,
+        },
+    )
+    def get(self, request):
+        query = CronPreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        preview = selectors.cron_preview(
+            query.validated_data["expression"],
+            query.validated_data["timezone"],
+            query.validated_data["count"],
+        )
+        return Response(CronPreviewSerializer(preview).data)
+
+
+def api_not_found(request, *args, **kwargs):
+    """Any other URL under the API: a JSON 404 like the API's own, not Django's HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=404)

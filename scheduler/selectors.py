@@ -1,0 +1,172 @@
+"""Reads of the scheduler's state for the API and the dashboard: job lists, history, status, cron previews."""
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, SchedulerInstance
+from scheduler.services.schedules import cron_describe, cron_next_fire_times, cron_validate, zone_get
+
+NEXT_RUNS_LIMIT = 10
+RECENT_EXECUTIONS_WINDOW = timedelta(hours=24)
+
+
+# --- jobs and their history --------------------------------------------------------------------
+
+
+def job_list() -> QuerySet[ScheduledJob]:
+    """Active jobs with all a listing shows (function, type, users, last run), in one query."""
+    return (
+        ScheduledJob.objects.active()
+        .select_related("task_function", "job_type", "created_by", "updated_by")
+        .with_last_execution()
+        .order_by("name", "pk")
+    )
+
+
+def job_get(job_id) -> ScheduledJob | None:
+    """One active job, annotated like job_list(); None if missing or deleted."""
+    return job_list().filter(pk=job_id).first()
+
+
+def job_execution_list(job: ScheduledJob) -> QuerySet[JobExecution]:
+    """A job's executions, newest first."""
+    return JobExecution.objects.filter(job=job).select_related("triggered_by").newest_first()
+
+
+# --- scheduler status ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    total: int
+    enabled: int
+    disabled: int
+    paused: int
+
+
+@dataclass(frozen=True)
+class ExecutionCounts:
+    """Runs waiting or running now, and outcomes of runs that finished within the window."""
+
+    pending: int
+    running: int
+    succeeded: int
+    failed: int
+    skipped: int
+    missed: int
+    window_hours: int
+
+
+@dataclass(frozen=True)
+class SchedulerStatus:
+    scheduler_alive: bool
+    instances: list[SchedulerInstance]
+    jobs: JobCounts
+    executions: ExecutionCounts
+    next_runs: list[ScheduledJob]
+    generated_at: datetime
+
+
+def instance_list_alive(now: datetime | None = None) -> list[SchedulerInstance]:
+    """Scheduler processes that are running and heartbeating, newest first."""
+    return list(SchedulerInstance.objects.alive(now).order_by("-started_at", "pk"))
+
+
+def job_counts() -> JobCounts:
+    """Counts of active jobs: all, enabled, disabled, paused (paused jobs may be enabled or not)."""
+    counts = ScheduledJob.objects.active().aggregate(
+        total=Count("pk"),
+        enabled=Count("pk", filter=Q(is_enabled=True)),
+        disabled=Count("pk", filter=Q(is_enabled=False)),
+        paused=Count("pk", filter=Q(is_paused=True)),
+    )
+    return JobCounts(**counts)
+
+
+def execution_counts(now: datetime | None = None) -> ExecutionCounts:
+    """Pending and running executions, and those that finished in the last 24 hours by outcome."""
+    now = now or timezone.now()
+    since = now - RECENT_EXECUTIONS_WINDOW
+    S = ExecutionStatus
+    unfinished = Q(status__in=(S.PENDING, S.RUNNING))
+    recently_finished = Q(status__in=(S.SUCCESS, S.FAILED, S.SKIPPED, S.MISSED), finished_at__gte=since)
+    counts = JobExecution.objects.filter(unfinished | recently_finished).aggregate(
+        pending=Count("pk", filter=Q(status=S.PENDING)),
+        running=Count("pk", filter=Q(status=S.RUNNING)),
+        succeeded=Count("pk", filter=Q(status=S.SUCCESS)),
+        failed=Count("pk", filter=Q(status=S.FAILED)),
+        skipped=Count("pk", filter=Q(status=S.SKIPPED)),
+        missed=Count("pk", filter=Q(status=S.MISSED)),
+    )
+    return ExecutionCounts(**counts, window_hours=int(RECENT_EXECUTIONS_WINDOW.total_seconds() // 3600))
+
+
+def job_list_next_runs(limit: int = NEXT_RUNS_LIMIT) -> list[ScheduledJob]:
+    """The jobs that fire next (active, enabled, not paused), soonest first."""
+    return list(
+        ScheduledJob.objects.schedulable()
+        .filter(next_run_time__isnull=False)
+        .select_related("task_function")
+        .order_by("next_run_time", "-priority", "pk")[:limit]
+    )
+
+
+def scheduler_status(now: datetime | None = None) -> SchedulerStatus:
+    """Everything the status page shows, read from the database (what the processes recorded)."""
+    now = now or timezone.now()
+    instances = instance_list_alive(now)
+    return SchedulerStatus(
+        scheduler_alive=bool(instances),
+        instances=instances,
+        jobs=job_counts(),
+        executions=execution_counts(now),
+        next_runs=job_list_next_runs(),
+        generated_at=now,
+    )
+
+
+# --- cron preview ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CronPreview:
+    """Whether an expression is valid in a timezone, in words, and its next fire times."""
+
+    expression: str
+    timezone: str
+    valid: bool
+    description: str = ""
+    next_run_times: list[datetime] = field(default_factory=list)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+def cron_preview(expression: str, timezone_name: str, count: int, now: datetime | None = None) -> CronPreview:
+    """Check a cron expression the way job validation does and list its next `count` fire times."""
+    now = now or timezone.now()
+    errors: dict[str, list[str]] = {}
+    try:
+        zone_get(timezone_name)
+    except ValidationError as exc:
+        errors["timezone"] = exc.messages
+    try:
+        normalised = cron_validate(expression, "UTC" if errors else timezone_name)
+    except ValidationError as exc:
+        errors["expression"] = exc.messages
+    if errors:
+        return CronPreview(expression=expression, timezone=timezone_name, valid=False, errors=errors)
+    try:
+        times = cron_next_fire_times(normalised, timezone_name, now, count)
+    except ValueError as exc:
+        return CronPreview(
+            expression=normalised, timezone=timezone_name, valid=False, errors={"expression": [str(exc)]}
+        )
+    return CronPreview(
+        expression=normalised,
+        timezone=timezone_name,
+        valid=True,
+        description=cron_describe(normalised),
+        next_run_times=times,
+    )
