@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from scheduler.models import JobType
 from scheduler.services.claims import runs_claim
 from scheduler.services.instances import instance_register
 from scheduler.services.runs import execution_run
+from scheduler.services.task_functions import task_functions_sync
 from tests.factories import IntervalJobFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,6 +27,14 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
 # Generous: the page refreshes itself every 5 s, and CI machines can be slow.
 DEADLINE_MS = 30_000
+
+
+@pytest.fixture
+def migrated_rows(transactional_db):
+    """Put back the rows migrations create: an earlier transactional test's flush removed them."""
+    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron")):
+        JobType.objects.update_or_create(pk=pk, defaults={"name": name})
+    task_functions_sync()
 
 
 @pytest.fixture
@@ -51,7 +61,7 @@ def browser_page(monkeypatch):
             connections.close_all()
 
 
-def test_log_in_see_trigger_and_watch_the_run(live_server, browser_page):
+def test_log_in_see_trigger_and_watch_the_run(live_server, migrated_rows, browser_page):
     page, expect = browser_page
     UserFactory(username="operator", password="a-long-test-password", is_staff=True, is_superuser=True)
     job = IntervalJobFactory(name="Nightly report", interval_minutes=15)
