@@ -62,10 +62,20 @@ def runs_plan(job: ScheduledJob, now: datetime) -> tuple[list[PlannedRun], datet
         fire_time = job_following_fire_time(job, fire_time)
     if fire_time <= now:
         logger.warning(
-            "Job %s (%s) had more than %d overdue fire times; skipping ahead to the next one.",
+            "Job %s (%s) had more than %d overdue fire times; skipping ahead to those within its "
+            "misfire grace time.",
             job.pk, job.name, CATCH_UP_LIMIT,
         )
-        fire_time = job_next_fire_time(job, now)
+        # Skip only the backlog beyond the grace time: the fire times still within it run (the
+        # latest alone, with coalesce), as APScheduler would run them. Fire times are whole
+        # seconds apart, so starting 1 s early finds the first one at or after the window.
+        window_start = max(fire_time, now - grace) - timedelta(seconds=1)
+        fire_time = job_next_fire_time(job, window_start)
+        while fire_time <= now and len(due) < 2 * CATCH_UP_LIMIT:
+            due.append(fire_time)
+            fire_time = job_following_fire_time(job, fire_time)
+        if fire_time <= now:
+            fire_time = job_next_fire_time(job, now)
     if job.coalesce:
         due = due[-1:]
     planned = []
