@@ -31,6 +31,8 @@ NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such job (or it was
 UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(ErrorSerializer, description="The body is not application/json.")
 
 READ_ERRORS = {401: NOT_AUTHENTICATED, 403: FORBIDDEN}
+LIST_ERRORS = {400: QUERY_ERRORS, 404: NOT_FOUND, **READ_ERRORS}
+DETAIL_ERRORS = {404: NOT_FOUND, **READ_ERRORS}
 WRITE_ERRORS = {**READ_ERRORS, 415: UNSUPPORTED_MEDIA_TYPE}
 
 

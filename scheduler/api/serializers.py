@@ -167,7 +167,9 @@ class JobWriteSerializer(StrictInputSerializer):
         child=serializers.JSONField(allow_null=True),
         default=dict,
         help_text="Keyword arguments of the task function (a JSON object; keys are passed as sent).",
-        error_messages={"not_a_dict": 'kwargs must be a JSON object, e.g. {{"seconds": 5}}; got {input_type}.'},
+        error_messages={
+            "not_a_dict": 'kwargs must be a JSON object, e.g. {{"seconds": 5}}; got {input_type}.'
+        },
     )
     priority = serializers.IntegerField(
         min_value=INT32_MIN, max_value=INT32_MAX, default=0, help_text="Higher runs first."
@@ -227,7 +229,9 @@ class ExecutionSerializer(serializers.ModelSerializer):
     triggered_by = serializers.CharField(source="triggered_by.username", read_only=True, allow_null=True)
     status = serializers.ChoiceField(choices=ExecutionStatus.choices, read_only=True)
     trigger = serializers.ChoiceField(choices=ExecutionTrigger.choices, read_only=True)
-    result = serializers.JSONField(read_only=True, allow_null=True, help_text="The task function's return value.")
+    result = serializers.JSONField(
+        read_only=True, allow_null=True, help_text="The task function's return value."
+    )
 
     class Meta:
         model = JobExecution

@@ -42,6 +42,7 @@ from scheduler.services.jobs import (
     job_update,
 )
 
+
 def active_job_or_404(job_id) -> ScheduledJob:
     """The active job with this id (as listed), or a 404 for a missing, deleted or malformed id."""
     try:
@@ -60,10 +61,10 @@ JOB_ACTION_ERRORS = schema.field_errors(JobActionSerializer, "JobActionValidatio
 @extend_schema_view(
     list=extend_schema(
         summary="List active jobs",
-        responses={200: JobSerializer(many=True), 400: schema.QUERY_ERRORS, 404: schema.NOT_FOUND, **schema.READ_ERRORS},
+        responses={200: JobSerializer(many=True), **schema.LIST_ERRORS},
     ),
     retrieve=extend_schema(
-        summary="One job", responses={200: JobSerializer, 404: schema.NOT_FOUND, **schema.READ_ERRORS}
+        summary="One job", responses={200: JobSerializer, **schema.DETAIL_ERRORS}
     ),
     create=extend_schema(
         summary="Create a job",
@@ -82,7 +83,7 @@ JOB_ACTION_ERRORS = schema.field_errors(JobActionSerializer, "JobActionValidatio
     ),
     destroy=extend_schema(
         summary="Delete a job (soft delete: its history stays)",
-        responses={204: None, 404: schema.NOT_FOUND, **schema.READ_ERRORS},
+        responses={204: None, **schema.DETAIL_ERRORS},
     ),
 )
 class JobViewSet(viewsets.GenericViewSet):
@@ -180,12 +181,7 @@ class JobViewSet(viewsets.GenericViewSet):
 @extend_schema(
     summary="A job's executions, newest first",
     parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The job's id.")],
-    responses={
-        200: ExecutionSerializer(many=True),
-        400: schema.QUERY_ERRORS,
-        404: schema.NOT_FOUND,
-        **schema.READ_ERRORS,
-    },
+    responses={200: ExecutionSerializer(many=True), **schema.LIST_ERRORS},
 )
 class JobHistoryView(ListAPIView):
     """The executions of one active job, newest first, filterable by status and trigger."""
@@ -204,11 +200,11 @@ class JobHistoryView(ListAPIView):
 @extend_schema_view(
     list=extend_schema(
         summary="Registered task functions (what a job may run)",
-        responses={200: TaskFunctionSerializer(many=True), 400: schema.QUERY_ERRORS, 404: schema.NOT_FOUND, **schema.READ_ERRORS},
+        responses={200: TaskFunctionSerializer(many=True), **schema.LIST_ERRORS},
     ),
     retrieve=extend_schema(
         summary="One task function",
-        responses={200: TaskFunctionSerializer, 404: schema.NOT_FOUND, **schema.READ_ERRORS},
+        responses={200: TaskFunctionSerializer, **schema.DETAIL_ERRORS},
     ),
 )
 class TaskFunctionViewSet(viewsets.ReadOnlyModelViewSet):
