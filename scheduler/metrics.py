@@ -71,7 +71,9 @@ def _collect(now):
     leases = ScheduledJobLock.objects.order_by().aggregate(
         live=Count("pk", filter=Q(expires_at__gt=now)), expired=Count("pk", filter=Q(expires_at__lte=now))
     )
-    held = GaugeMetricFamily("scheduler_leases_held", "Live leases (max_instances slots held by running executions).")
+    held = GaugeMetricFamily(
+        "scheduler_leases_held", "Live leases (max_instances slots held by running executions)."
+    )
     held.add_metric([], leases["live"])
     yield held
     expired = GaugeMetricFamily(
@@ -134,7 +136,9 @@ def _collect(now):
 
 
 def _duration_histogram(recent, window):
-    buckets = {f"le_{i}": Count("pk", filter=Q(duration_ms__lte=b * 1000)) for i, b in enumerate(DURATION_BUCKETS)}
+    buckets = {
+        f"le_{i}": Count("pk", filter=Q(duration_ms__lte=b * 1000)) for i, b in enumerate(DURATION_BUCKETS)
+    }
     rows = (
         recent.filter(status__in=FINISHED_WITH_DURATION, duration_ms__isnull=False)
         .values("job_id", "job__name")

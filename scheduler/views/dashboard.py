@@ -64,8 +64,12 @@ def dashboard(request):
         "jobs": jobs,
         "recent_executions": recent[:RECENT_EXECUTIONS],
         "failures_only": failures_only,
-        "runs_chart": runs_by_hour_chart(JobExecution.objects.hourly_status_counts(since), now, CHART_HOURS),
-        "durations_chart": durations_by_hour_chart(JobExecution.objects.hourly_durations(since), now, CHART_HOURS),
+        "runs_chart": runs_by_hour_chart(
+            JobExecution.objects.hourly_status_counts(since), now, CHART_HOURS
+        ),
+        "durations_chart": durations_by_hour_chart(
+            JobExecution.objects.hourly_durations(since), now, CHART_HOURS
+        ),
         "now": now,
         "refresh_seconds": REFRESH_SECONDS,
     }
@@ -141,6 +145,9 @@ def _respond(request, job, *, ok: bool, message: str, status: int = 200):
         return JsonResponse({"ok": ok, "message": message}, status=status)
     (messages.success if ok else messages.error)(request, message)
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    if not safe:
         target = reverse("scheduler:job-detail", args=[job.pk])
     return redirect(target)

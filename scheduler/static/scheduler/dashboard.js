@@ -81,6 +81,10 @@
       credentials: "same-origin",
       headers: { "Accept": "application/json", "X-Requested-With": "fetch" }
     }).then(function (response) {
+      if (response.redirected) {
+        // Sent to the login page: the session ended. Nothing was changed.
+        return { ok: false, message: "Your session has ended: reload the page and log in again." };
+      }
       return response.json().catch(function () {
         return { ok: false, message: "The server answered HTTP " + response.status + "." };
       });
