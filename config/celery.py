@@ -7,4 +7,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Celery tasks live in tasks/offloaded.py.
+app.autodiscover_tasks(lambda: ["tasks"], related_name="offloaded")

@@ -144,6 +144,23 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Reliability choices, explained in README.md ("Celery workers"): acknowledge after the run,
+# take one message at a time (so priorities hold and long runs do not hoard messages), and
+# fail a run whose worker process died instead of running it again.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis priorities: 0 (first) to 9 (last), one list per level; see services/offload.py.
+    "priority_steps": list(range(10)),
+    "sep": ":",
+    "queue_order_strategy": "priority",
+    # Longer than any run's hard time limit, or Redis would hand the message to a second worker.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600),
+}
 
 # --- REST framework --------------------------------------------------------------------------
 # The API speaks camelCase JSON both ways (djangorestframework-camel-case); see README "REST API".

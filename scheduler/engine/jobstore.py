@@ -12,7 +12,6 @@ from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.triggers.date import DateTrigger
 from django.db import connection
 from django.db.models import Min
-from django.utils import timezone
 
 from scheduler.models import JobExecution, ScheduledJob
 from scheduler.services.claims import runs_claim
@@ -33,12 +32,12 @@ class DatabaseJobStore(BaseJobStore):
         if not self.claiming:
             return []
         try:
-            claimed = runs_claim(instance_id=self.instance_id, now=timezone.now(), batch_size=self.batch_size)
+            claimed = runs_claim(instance_id=self.instance_id, now=now, batch_size=self.batch_size)
         except Exception:
             connection.close()  # a dropped connection is reopened on the next call
             raise
         self.on_claimed(claimed)
-        return [self._single_shot(run) for run in claimed]
+        return [self._single_shot(run, now) for run in claimed]
 
     def get_next_run_time(self):
         if not self.claiming:
@@ -52,7 +51,10 @@ class DatabaseJobStore(BaseJobStore):
             logger.exception("Could not read the next run time; retrying shortly.")
             return datetime.now(UTC)
 
-    def _single_shot(self, run) -> Job:
+    def _single_shot(self, run, now) -> Job:
+        # APScheduler submits only run times <= the `now` it passed us; a manual run asked for a
+        # moment after that instant must still be submitted, never silently dropped.
+        run_time = min(run.scheduled_time, now)
         job = Job(
             self._scheduler,
             id=f"execution-{run.execution_id}",
@@ -60,14 +62,14 @@ class DatabaseJobStore(BaseJobStore):
             func=self.dispatch,
             args=(run,),
             kwargs={},
-            trigger=DateTrigger(run_date=run.scheduled_time),
+            trigger=DateTrigger(run_date=run_time),
             executor="default",
             # The claim already applied the job's own misfire rule; a run queued behind others
             # in the pool must still run, never be dropped by APScheduler's check.
             misfire_grace_time=None,
             coalesce=False,
             max_instances=1,
-            next_run_time=run.scheduled_time,
+            next_run_time=run_time,
         )
         job._jobstore_alias = self._alias
         return job

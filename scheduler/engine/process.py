@@ -24,6 +24,7 @@ from scheduler.services.instances import (
     instance_stop,
     leases_reap,
 )
+from scheduler.services.offload import offloaded_run_send
 from scheduler.services.runs import execution_run
 from scheduler.services.task_functions import task_functions_sync
 
@@ -148,11 +149,15 @@ class SchedulerProcess:
             self._claimed.update(run.execution_id for run in runs)
 
     def _dispatch(self, run) -> None:
-        """Runs in the thread pool; offloaded functions go through the same path until a broker exists."""
+        """Runs in the thread pool: inline functions run here; offloaded ones are sent to Celery
+        (or, with no broker configured, run here through the same Celery task)."""
         with self._lock:
             self._running.add(run.execution_id)
         try:
-            execution_run(run.execution_id, instance_id=self.instance_id, hostname=self.hostname)
+            if run.offload:
+                offloaded_run_send(run.execution_id)
+            else:
+                execution_run(run.execution_id, instance_id=self.instance_id, hostname=self.hostname)
         except Exception:
             logger.exception(
                 "Run of execution %s could not be recorded; its lease will expire and fail it",

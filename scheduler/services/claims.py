@@ -170,7 +170,11 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
         for execution, job in zip(executions, run_jobs):
             execution.instance_id = instance_id
             late = now - execution.scheduled_time
-            if (
+            if not job.is_active:
+                execution.status = ExecutionStatus.SKIPPED
+                execution.finished_at = now
+                execution.error_message = "skipped: the job was deleted before the run started"
+            elif (
                 execution.trigger == ExecutionTrigger.SCHEDULED
                 and late > timedelta(seconds=job.misfire_grace_time)
             ):

@@ -23,7 +23,12 @@ RECONNECT_DEADLINE = 120.0
 
 
 def execution_run(
-    execution_id: int, *, instance_id: str = "", hostname: str = HOSTNAME, celery_task_id: str = ""
+    execution_id: int,
+    *,
+    instance_id: str = "",
+    hostname: str = HOSTNAME,
+    celery_task_id: str = "",
+    timeout_errors: tuple[type[BaseException], ...] = (),
 ) -> JobExecution | None:
     """Run a pending execution to its end: pending -> running -> success | failed.
 
@@ -54,6 +59,10 @@ def execution_run(
         return None
     try:
         result = spec.func(*job.args, **job.kwargs)
+    except timeout_errors:
+        _record(execution_fail, execution, ExecutionStatus.FAILED,
+                error=f"timed out: exceeded the task function's timeout of {job.task_function.timeout}s",
+                traceback=traceback_module.format_exc())
     except Exception as exc:  # the task function's own failure is the run's outcome
         _record(execution_fail, execution, ExecutionStatus.FAILED, error=f"{type(exc).__name__}: {exc}",
                 traceback=traceback_module.format_exc())

@@ -1,0 +1,79 @@
+"""Sending offloaded runs to Celery, or running them in-process when no broker is configured."""
+import logging
+import threading
+import uuid
+
+from django.conf import settings
+
+from scheduler.models import ExecutionStatus, JobExecution
+from scheduler.services.executions import InvalidTransition, execution_fail
+
+logger = logging.getLogger("scheduler.offload")
+
+# Extra seconds between the soft time limit (raised inside the task function) and the hard one
+# (the worker kills the process), for the function to clean up.
+HARD_LIMIT_MARGIN = 30
+# Redis delivers priority 0 first; job priority is "higher runs first".
+CELERY_PRIORITY_LEVELS = 10
+# Kombu's producer pool is not safe to set up from several threads at once (a message was seen
+# lost that way); publishing takes about a millisecond, so one sender at a time costs little.
+_send_lock = threading.Lock()
+SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
+
+
+def celery_priority(job_priority: int) -> int:
+    """Map a job's priority (higher first) to Redis's 0 (first) .. 9 (last)."""
+    return CELERY_PRIORITY_LEVELS - 1 - min(max(job_priority, 0), CELERY_PRIORITY_LEVELS - 1)
+
+
+def offloaded_run_send(execution_id: int) -> str:
+    """Hand an offloaded run to a Celery worker (or run it here, with no broker); returns the task id.
+
+    Called after the claim committed. A broker that cannot be reached fails the execution with
+    the reason, after a short bounded retry, and never blocks the scheduler.
+    """
+    from tasks.offloaded import run_offloaded
+
+    execution = JobExecution.objects.select_related("job__task_function").get(pk=execution_id)
+    task_function = execution.job.task_function
+    task_id = str(uuid.uuid4())
+    JobExecution.objects.filter(pk=execution_id).update(celery_task_id=task_id)
+    limits = {}
+    if task_function.timeout:
+        limits = {"soft_time_limit": task_function.timeout, "time_limit": task_function.timeout + HARD_LIMIT_MARGIN}
+    if not settings.CELERY_BROKER_URL:
+        # Zero-setup mode: the same task, run by this thread.
+        run_offloaded.apply(args=[execution_id], task_id=task_id, **limits)
+        return task_id
+    try:
+        with _send_lock:
+            run_offloaded.apply_async(
+                args=[execution_id],
+                task_id=task_id,
+                queue=task_function.queue,
+                priority=celery_priority(execution.job.priority),
+                retry=True,
+                retry_policy=SEND_RETRY_POLICY,
+                **limits,
+            )
+        logger.debug("Sent execution %s to queue %r", execution_id, task_function.queue,
+                     extra={"execution_id": execution_id, "job_id": execution.job_id})
+    except Exception as exc:  # kombu raises assorted connection errors
+        logger.error("Could not send execution %s to Celery: %s", execution_id, exc,
+                     extra={"execution_id": execution_id, "job_id": execution.job_id})
+        try:
+            execution_fail(execution, error=f"could not send the run to the Celery broker: {type(exc).__name__}: {exc}")
+        except InvalidTransition:
+            pass
+    return task_id
+
+
+def offloaded_run_lost(execution_id: int, *, reason: str) -> None:
+    """Fail an offloaded run whose worker process was killed or timed out hard."""
+    execution = JobExecution.objects.filter(pk=execution_id).first()
+    if execution is None or execution.status not in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING):
+        return
+    try:
+        execution_fail(execution, error=reason)
+    except InvalidTransition:
+        pass

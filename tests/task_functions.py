@@ -1,0 +1,21 @@
+"""Task functions registered only in tests (SCHEDULER_TASK_MODULES adds this module)."""
+import time
+
+from tasks.registry import task_function
+
+
+@task_function(description="Offloaded run that raises.", offload=True)
+def fail_offloaded(message: str = "failed on a worker", **kwargs):
+    raise RuntimeError(message)
+
+
+@task_function(description="Offloaded run with a 2-second timeout.", offload=True, timeout=2)
+def sleep_with_timeout(seconds: float = 10, **kwargs):
+    time.sleep(float(seconds))
+    return {"slept": float(seconds)}
+
+
+@task_function(description="Offloaded run that records when it started.", offload=True)
+def record_order(label: str = "", seconds: float = 0.3, **kwargs):
+    time.sleep(float(seconds))
+    return {"label": label, "at": time.time()}
