@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -21,6 +21,7 @@ from scheduler.models import (
     ScheduledJobLock,
 )
 from scheduler.services.jobs import job_following_fire_time, job_next_fire_time
+from scheduler.services.runs import RunTarget
 
 logger = logging.getLogger("scheduler.claims")
 
@@ -40,6 +41,8 @@ class ClaimedRun:
     priority: int
     trigger: str
     offload: bool
+    # What running it needs, so the engine's hot path reads nothing back from the database.
+    target: RunTarget
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,17 @@ def runs_claim(
     return claimed
 
 
+def _durable() -> None:
+    """Claims are what make runs happen exactly once: they always wait for the WAL flush, even in
+    a scheduler process that records run outcomes with synchronous_commit off."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO ON")
+
+
 def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
     with transaction.atomic():
+        _durable()
         jobs = list(
             ScheduledJob.objects.due(now)
             .select_related("task_function")
@@ -150,7 +162,10 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
 
 def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun]:
     """Manual runs, and scheduled runs another process released when it stopped."""
+    if not JobExecution.objects.unclaimed().exists():  # the common case: no write transaction
+        return []
     with transaction.atomic():
+        _durable()
         executions = list(
             JobExecution.objects.unclaimed()
             .select_for_update(skip_locked=True)
@@ -207,6 +222,8 @@ def _leases_take(executions, run_jobs, instance_id, now) -> None:
     held = dict(
         ScheduledJobLock.objects.live(now)
         .filter(job_id__in={job.pk for job in run_jobs})
+        # A lease whose run has finished frees its slot even if its row is not deleted yet.
+        .filter(execution__status__in=(ExecutionStatus.PENDING, ExecutionStatus.RUNNING))
         .values_list("job_id")
         .annotate(n=Count("pk"))
     )
@@ -253,6 +270,17 @@ def _claimed(execution: JobExecution, job: ScheduledJob) -> ClaimedRun:
         priority=job.priority,
         trigger=execution.trigger,
         offload=job.task_function.offload,
+        target=RunTarget(
+            execution_id=execution.pk,
+            job_id=job.pk,
+            job_name=job.name,
+            scheduled_time=execution.scheduled_time,
+            task_function_name=job.task_function.name,
+            task_function_active=job.task_function.is_active,
+            task_function_timeout=job.task_function.timeout,
+            args=job.args,
+            kwargs=job.kwargs,
+        ),
     )
 
 

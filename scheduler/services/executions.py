@@ -29,16 +29,15 @@ class InvalidTransition(Exception):
     """The execution is not in a state that allows the requested change."""
 
 
-def _transition(execution: JobExecution, to: str, **fields) -> JobExecution:
+def _transition(execution: JobExecution, to: str, sources=None, **fields) -> JobExecution:
     """Move an execution to `to` atomically: a conditional UPDATE, so racing callers cannot both win."""
-    updated = JobExecution.objects.filter(pk=execution.pk, status__in=ALLOWED_SOURCES[to]).update(
-        status=to, **fields
-    )
+    sources = ALLOWED_SOURCES[to] if sources is None else sources
+    updated = JobExecution.objects.filter(pk=execution.pk, status__in=sources).update(status=to, **fields)
     if not updated:
         current = JobExecution.objects.filter(pk=execution.pk).values_list("status", flat=True).first()
         raise InvalidTransition(
             f"Execution {execution.pk} is {current or 'gone'}; it cannot become {to} "
-            f"(allowed from: {', '.join(sorted(ALLOWED_SOURCES[to]))})."
+            f"(allowed from: {', '.join(sorted(sources))})."
         )
     execution.status = to
     for key, value in fields.items():
@@ -59,31 +58,38 @@ def execution_start(
 
 def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
     now = timezone.now()
-    with transaction.atomic():
-        _transition(
-            execution,
-            S.SUCCESS,
-            finished_at=now,
-            duration_ms=_duration_ms(execution, now),
-            result=_json_safe(result),
-        )
-        ScheduledJobLock.objects.filter(execution_id=execution.pk).delete()
+    _transition(
+        execution,
+        S.SUCCESS,
+        finished_at=now,
+        duration_ms=_duration_ms(execution, now),
+        result=_json_safe(result),
+    )
+    _lease_release(execution)
     return execution
 
 
-def execution_fail(execution: JobExecution, *, error: str, traceback: str = "") -> JobExecution:
+def execution_fail(execution: JobExecution, *, error: str, traceback: str = "", only_if_pending=False) -> JobExecution:
+    """Record a failed run; only_if_pending refuses to touch a run someone has already started."""
     now = timezone.now()
-    with transaction.atomic():
-        _transition(
-            execution,
-            S.FAILED,
-            finished_at=now,
-            duration_ms=_duration_ms(execution, now),
-            error_message=_text_safe(str(error))[:10000],
-            traceback=_text_safe(traceback or ""),
-        )
-        ScheduledJobLock.objects.filter(execution_id=execution.pk).delete()
+    _transition(
+        execution,
+        S.FAILED,
+        sources={S.PENDING} if only_if_pending else None,
+        finished_at=now,
+        duration_ms=_duration_ms(execution, now),
+        error_message=_text_safe(str(error))[:10000],
+        traceback=_text_safe(traceback or ""),
+    )
+    _lease_release(execution)
     return execution
+
+
+def _lease_release(execution: JobExecution) -> None:
+    """Free the run's max_instances slot. Leases of finished runs never count (see claims), so
+    this need not share a transaction with the status change: a crash in between frees nothing
+    less than it should, and the row is swept when it expires."""
+    ScheduledJobLock.objects.filter(execution_id=execution.pk).delete()
 
 
 def execution_skip(execution: JobExecution, *, reason: str) -> JobExecution:

@@ -42,15 +42,19 @@ def task_functions_sync(*, using: str = "default") -> dict[str, list[str]]:
 
 def task_function_resolve(task_function: TaskFunction) -> registry.TaskSpec:
     """The registered code for a task function row; refuses inactive or unregistered ones."""
-    if not task_function.is_active:
+    return task_function_resolve_name(task_function.name, active=task_function.is_active)
+
+
+def task_function_resolve_name(name: str, *, active: bool) -> registry.TaskSpec:
+    if not active:
         raise TaskFunctionUnavailable(
-            f"Task function {task_function.name!r} is inactive: it is no longer registered in "
+            f"Task function {name!r} is inactive: it is no longer registered in "
             f"code. Point the job at another task function."
         )
     try:
-        return registry.get(task_function.name)
+        return registry.get(name)
     except registry.TaskNotRegistered:
         raise TaskFunctionUnavailable(
-            f"Task function {task_function.name!r} is not registered in this process's code "
+            f"Task function {name!r} is not registered in this process's code "
             f"(SCHEDULER_TASK_MODULES). Run `manage.py sync_task_functions` after deploying."
         ) from None
