@@ -27,6 +27,7 @@ class DatabaseJobStore(BaseJobStore):
         self.on_claimed = on_claimed
         self.batch_size = batch_size
         self.claiming = True  # switched off first thing at shutdown: a stop never claims a run
+        self._more_due = False
 
     def get_due_jobs(self, now):
         if not self.claiming:
@@ -37,11 +38,15 @@ class DatabaseJobStore(BaseJobStore):
             connection.close()  # a dropped connection is reopened on the next call
             raise
         self.on_claimed(claimed)
+        # A full batch means more may be due right now: skip the next-run-time read, loop at once.
+        self._more_due = len(claimed) >= self.batch_size
         return [self._single_shot(run, now) for run in claimed]
 
     def get_next_run_time(self):
         if not self.claiming:
             return None
+        if self._more_due:
+            return datetime.now(UTC)
         try:
             if JobExecution.objects.unclaimed().exists():
                 return datetime.now(UTC)

@@ -144,7 +144,7 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
                     job.last_run_time = run.scheduled_time
         _leases_take(executions, run_jobs, instance_id, now)
         _executions_insert(executions)
-        ScheduledJob.objects.bulk_update(jobs, ["next_run_time", "last_run_time"])
+        _jobs_advance(jobs)
         ScheduledJobLock.objects.bulk_create(
             [
                 ScheduledJobLock(
@@ -158,6 +158,28 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
     return [
         _claimed(e, job) for e, job in zip(executions, run_jobs) if e.pk and e.status == ExecutionStatus.PENDING
     ]
+
+
+def _jobs_advance(jobs: list[ScheduledJob]) -> None:
+    """Write each claimed job's new next_run_time and last_run_time.
+
+    One parameterised statement sent for all rows (psycopg pipelines executemany); Django's
+    bulk_update would build a CASE expression per row, which costs more than the claim itself.
+    """
+    table = connection.ops.quote_name(ScheduledJob._meta.db_table)
+    field = ScheduledJob._meta.get_field
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET next_run_time = %s, last_run_time = %s WHERE id = %s",
+            [
+                (
+                    field("next_run_time").get_db_prep_save(job.next_run_time, connection),
+                    field("last_run_time").get_db_prep_save(job.last_run_time, connection),
+                    job.pk,
+                )
+                for job in jobs
+            ],
+        )
 
 
 def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun]:

@@ -1,11 +1,12 @@
 """Services for executions: the lifecycle pending -> running -> success | failed, skips, misses, cleanup."""
 import json
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from scheduler.models import ExecutionStatus, JobExecution, ScheduledJobLock
@@ -189,3 +190,79 @@ def _has_unstorable_text(value) -> bool:
 def _text_safe(text: str) -> str:
     """Text every database can store: NUL characters and lone surrogates kept visible as escapes."""
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    execution_id: int
+    started_at: datetime
+    instance_id: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    execution_id: int
+    status: str  # success or failed
+    started_at: datetime | None  # None: refused before it started (pending -> failed)
+    finished_at: datetime
+    result: object = None
+    error: str = ""
+    traceback: str = ""
+
+
+def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> None:
+    """Apply many lifecycle transitions in one short transaction (the engine's inline runs).
+
+    Each row still moves pending -> running -> success | failed through conditional updates in
+    that order, exactly as execution_start/finish/fail would, but a few hundred runs cost a
+    handful of statements instead of three each.
+    """
+    table = connection.ops.quote_name(JobExecution._meta.db_table)
+    field = JobExecution._meta.get_field
+
+    def db(name, value):
+        return field(name).get_db_prep_save(value, connection)
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if started:
+                cursor.executemany(
+                    f"UPDATE {table} SET status = %s, started_at = %s, instance_id = %s, hostname = %s "
+                    f"WHERE id = %s AND status = %s",
+                    [
+                        (S.RUNNING, db("started_at", s.started_at), s.instance_id, s.hostname, s.execution_id, S.PENDING)
+                        for s in started
+                    ],
+                )
+            successes = [e for e in ended if e.status == S.SUCCESS]
+            if successes:
+                cursor.executemany(
+                    f"UPDATE {table} SET status = %s, finished_at = %s, duration_ms = %s, result = %s "
+                    f"WHERE id = %s AND status = %s",
+                    [
+                        (S.SUCCESS, db("finished_at", e.finished_at), _ended_duration_ms(e),
+                         db("result", _json_safe(e.result)), e.execution_id, S.RUNNING)
+                        for e in successes
+                    ],
+                )
+            failures = [e for e in ended if e.status == S.FAILED]
+            if failures:
+                cursor.executemany(
+                    f"UPDATE {table} SET status = %s, finished_at = %s, duration_ms = %s, "
+                    f"error_message = %s, traceback = %s WHERE id = %s AND status = %s",
+                    [
+                        (S.FAILED, db("finished_at", e.finished_at), _ended_duration_ms(e),
+                         _text_safe(str(e.error))[:10000], _text_safe(e.traceback or ""), e.execution_id,
+                         S.RUNNING if e.started_at else S.PENDING)
+                        for e in failures
+                    ],
+                )
+        if ended:
+            ScheduledJobLock.objects.filter(execution_id__in=[e.execution_id for e in ended]).delete()
+
+
+def _ended_duration_ms(ended: RunEnded) -> int | None:
+    if ended.started_at is None:
+        return None
+    return max(0, int((ended.finished_at - ended.started_at).total_seconds() * 1000))

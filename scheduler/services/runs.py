@@ -12,6 +12,7 @@ from django.utils import timezone
 from scheduler.models import ExecutionStatus, JobExecution
 from scheduler.services.executions import (
     InvalidTransition,
+    RunEnded,
     execution_fail,
     execution_finish,
     execution_start,
@@ -73,6 +74,24 @@ def execution_run(
     )
 
 
+class ImmediateRecorder:
+    """Writes each transition as it happens (Celery workers and single runs)."""
+
+    def run_started(self, execution, *, instance_id, hostname, celery_task_id, started_at) -> bool:
+        return _record(execution_start, execution, ExecutionStatus.RUNNING, instance_id=instance_id,
+                       hostname=hostname, celery_task_id=celery_task_id)
+
+    def run_ended(self, execution, ended: RunEnded) -> None:
+        if ended.status == ExecutionStatus.SUCCESS:
+            _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result)
+        else:
+            _record(execution_fail, execution, ExecutionStatus.FAILED, error=ended.error,
+                    traceback=ended.traceback, only_if_pending=ended.started_at is None)
+
+
+IMMEDIATE = ImmediateRecorder()
+
+
 def run_target_execute(
     target: RunTarget,
     *,
@@ -81,9 +100,10 @@ def run_target_execute(
     celery_task_id: str = "",
     timeout_errors: tuple[type[BaseException], ...] = (),
     execution: JobExecution | None = None,
+    recorder=IMMEDIATE,
 ) -> JobExecution | None:
-    """execution_run for a caller that already holds what the run needs (the engine's hot path:
-    two writes per run and no read)."""
+    """execution_run for a caller that already holds what the run needs; the engine passes a
+    recorder that batches the writes of many runs (see engine/recorder.py)."""
     if execution is None:
         execution = JobExecution(
             pk=target.execution_id, job_id=target.job_id, scheduled_time=target.scheduled_time,
@@ -94,25 +114,29 @@ def run_target_execute(
         spec = task_function_resolve_name(target.task_function_name, active=target.task_function_active)
     except TaskFunctionUnavailable as exc:
         # Only a run still pending is failed here: a running one belongs to whoever started it.
-        if not _record(execution_fail, execution, ExecutionStatus.FAILED, error=str(exc), only_if_pending=True):
-            return None
-        _log_outcome(execution, target.job_name, log_extra)
+        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, None, timezone.now(), error=str(exc))
+        recorder.run_ended(execution, ended)
+        _log_outcome(target, ended, log_extra)
         return execution
-    if not _record(execution_start, execution, ExecutionStatus.RUNNING, instance_id=instance_id,
-                   hostname=hostname, celery_task_id=celery_task_id):
+    started_at = timezone.now()
+    if not recorder.run_started(execution, instance_id=instance_id, hostname=hostname,
+                          celery_task_id=celery_task_id, started_at=started_at):
         return None
+    started_at = execution.started_at or started_at
     try:
         result = spec.func(*target.args, **target.kwargs)
     except timeout_errors:
-        _record(execution_fail, execution, ExecutionStatus.FAILED,
-                error=f"timed out: exceeded the task function's timeout of {target.task_function_timeout}s",
-                traceback=traceback_module.format_exc())
+        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, timezone.now(),
+                         error=f"timed out: exceeded the task function's timeout of {target.task_function_timeout}s",
+                         traceback=traceback_module.format_exc())
     except Exception as exc:  # the task function's own failure is the run's outcome
-        _record(execution_fail, execution, ExecutionStatus.FAILED, error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback_module.format_exc())
+        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, timezone.now(),
+                         error=f"{type(exc).__name__}: {exc}", traceback=traceback_module.format_exc())
     else:
-        _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=result)
-    _log_outcome(execution, target.job_name, log_extra)
+        ended = RunEnded(target.execution_id, ExecutionStatus.SUCCESS, started_at, timezone.now(), result=result)
+    recorder.run_ended(execution, ended)
+    execution.status = ended.status
+    _log_outcome(target, ended, log_extra)
     return execution
 
 
@@ -158,15 +182,16 @@ def _with_reconnect(operation, *, deadline_seconds: float = RECONNECT_DEADLINE):
             delay = min(delay * 2, 5.0)
 
 
-def _log_outcome(execution: JobExecution, job_name: str, extra: dict) -> None:
-    started = execution.started_at or timezone.now()
-    lag_ms = (started - execution.scheduled_time).total_seconds() * 1000
-    level = logging.INFO if execution.status == ExecutionStatus.SUCCESS else logging.WARNING
+def _log_outcome(target: RunTarget, ended: RunEnded, extra: dict) -> None:
+    """The one INFO line per run: job, scheduled time, lag, outcome."""
+    started = ended.started_at or ended.finished_at
+    lag_ms = (started - target.scheduled_time).total_seconds() * 1000
+    duration = "-" if ended.started_at is None else f"{(ended.finished_at - ended.started_at).total_seconds() * 1000:.0f}"
+    level = logging.INFO if ended.status == ExecutionStatus.SUCCESS else logging.WARNING
     logger.log(
         level,
         "run job=%s (%s) scheduled=%s lag=%.0fms outcome=%s duration=%sms%s",
-        execution.job_id, job_name, execution.scheduled_time.isoformat(), lag_ms,
-        execution.status, execution.duration_ms,
-        f" error={execution.error_message!r}" if execution.error_message else "",
+        target.job_id, target.job_name, target.scheduled_time.isoformat(), lag_ms, ended.status, duration,
+        f" error={ended.error!r}" if ended.error else "",
         extra=extra,
     )

@@ -1,0 +1,49 @@
+"""The batch recorder: every run start and end reaches the database, whatever the interleaving."""
+import threading
+from datetime import timedelta
+
+from django.utils import timezone
+
+from scheduler.engine.recorder import BatchRecorder
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJobLock
+from scheduler.services.executions import RunEnded
+from tests.factories import ExecutionFactory, IntervalJobFactory
+
+RUNS = 2000
+THREADS = 8
+
+
+def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
+    job = IntervalJobFactory()
+    now = timezone.now()
+    executions = [
+        ExecutionFactory.build(job=job, scheduled_time=now - timedelta(microseconds=i), instance_id="me")
+        for i in range(RUNS)
+    ]
+    executions = JobExecution.objects.bulk_create(executions)
+    ScheduledJobLock.objects.bulk_create(
+        [ScheduledJobLock(job=job, execution=e, locked_by="me", locked_at=now, expires_at=now + timedelta(hours=1))
+         for e in executions]
+    )
+    # A tiny batch and interval so that flushes constantly interleave with the threads' writes.
+    recorder = BatchRecorder(interval=0.001, max_batch=7)
+    recorder.start()
+
+    def work(share):
+        for execution in share:
+            started = timezone.now()
+            recorder.run_started(execution, instance_id="me", hostname="here", celery_task_id="", started_at=started)
+            recorder.run_ended(execution, RunEnded(execution.pk, ExecutionStatus.SUCCESS, started, timezone.now(),
+                                                   result={"n": execution.pk}))
+
+    threads = [threading.Thread(target=work, args=(executions[i::THREADS],)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.stop()
+
+    assert JobExecution.objects.filter(status=ExecutionStatus.SUCCESS).count() == RUNS
+    assert not ScheduledJobLock.objects.exists()
+    sample = JobExecution.objects.get(pk=executions[0].pk)
+    assert sample.hostname == "here" and sample.result == {"n": sample.pk} and sample.duration_ms is not None
