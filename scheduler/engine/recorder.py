@@ -34,8 +34,9 @@ class BatchRecorder(threading.Thread):
         self._add(started=RunStarted(execution.pk, started_at, instance_id, hostname))
         return True
 
-    def run_ended(self, execution, ended: RunEnded) -> None:
+    def run_ended(self, execution, ended: RunEnded) -> bool:
         self._add(ended=ended)
+        return True
 
     def _add(self, *, started=None, ended=None):
         # The buffers are looked up under the lock: flush() swaps them for new lists.

@@ -81,12 +81,11 @@ class ImmediateRecorder:
         return _record(execution_start, execution, ExecutionStatus.RUNNING, instance_id=instance_id,
                        hostname=hostname, celery_task_id=celery_task_id)
 
-    def run_ended(self, execution, ended: RunEnded) -> None:
+    def run_ended(self, execution, ended: RunEnded) -> bool:
         if ended.status == ExecutionStatus.SUCCESS:
-            _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result)
-        else:
-            _record(execution_fail, execution, ExecutionStatus.FAILED, error=ended.error,
-                    traceback=ended.traceback, only_if_pending=ended.started_at is None)
+            return _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result)
+        return _record(execution_fail, execution, ExecutionStatus.FAILED, error=ended.error,
+                       traceback=ended.traceback, only_if_pending=ended.started_at is None)
 
 
 IMMEDIATE = ImmediateRecorder()
@@ -115,7 +114,8 @@ def run_target_execute(
     except TaskFunctionUnavailable as exc:
         # Only a run still pending is failed here: a running one belongs to whoever started it.
         ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, None, timezone.now(), error=str(exc))
-        recorder.run_ended(execution, ended)
+        if not recorder.run_ended(execution, ended):
+            return None
         _log_outcome(target, ended, log_extra)
         return execution
     started_at = timezone.now()
