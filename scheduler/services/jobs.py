@@ -84,6 +84,15 @@ def _fresh_next_run_time(job: ScheduledJob, now: datetime) -> datetime:
     return now + timedelta(seconds=job.interval_total_seconds)
 
 
+def _rescheduled_next_run_time(job: ScheduledJob, now: datetime) -> datetime:
+    """First fire time after a schedule edit. An interval job counts from its last run: if that
+    was at least one new interval ago it runs now (shortening "every hour" to "every minute" on a
+    job that ran 30 minutes ago runs it at once), otherwise one interval after that run."""
+    if job.is_interval and job.last_run_time:
+        return max(now, job.last_run_time + timedelta(seconds=job.interval_total_seconds))
+    return _fresh_next_run_time(job, now)
+
+
 def job_schedule_describe(job: ScheduledJob) -> str:
     """The schedule in words: 'every 5 minutes', 'At 02:00, only on Sunday (Europe/Paris)'."""
     if job.is_cron and job.cron_expression:
@@ -325,8 +334,10 @@ def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
         schedule_changed = any(getattr(current, f) != before[f] for f in SCHEDULE_FIELDS)
         if not current.is_enabled:
             current.next_run_time = None
-        elif schedule_changed or not before["is_enabled"]:
+        elif not before["is_enabled"]:
             current.next_run_time = _fresh_next_run_time(current, now)
+        elif schedule_changed:
+            current.next_run_time = _rescheduled_next_run_time(current, now)
         current.updated_by = _user_or_none(user)
         _save(current)
         changes_announce(job_id=current.pk)

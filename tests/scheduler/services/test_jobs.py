@@ -767,3 +767,17 @@ def test_upcoming_fire_times_of_an_unsaved_job_start_from_now(noop):
         datetime(2026, 1, 12, 12, 0, tzinfo=UTC),
         datetime(2026, 1, 13, 12, 0, tzinfo=UTC),
     ]
+
+
+def test_shortened_interval_runs_at_once_when_the_last_run_is_older_than_the_new_interval(clock):
+    job = IntervalJobFactory(interval_minutes=None, interval_hours=1)
+    ScheduledJob.objects.filter(pk=job.pk).update(last_run_time=T0 - timedelta(minutes=30))
+    job = job_update(job, interval_hours=None, interval_seconds=1)
+    assert job.next_run_time == T0
+
+
+def test_lengthened_interval_counts_from_the_last_run(clock):
+    job = IntervalJobFactory(interval_minutes=None, interval_seconds=10)
+    ScheduledJob.objects.filter(pk=job.pk).update(last_run_time=T0 - timedelta(seconds=5))
+    job = job_update(job, interval_seconds=None, interval_minutes=1)
+    assert job.next_run_time == T0 - timedelta(seconds=5) + timedelta(minutes=1)
