@@ -96,3 +96,11 @@ def test_swagger_ui_is_served(anonymous_client):
     assert response.status_code == 200
     assert b"swagger-ui" in response.content
     assert SCHEMA.encode() in response.content
+
+
+def test_swagger_ui_is_served_without_a_cdn(client):
+    response = client.get("/api/v1/schema/swagger-ui/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "swagger-ui-bundle.js" in page
+    assert "cdn.jsdelivr.net" not in page and "unpkg.com" not in page
