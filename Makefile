@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scheduler
 
-.PHONY: run test test-sqlite test-postgres migrate clean
+.PHONY: run test test-sqlite test-postgres migrate clean bench
 
 SHELL := /bin/bash
 
@@ -45,6 +45,18 @@ test-postgres: $(VENV)/.installed
 		echo "SKIPPED the PostgreSQL pass: no server at $(TEST_DATABASE_URL)."; \
 		echo "  Start PostgreSQL (or set TEST_DATABASE_URL) to run the multi-process tests."; \
 	fi
+
+# Benchmarks beside django-celery-beat and pgbench (README "Performance"); not part of `make test`.
+# Needs PostgreSQL (BENCH_POSTGRES_URL; it drops and recreates the scheduler_bench database), Redis
+# (BENCH_REDIS_URL, a private database number) and pgbench. BENCH_ARGS="--quick" for a smoke run.
+BENCH_ARGS ?=
+
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles

@@ -1,0 +1,1 @@
+"""Benchmarks of the scheduler engine beside django-celery-beat and pgbench (`make bench`)."""

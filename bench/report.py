@@ -1,0 +1,49 @@
+"""The printed table: our figures beside the baselines', their ratio, and the issue's targets."""
+from bench.harness import Series
+
+
+def cell(values, digits: int = 1, unit: str = "") -> str:
+    """'median (min-max)' of repeated measurements; the bare value for one; '-' for none."""
+    series = values if isinstance(values, Series) else Series(values if isinstance(values, list) else [values])
+    if not series:
+        return "-"
+    fmt = f"{{:,.{digits}f}}"
+    text = fmt.format(series.median) + unit
+    if len(series.values) > 1:
+        text += f" ({fmt.format(series.low)}-{fmt.format(series.high)})"
+    return text
+
+
+def ratio(ours, theirs, digits: int = 2) -> str:
+    """ours / theirs, on the medians."""
+    a = ours.median if isinstance(ours, Series) else ours
+    b = theirs.median if isinstance(theirs, Series) else theirs
+    if a is None or b is None or b == 0:
+        return "-"
+    value = a / b
+    if value >= 100:
+        return f"{value:,.0f}x"
+    return f"{value:.{digits}g}x" if value < 1 else f"{value:,.1f}x"
+
+
+def verdict(ok) -> str:
+    if ok is None:
+        return "not measured"
+    return "met" if ok else "MISSED"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(values):
+        return "| " + " | ".join(str(v).ljust(w) for v, w in zip(values, widths)) + " |"
+
+    rule = "|-" + "-|-".join("-" * w for w in widths) + "-|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def section(title: str, note: str, headers, rows) -> str:
+    text = f"{title}\n\n{table(headers, rows)}\n"
+    if note:
+        text += "\n" + note.strip() + "\n"
+    return text
