@@ -157,11 +157,13 @@ class ScheduledJob(models.Model):
             models.CheckConstraint(
                 condition=(
                     Q(job_type_id=JobType.INTERVAL, cron_expression__isnull=True)
+                    # isnull=False on each term: NULL > 0 is unknown, and a CHECK that comes out
+                    # unknown passes, which would let an all-NULL interval through.
                     & (
-                        Q(interval_seconds__gt=0)
-                        | Q(interval_minutes__gt=0)
-                        | Q(interval_hours__gt=0)
-                        | Q(interval_days__gt=0)
+                        Q(interval_seconds__isnull=False, interval_seconds__gt=0)
+                        | Q(interval_minutes__isnull=False, interval_minutes__gt=0)
+                        | Q(interval_hours__isnull=False, interval_hours__gt=0)
+                        | Q(interval_days__isnull=False, interval_days__gt=0)
                     )
                 )
                 | (

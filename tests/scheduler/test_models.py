@@ -76,12 +76,6 @@ def test_schedule_that_does_not_match_the_job_type_is_refused(noop, fields):
     refused(lambda: ScheduledJob.objects.bulk_create([raw_job(noop, **fields)]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known bug: in SQL, NULL > 0 is unknown and a CHECK that evaluates to unknown passes, "
-    "so scheduler_job_schedule_matches_type lets an interval job whose intervals are NULL (or "
-    "NULL and 0) through: an interval of 0 seconds, which the engine cannot schedule.",
-)
 @pytest.mark.parametrize(
     "fields",
     [pytest.param({"interval_minutes": None}, id="all-null"), pytest.param({"interval_minutes": 0}, id="zero-and-nulls")],

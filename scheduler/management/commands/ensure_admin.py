@@ -3,7 +3,7 @@ import os
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -19,6 +19,11 @@ class Command(BaseCommand):
             self.stdout.write("A superuser already exists; not creating another.")
             return
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME") or "admin"
+        if User.objects.filter(username=username).exists():
+            raise CommandError(
+                f"A user named {username!r} exists but is not a superuser. Make it one "
+                f"(manage.py shell) or set DJANGO_SUPERUSER_USERNAME to another name."
+            )
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
         generated = not password
         password = password or secrets.token_urlsafe(12)

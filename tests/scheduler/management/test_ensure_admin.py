@@ -97,3 +97,12 @@ def test_ordinary_users_do_not_count_as_an_admin():
     ensure_admin()
     assert User.objects.get(username="admin").is_superuser
     assert not User.objects.get(username="bob").is_superuser
+
+
+def test_ordinary_user_with_the_admin_name_is_a_clear_error(db):
+    from django.contrib.auth import get_user_model
+    from django.core.management import CommandError, call_command
+
+    get_user_model().objects.create_user(username="admin", password="x")
+    with pytest.raises(CommandError, match="exists but is not a superuser"):
+        call_command("ensure_admin")
