@@ -178,7 +178,10 @@ def propagation(*, repeats: int, tag: str = "beat-propagation") -> dict:
         hourly = IntervalSchedule.objects.create(every=3600, period=IntervalSchedule.SECONDS)
         every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
         for attempt in range(repeats):
-            task = PeriodicTask.objects.create(name=f"{tag}-{attempt}", task="bench.noop", interval=hourly)
+            task = PeriodicTask.objects.create(
+                name=f"{tag}-{attempt}", task="bench.noop", interval=hourly,
+                last_run_at=to_dt(time.time() - 1800),  # ran half an hour ago, as ours did
+            )
             time.sleep(6.0)  # beat has loaded it and sleeps in its 5 s loop
             base = broker.sent()
             edited = time.time()

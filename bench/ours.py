@@ -222,7 +222,7 @@ def propagation(*, repeats: int, port: int = 8765) -> dict:
     token = _api_token()
     server = _api_server(port)
     procs = _start_schedulers("propagation", 1)
-    edit, edit_lag, trigger = [], [], []
+    edit, wait, heard, trigger = [], [], [], []
     try:
         if not wait_for(lambda: _healthy(port), 60, interval=0.2):
             raise RuntimeError(f"the API server did not answer; see {server.log_path}")
@@ -234,14 +234,24 @@ def propagation(*, repeats: int, port: int = 8765) -> dict:
                 name=f"propagation-{attempt}", task_function_id=function.pk, job_type_id=JobType.INTERVAL,
                 interval_hours=1,
             )
+            # An hourly job that last ran half an hour ago: it is not due again for 30 minutes.
+            data.sql(
+                "UPDATE scheduler_scheduledjob SET last_run_time = now() - interval '30 minutes', "
+                "next_run_time = now() + interval '30 minutes' WHERE id = %s", [job.pk],
+            )
             time.sleep(2.0)  # the scheduler is asleep until its next poll
             sent = time.time()
             status, _ = _api(port, token, "PATCH", f"jobs/{job.pk}", {"intervalSeconds": 1, "intervalHours": 0})
+            answered = time.time()
             assert status == 200, status
             first = wait_for(lambda: _first_run(job.pk, "scheduled"), 30, interval=0.02)
             if first:
-                edit.append(first[0].timestamp() - sent)
-                edit_lag.append((first[0] - first[1]).total_seconds())
+                started, scheduled = first[0].timestamp(), first[1].timestamp()
+                edit.append(started - sent)
+                # The part of the wait the new schedule itself asks for (its first fire time may
+                # come after the edit was saved); the rest is the edit reaching the scheduler.
+                wait.append(max(0.0, scheduled - answered))
+                heard.append(started - sent - wait[-1])
             # A manual run through the API: the same path from web process to scheduler, no interval.
             job_delete(ScheduledJob.objects.get(pk=job.pk))
             time.sleep(1.5)
@@ -259,7 +269,7 @@ def propagation(*, repeats: int, port: int = 8765) -> dict:
             job_delete(ScheduledJob.objects.get(pk=job.pk))
     finally:
         stop_all([*procs, server])
-    return {"edit": edit, "edit_lag": edit_lag, "trigger": trigger}
+    return {"edit": edit, "schedule_wait": wait, "propagation": heard, "trigger": trigger}
 
 
 def _healthy(port: int) -> bool:
