@@ -292,17 +292,7 @@ def _claimed(execution: JobExecution, job: ScheduledJob) -> ClaimedRun:
         priority=job.priority,
         trigger=execution.trigger,
         offload=job.task_function.offload,
-        target=RunTarget(
-            execution_id=execution.pk,
-            job_id=job.pk,
-            job_name=job.name,
-            scheduled_time=execution.scheduled_time,
-            task_function_name=job.task_function.name,
-            task_function_active=job.task_function.is_active,
-            task_function_timeout=job.task_function.timeout,
-            args=job.args,
-            kwargs=job.kwargs,
-        ),
+        target=RunTarget.of(execution, job),
     )
 
 

@@ -39,6 +39,21 @@ class RunTarget:
     args: list
     kwargs: dict
 
+    @classmethod
+    def of(cls, execution: JobExecution, job) -> "RunTarget":
+        """From an execution and its job (with its task function loaded)."""
+        return cls(
+            execution_id=execution.pk,
+            job_id=job.pk,
+            job_name=job.name,
+            scheduled_time=execution.scheduled_time,
+            task_function_name=job.task_function.name,
+            task_function_active=job.task_function.is_active,
+            task_function_timeout=job.task_function.timeout,
+            args=job.args,
+            kwargs=job.kwargs,
+        )
+
 
 def execution_run(
     execution_id: int,
@@ -56,18 +71,7 @@ def execution_run(
     execution = _with_reconnect(
         lambda: JobExecution.objects.select_related("job__task_function").get(pk=execution_id)
     )
-    job = execution.job
-    target = RunTarget(
-        execution_id=execution.pk,
-        job_id=job.pk,
-        job_name=job.name,
-        scheduled_time=execution.scheduled_time,
-        task_function_name=job.task_function.name,
-        task_function_active=job.task_function.is_active,
-        task_function_timeout=job.task_function.timeout,
-        args=job.args,
-        kwargs=job.kwargs,
-    )
+    target = RunTarget.of(execution, execution.job)
     return run_target_execute(
         target, instance_id=instance_id, hostname=hostname, celery_task_id=celery_task_id,
         timeout_errors=timeout_errors, execution=execution,
