@@ -105,18 +105,23 @@ def scale(*, jobs: int, minutes: int, repeats: int, tag: str, profile: bool = Fa
     for attempt in range(repeats):
         # The probe is due before the process starts: its first run ends the start-up.
         data.sql("UPDATE scheduler_scheduledjob SET next_run_time = now() WHERE id = %s", [probe_id])
-        before = data.sql("SELECT count(*) FROM scheduler_jobexecution WHERE job_id = %s", [probe_id], fetch="one")[0]
+        before = data.sql(
+            "SELECT coalesce(max(id), 0) FROM scheduler_jobexecution WHERE job_id = %s", [probe_id], fetch="one"
+        )[0]
         proc = scheduler_start(f"{tag}-{attempt}")
         started = wait_for(
             lambda: data.sql(
-                "SELECT max(started_at) FROM scheduler_jobexecution WHERE job_id = %s "
-                "HAVING count(*) > %s AND max(started_at) IS NOT NULL", [probe_id, before], fetch="one",
+                "SELECT started_at FROM scheduler_jobexecution WHERE job_id = %s AND id > %s "
+                "AND started_at IS NOT NULL", [probe_id, before], fetch="one",
             ), 120, interval=0.02,
         )
         if not started:
             proc.stop()
             raise RuntimeError(f"{proc.name} never ran its first job; see {proc.log_path}")
         startups.append(started[0].timestamp() - proc.started)
+        if startups[-1] <= 0:
+            proc.stop()
+            raise RuntimeError(f"{proc.name}: the probe's run predates the process; the measurement is broken")
         start_rss.append(proc.memory_mb()[0])
         if attempt < repeats - 1:
             proc.stop()
