@@ -163,11 +163,22 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
 def _jobs_advance(jobs: list[ScheduledJob]) -> None:
     """Write each claimed job's new next_run_time and last_run_time.
 
-    One parameterised statement sent for all rows (psycopg pipelines executemany); Django's
-    bulk_update would build a CASE expression per row, which costs more than the claim itself.
+    Django's bulk_update would build a CASE expression per row, which cost more than the rest of
+    the claim; on PostgreSQL it is one statement, elsewhere one parameterised statement per row.
     """
     table = connection.ops.quote_name(ScheduledJob._meta.db_table)
     field = ScheduledJob._meta.get_field
+    if connection.vendor == "postgresql":
+        # One statement for the whole batch: arrays unnested into a join.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS job SET next_run_time = batch.next_run_time, "
+                f"last_run_time = batch.last_run_time "
+                f"FROM UNNEST(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
+                f"AS batch(id, next_run_time, last_run_time) WHERE job.id = batch.id",
+                [[job.pk for job in jobs], [job.next_run_time for job in jobs], [job.last_run_time for job in jobs]],
+            )
+        return
     with connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {table} SET next_run_time = %s, last_run_time = %s WHERE id = %s",
@@ -244,8 +255,6 @@ def _leases_take(executions, run_jobs, instance_id, now) -> None:
     held = dict(
         ScheduledJobLock.objects.live(now)
         .filter(job_id__in={job.pk for job in run_jobs})
-        # A lease whose run has finished frees its slot even if its row is not deleted yet.
-        .filter(execution__status__in=(ExecutionStatus.PENDING, ExecutionStatus.RUNNING))
         .values_list("job_id")
         .annotate(n=Count("pk"))
     )

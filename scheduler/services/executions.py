@@ -87,9 +87,8 @@ def execution_fail(execution: JobExecution, *, error: str, traceback: str = "", 
 
 
 def _lease_release(execution: JobExecution) -> None:
-    """Free the run's max_instances slot. Leases of finished runs never count (see claims), so
-    this need not share a transaction with the status change: a crash in between frees nothing
-    less than it should, and the row is swept when it expires."""
+    """Free the run's max_instances slot. This need not share a transaction with the status
+    change: a lease left behind by a crash in between is swept by leases_reap."""
     ScheduledJobLock.objects.filter(execution_id=execution.pk).delete()
 
 

@@ -42,8 +42,15 @@ def leases_renew(execution_ids, *, now=None) -> int:
 
 
 def leases_reap(*, now=None) -> int:
-    """Fail the executions whose lease expired and free their max_instances slots."""
+    """Fail the executions whose lease expired and free their max_instances slots.
+
+    Also sweeps leases left behind by runs that finished (a process that stopped between
+    recording a run's end and deleting its lease), so they stop counting against max_instances.
+    """
     now = now or timezone.now()
+    ScheduledJobLock.objects.exclude(
+        execution__status__in=(ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+    ).delete()
     reaped = 0
     for lock in ScheduledJobLock.objects.expired(now).select_related("execution")[:500]:
         execution = lock.execution
