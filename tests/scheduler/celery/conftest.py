@@ -59,7 +59,7 @@ class WorkerProc:
 
 
 @pytest.fixture
-def start_worker(engine_db, celery_env, tmp_path):
+def start_worker(engine_db, celery_env, tmp_path):  # noqa: F811 (the fixture imported above)
     workers = []
 
     def start(extra_env=None) -> WorkerProc:

@@ -141,3 +141,26 @@ def test_survives_dropped_database_connections(postgres, start_scheduler):
     times = list(JobExecution.objects.filter(job=job).order_by("scheduled_time").values_list("scheduled_time", flat=True))
     assert len(times) == len(set(times))
     assert not ScheduledJobLock.objects.filter(expires_at__lt=timezone.now()).exists()
+
+
+@pytest.mark.skipif(
+    os.environ.get("SCHEDULER_TEST_RESTART_POSTGRES") != "1",
+    reason="restarts the PostgreSQL server for everyone on this machine; .ci/run enables it",
+)
+def test_survives_a_postgresql_restart(postgres, start_scheduler):
+    import subprocess
+
+    job = IntervalJobFactory(interval_seconds=1, interval_minutes=None)
+    proc = start_scheduler()
+    wait_until(lambda: JobExecution.objects.filter(job=job, status="success").exists(), 10, "first run")
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True, timeout=120)
+    connection.close()
+    restarted = timezone.now()
+    wait_until(
+        lambda: JobExecution.objects.filter(job=job, status="success", started_at__gt=restarted).count() >= 3,
+        60, "runs after the restart",
+    )
+    assert proc.popen.poll() is None
+    times = list(JobExecution.objects.filter(job=job).values_list("scheduled_time", flat=True))
+    assert len(times) == len(set(times))

@@ -3,7 +3,6 @@ import subprocess
 import sys
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, ScheduledJobLock, SchedulerInstance, TaskFunction
