@@ -185,7 +185,7 @@ def _lag_series(runs, key) -> Series:
     return Series([r["lag"][key] for r in runs or [] if r["lag"][key] is not None])
 
 
-def render(args, results: dict, started: datetime, seconds: float, engine: str) -> str:
+def render(args, results: dict, started: datetime, seconds: float, engine: str, machine_load: str = "") -> str:
     r = results
     jobs = args.burst_jobs
     out = []
@@ -193,7 +193,7 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str) 
     out.append(
         f"Scheduler benchmark, {mode} mode, {started:%Y-%m-%d %H:%M} UTC, {seconds / 60:.1f} min\n"
         f"Machine: {os.cpu_count()} cores, {_memory_gb():.0f} GB, Python {platform.python_version()}, "
-        f"PostgreSQL {_pg_version()}, database {harness.database_name()}\n"
+        f"PostgreSQL {_pg_version()}, database {harness.database_name()}; {machine_load}\n"
         f"Engine: {engine}\n"
         f"Each figure: median of {args.repeat} run(s) (min-max). Our processes: `manage.py runscheduler` "
         f"with its defaults (10 inline workers, batch 500, poll 5 s), production settings, INFO logging; "
@@ -385,6 +385,12 @@ def _share(rate: Series, pg: Series) -> str:
     return f"{100 * rate.median / pg.median:.0f}%"
 
 
+def _load_average() -> str:
+    """The 1-minute load average: anything else busy on the machine shows here."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
 def _memory_gb() -> float:
     with open("/proc/meminfo") as f:
         return int(f.readline().split()[1]) / 1024 / 1024
@@ -405,11 +411,13 @@ def main(argv=None) -> int:
     started = datetime.now(UTC)
     t0 = time.monotonic()
     setup()
+    load_before = _load_average()
     engine = engine_state()
     results = run(args)
     if engine_state() != engine:
         engine += f"; CHANGED during the run, now: {engine_state()}"
-    text = render(args, results, started, time.monotonic() - t0, engine)
+    machine_load = f"load average {load_before} at the start, {_load_average()} at the end"
+    text = render(args, results, started, time.monotonic() - t0, engine, machine_load)
     print(text)
     ARTIFACTS.mkdir(exist_ok=True)
     with open(args.output, "w") as f:
