@@ -68,7 +68,8 @@ def progress(message: str) -> None:
     print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", file=sys.stderr, flush=True)
 
 
-def setup() -> None:
+def setup():
+    """Recreate and migrate the benchmark database; returns the run lock's connection, to keep open."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     os.environ["DATABASE_URL"] = harness.database_url()
     os.environ["BENCH_REDIS_URL"] = harness.redis_url()
@@ -76,6 +77,7 @@ def setup() -> None:
         sys.exit("pgbench is not installed (Debian: apt-get install postgresql-client).")
     progress(f"recreating database {harness.database_name()} and migrating")
     try:
+        lock = harness.run_lock()
         harness.database_recreate()
     except psycopg.OperationalError as exc:
         sys.exit(f"PostgreSQL is not reachable at {harness.server_url()} (set BENCH_POSTGRES_URL): {exc}")
@@ -91,6 +93,7 @@ def setup() -> None:
         redis.Redis.from_url(harness.redis_url()).ping()
     except redis.RedisError as exc:
         sys.exit(f"Redis is not reachable at {harness.redis_url()} (set BENCH_REDIS_URL): {exc}")
+    return lock
 
 
 def engine_state() -> str:
@@ -410,7 +413,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
     t0 = time.monotonic()
-    setup()
+    lock = setup()  # held for the whole run
     load_before = _load_average()
     engine = engine_state()
     results = run(args)
@@ -423,6 +426,7 @@ def main(argv=None) -> int:
     with open(args.output, "w") as f:
         f.write(text)
     progress(f"done; the table is in {args.output}, process logs in {harness.LOGS}")
+    lock.close()
     return 0
 
 

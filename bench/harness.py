@@ -34,6 +34,22 @@ def redis_url() -> str:
     return os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
+# One benchmark per PostgreSQL server at a time: a second run would drop the database under the first.
+_RUN_LOCK = 6_000_006
+
+
+def run_lock() -> psycopg.Connection:
+    """Take the server-wide advisory lock for this run; it is held until the returned connection closes."""
+    conn = psycopg.connect(f"{server_url().rstrip('/')}/postgres", autocommit=True)
+    if not conn.execute("SELECT pg_try_advisory_lock(%s)", [_RUN_LOCK]).fetchone()[0]:
+        conn.close()
+        raise SystemExit(
+            "Another benchmark is running against this PostgreSQL server (it holds the benchmark's "
+            "advisory lock); wait for it to finish: two runs would drop each other's database."
+        )
+    return conn
+
+
 def database_recreate() -> None:
     """Drop and create the benchmark database (never any other one)."""
     name = database_name()
