@@ -28,6 +28,12 @@ logger = logging.getLogger("scheduler.claims")
 # Fire times examined per job in one claim after downtime; beyond it the job skips ahead.
 CATCH_UP_LIMIT = 1000
 DEFAULT_BATCH_SIZE = 500
+# What planning and running a claimed job reads: loading only these halves the cost of the rows.
+CLAIM_FIELDS = (
+    "name", "job_type_id", *ScheduledJob.INTERVAL_FIELDS, "cron_expression", "timezone", "args", "kwargs",
+    "priority", "max_instances", "misfire_grace_time", "coalesce", "next_run_time", "last_run_time",
+    "task_function__name", "task_function__is_active", "task_function__offload", "task_function__timeout",
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,7 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
         jobs = list(
             ScheduledJob.objects.due(now)
             .select_related("task_function")
+            .only(*CLAIM_FIELDS)
             .select_for_update(skip_locked=True, of=("self",))[:batch_size]
         )
         if not jobs:
