@@ -416,7 +416,13 @@ def main(argv=None) -> int:
     lock = setup()  # held for the whole run
     load_before = _load_average()
     engine = engine_state()
-    results = run(args)
+    try:
+        results = run(args)
+    except Exception as exc:
+        if "terminating connection due to administrator command" in str(exc):
+            sys.exit("PostgreSQL was restarted (or this run's connections were terminated) during the "
+                     "run, so its figures are void; run it again on a quiet server.")
+        raise
     if engine_state() != engine:
         engine += f"; CHANGED during the run, now: {engine_state()}"
     machine_load = f"load average {load_before} at the start, {_load_average()} at the end"
