@@ -23,6 +23,34 @@ logger = logging.getLogger("scheduler.engine")
 CLAIM_LANES = 3
 
 
+class ClaimedRunJob(Job):
+    """The single-shot APScheduler job that dispatches one claimed run.
+
+    Job.__init__ validates user input (it inspects the function's signature on every call),
+    which cost more than the rest of handing a run over; these fields are fixed and valid.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, scheduler, jobstore_alias, dispatch, run, run_time):
+        self._scheduler = scheduler
+        self._jobstore_alias = jobstore_alias
+        self.id = f"execution-{run.execution_id}"
+        self.name = run.job_name
+        self.func = dispatch
+        self.func_ref = None
+        self.args = (run,)
+        self.kwargs = {}
+        self.trigger = DateTrigger(run_date=run_time, timezone=UTC)
+        self.executor = "default"
+        # The claim already applied the job's own misfire rule; a run queued behind others
+        # in the pool must still run, never be dropped by APScheduler's check.
+        self.misfire_grace_time = None
+        self.coalesce = False
+        self.max_instances = 1
+        self.next_run_time = run_time
+
+
 class DatabaseJobStore(BaseJobStore):
     def __init__(self, *, instance_id: str, dispatch, on_claimed, batch_size: int):
         super().__init__()
@@ -71,28 +99,10 @@ class DatabaseJobStore(BaseJobStore):
             logger.exception("Could not read the next run time; retrying shortly.")
             return datetime.now(UTC)
 
-    def _single_shot(self, run, now) -> Job:
+    def _single_shot(self, run, now) -> "ClaimedRunJob":
         # APScheduler submits only run times <= the `now` it passed us; a manual run asked for a
         # moment after that instant must still be submitted, never silently dropped.
-        run_time = min(run.scheduled_time, now)
-        job = Job(
-            self._scheduler,
-            id=f"execution-{run.execution_id}",
-            name=f"{run.job_name} @ {run.scheduled_time.isoformat()}",
-            func=self.dispatch,
-            args=(run,),
-            kwargs={},
-            trigger=DateTrigger(run_date=run_time),
-            executor="default",
-            # The claim already applied the job's own misfire rule; a run queued behind others
-            # in the pool must still run, never be dropped by APScheduler's check.
-            misfire_grace_time=None,
-            coalesce=False,
-            max_instances=1,
-            next_run_time=run_time,
-        )
-        job._jobstore_alias = self._alias
-        return job
+        return ClaimedRunJob(self._scheduler, self._alias, self.dispatch, run, min(run.scheduled_time, now))
 
     # The schedule is the jobs table, edited through the service layer; APScheduler never owns it.
     def lookup_job(self, job_id):

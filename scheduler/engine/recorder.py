@@ -4,10 +4,22 @@ import threading
 
 from django.db import connection
 
+from scheduler.models import ExecutionStatus
 from scheduler.services.executions import RunEnded, RunStarted, executions_record
 from scheduler.services.runs import _with_reconnect
 
 logger = logging.getLogger("scheduler.engine")
+
+
+class BatchedRun:
+    """What run_target_execute tracks of a run whose writes are batched: no model instance needed."""
+
+    __slots__ = ("pk", "started_at", "status")
+
+    def __init__(self, pk: int):
+        self.pk = pk
+        self.started_at = None
+        self.status = ExecutionStatus.PENDING
 
 
 class BatchRecorder(threading.Thread):
@@ -25,10 +37,16 @@ class BatchRecorder(threading.Thread):
         self._lock = threading.Lock()
         self._start_buffer: list[RunStarted] = []
         self._end_buffer: list[RunEnded] = []
-        self._wake = threading.Event()
+        # Set when the buffers stop being empty: an idle recorder sleeps instead of waking 20
+        # times a second to find nothing to write.
+        self._pending = threading.Event()
+        self._full = threading.Event()
         self._stopping = threading.Event()
 
     # The interface run_target_execute expects of a recorder.
+    def execution_of(self, target) -> "BatchedRun":
+        return BatchedRun(target.execution_id)
+
     def run_started(self, execution, *, instance_id, hostname, celery_task_id, started_at) -> bool:
         execution.started_at = started_at
         self._add(started=RunStarted(execution.pk, started_at, instance_id, hostname))
@@ -41,18 +59,24 @@ class BatchRecorder(threading.Thread):
     def _add(self, *, started=None, ended=None):
         # The buffers are looked up under the lock: flush() swaps them for new lists.
         with self._lock:
+            was_empty = not self._start_buffer and not self._end_buffer
             if started is not None:
                 self._start_buffer.append(started)
             if ended is not None:
                 self._end_buffer.append(ended)
             full = len(self._start_buffer) + len(self._end_buffer) >= self.max_batch
+        if was_empty:
+            self._pending.set()
         if full:
-            self._wake.set()
+            self._full.set()
 
     def run(self):
         while not self._stopping.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            self._pending.wait()
+            self._full.wait(self.interval)  # let a batch gather, unless it is already full
+            # Cleared before the buffers are swapped: a run added after the swap sets them again.
+            self._pending.clear()
+            self._full.clear()
             self.flush()
         self.flush()
         connection.close()
@@ -72,5 +96,6 @@ class BatchRecorder(threading.Thread):
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        self._pending.set()
+        self._full.set()
         self.join()

@@ -213,52 +213,103 @@ class RunEnded:
 def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> None:
     """Apply many lifecycle transitions in one short transaction (the engine's inline runs).
 
-    Each row still moves pending -> running -> success | failed through conditional updates in
-    that order, exactly as execution_start/finish/fail would, but a few hundred runs cost a
-    handful of statements instead of three each.
+    Each row moves pending -> running -> success | failed through a conditional update, exactly
+    as execution_start/finish/fail would; a run that started and ended within the same batch
+    makes both moves in one update (its running state was never visible outside this
+    transaction). A row another process or the lease reaper already moved on is left alone.
     """
+    rows = _lifecycle_rows(started, ended)
+    ended_ids = [e.execution_id for e in ended]
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            _lifecycle_write_postgresql(rows, ended_ids)
+        else:
+            _lifecycle_write(rows, ended_ids)
+
+
+def _lifecycle_rows(started: list[RunStarted], ended: list[RunEnded]) -> list[dict]:
+    """One conditional update per execution: where it must be now (source) and what it becomes."""
+    rows = {
+        s.execution_id: {
+            "id": s.execution_id, "source": S.PENDING, "status": S.RUNNING, "started_at": s.started_at,
+            "instance_id": s.instance_id, "hostname": s.hostname, "finished_at": None, "duration_ms": None,
+            "result": None, "error_message": None, "traceback": None,
+        }
+        for s in started
+    }
+    for e in ended:
+        row = rows.get(e.execution_id) or {
+            "id": e.execution_id, "source": S.RUNNING if e.started_at else S.PENDING, "started_at": None,
+            "instance_id": None, "hostname": None, "result": None, "error_message": None, "traceback": None,
+        }
+        row.update(status=e.status, finished_at=e.finished_at, duration_ms=_ended_duration_ms(e))
+        if e.status == S.SUCCESS:
+            row["result"] = _json_safe(e.result)
+        else:
+            row["error_message"] = _text_safe(str(e.error))[:10000]
+            row["traceback"] = _text_safe(e.traceback or "")
+        rows[e.execution_id] = row
+    return list(rows.values())
+
+
+# Columns a lifecycle row sets; a None keeps what the row holds, except for the outcome columns.
+_KEPT_UNLESS_GIVEN = ("started_at", "instance_id", "hostname", "error_message", "traceback")
+_SET = ("status", "finished_at", "duration_ms", "result")
+
+
+def _lifecycle_write_postgresql(rows: list[dict], ended_ids: list[int]) -> None:
+    """All rows in one UPDATE and the ended runs' leases in the same statement, the rows as one JSON
+    document (services.claims._due_runs_insert_postgresql says why)."""
+    table = connection.ops.quote_name(JobExecution._meta.db_table)
+    lock_table = connection.ops.quote_name(ScheduledJobLock._meta.db_table)
+    assignments = ", ".join(
+        [f"{c} = COALESCE(batch.{c}, e.{c})" for c in _KEPT_UNLESS_GIVEN]
+        + ["status = batch.status", "finished_at = batch.finished_at", "duration_ms = batch.duration_ms",
+           # A result of None is stored as SQL NULL, as Django's JSONField(null=True) stores it.
+           "result = NULLIF(batch.result, 'null'::jsonb)"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH batch AS (
+                SELECT * FROM jsonb_to_recordset(%s::jsonb) AS batch(
+                    id bigint, source varchar, status varchar, started_at timestamptz, instance_id varchar,
+                    hostname varchar, finished_at timestamptz, duration_ms integer, result jsonb,
+                    error_message text, traceback text)
+            ), updated AS (
+                UPDATE {table} AS e SET {assignments}
+                FROM batch WHERE e.id = batch.id AND e.status = batch.source
+            )
+            DELETE FROM {lock_table} WHERE execution_id = ANY(%s::bigint[])
+            """,
+            [json.dumps([_with_exact_times(row) for row in rows], cls=DjangoJSONEncoder),
+             "{" + ",".join(map(str, ended_ids)) + "}"],
+        )
+
+
+def _with_exact_times(row: dict) -> dict:
+    # DjangoJSONEncoder would cut the microseconds; the row's own times keep them.
+    for column in ("started_at", "finished_at"):
+        if row[column] is not None:
+            row[column] = row[column].isoformat()
+    return row
+
+
+def _lifecycle_write(rows: list[dict], ended_ids: list[int]) -> None:
     table = connection.ops.quote_name(JobExecution._meta.db_table)
     field = JobExecution._meta.get_field
-
-    def db(name, value):
-        return field(name).get_db_prep_save(value, connection)
-
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            if started:
-                cursor.executemany(
-                    f"UPDATE {table} SET status = %s, started_at = %s, instance_id = %s, hostname = %s "
-                    f"WHERE id = %s AND status = %s",
-                    [
-                        (S.RUNNING, db("started_at", s.started_at), s.instance_id, s.hostname, s.execution_id, S.PENDING)
-                        for s in started
-                    ],
-                )
-            successes = [e for e in ended if e.status == S.SUCCESS]
-            if successes:
-                cursor.executemany(
-                    f"UPDATE {table} SET status = %s, finished_at = %s, duration_ms = %s, result = %s "
-                    f"WHERE id = %s AND status = %s",
-                    [
-                        (S.SUCCESS, db("finished_at", e.finished_at), _ended_duration_ms(e),
-                         db("result", _json_safe(e.result)), e.execution_id, S.RUNNING)
-                        for e in successes
-                    ],
-                )
-            failures = [e for e in ended if e.status == S.FAILED]
-            if failures:
-                cursor.executemany(
-                    f"UPDATE {table} SET status = %s, finished_at = %s, duration_ms = %s, "
-                    f"error_message = %s, traceback = %s WHERE id = %s AND status = %s",
-                    [
-                        (S.FAILED, db("finished_at", e.finished_at), _ended_duration_ms(e),
-                         _text_safe(str(e.error))[:10000], _text_safe(e.traceback or ""), e.execution_id,
-                         S.RUNNING if e.started_at else S.PENDING)
-                        for e in failures
-                    ],
-                )
-        if ended:
-            ScheduledJobLock.objects.filter(execution_id__in=[e.execution_id for e in ended]).delete()
+    assignments = ", ".join([f"{c} = COALESCE(%s, {c})" for c in _KEPT_UNLESS_GIVEN] + [f"{c} = %s" for c in _SET])
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET {assignments} WHERE id = %s AND status = %s",
+            [
+                [field(c).get_db_prep_save(row[c], connection) for c in (*_KEPT_UNLESS_GIVEN, *_SET)]
+                + [row["id"], row["source"]]
+                for row in rows
+            ],
+        )
+    if ended_ids:
+        ScheduledJobLock.objects.filter(execution_id__in=ended_ids).delete()
 
 
 def _ended_duration_ms(ended: RunEnded) -> int | None:

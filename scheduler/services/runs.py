@@ -42,11 +42,15 @@ class RunTarget:
     @classmethod
     def of(cls, execution: JobExecution, job) -> "RunTarget":
         """From an execution and its job (with its task function loaded)."""
+        return cls.of_job(execution.pk, execution.scheduled_time, job)
+
+    @classmethod
+    def of_job(cls, execution_id: int, scheduled_time: datetime, job) -> "RunTarget":
         return cls(
-            execution_id=execution.pk,
+            execution_id=execution_id,
             job_id=job.pk,
             job_name=job.name,
-            scheduled_time=execution.scheduled_time,
+            scheduled_time=scheduled_time,
             task_function_name=job.task_function.name,
             task_function_active=job.task_function.is_active,
             task_function_timeout=job.task_function.timeout,
@@ -81,6 +85,13 @@ def execution_run(
 class ImmediateRecorder:
     """Writes each transition as it happens (Celery workers and single runs)."""
 
+    def execution_of(self, target: RunTarget) -> JobExecution:
+        """The execution the lifecycle services act on, built from the target without a query."""
+        return JobExecution(
+            pk=target.execution_id, job_id=target.job_id, scheduled_time=target.scheduled_time,
+            status=ExecutionStatus.PENDING,
+        )
+
     def run_started(self, execution, *, instance_id, hostname, celery_task_id, started_at) -> bool:
         return _record(execution_start, execution, ExecutionStatus.RUNNING, instance_id=instance_id,
                        hostname=hostname, celery_task_id=celery_task_id)
@@ -108,10 +119,7 @@ def run_target_execute(
     """execution_run for a caller that already holds what the run needs; the engine passes a
     recorder that batches the writes of many runs (see engine/recorder.py)."""
     if execution is None:
-        execution = JobExecution(
-            pk=target.execution_id, job_id=target.job_id, scheduled_time=target.scheduled_time,
-            status=ExecutionStatus.PENDING,
-        )
+        execution = recorder.execution_of(target)
     log_extra = {"job_id": target.job_id, "execution_id": target.execution_id, "instance_id": instance_id or "-"}
     try:
         spec = task_function_resolve_name(target.task_function_name, active=target.task_function_active)

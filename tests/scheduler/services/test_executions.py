@@ -11,12 +11,15 @@ from django.test.utils import CaptureQueriesContext
 from scheduler.models import ExecutionStatus, ExecutionTrigger, JobExecution, ScheduledJobLock
 from scheduler.services.executions import (
     InvalidTransition,
+    RunEnded,
+    RunStarted,
     execution_fail,
     execution_finish,
     execution_miss,
     execution_skip,
     execution_start,
     executions_cleanup,
+    executions_record,
 )
 from scheduler.services.jobs import job_delete
 from tests.factories import ExecutionFactory, IntervalJobFactory
@@ -291,6 +294,95 @@ def test_text_no_database_can_hold_is_stored_escaped(job, text, escaped):
     row = stored(failed)
     assert row.status == S.FAILED
     assert (row.error_message, row.traceback) == (f"cannot read {escaped}", f"tb {escaped}")
+
+
+# --- batched recording (the engine's inline runs) ------------------------------------------------
+
+AT = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def started(execution, at=AT):
+    return RunStarted(execution.pk, at, "sched-1", "host-a")
+
+
+def succeeded(execution, result=None, at=AT):
+    return RunEnded(execution.pk, S.SUCCESS, at, at + timedelta(milliseconds=250), result=result)
+
+
+def test_a_run_started_and_ended_in_one_batch_is_recorded_whole(job):
+    execution = execution_of(job)
+    lease_for(execution)
+    executions_record([started(execution)], [succeeded(execution, {"n": 1})])
+    row = stored(execution)
+    assert (row.status, row.result, row.duration_ms) == (S.SUCCESS, {"n": 1}, 250)
+    assert (row.instance_id, row.hostname) == ("sched-1", "host-a")
+    assert row.started_at == AT and row.finished_at == AT + timedelta(milliseconds=250)  # to the microsecond
+    assert not ScheduledJobLock.objects.exists()
+
+
+def test_a_run_started_in_one_batch_and_ended_in_the_next_keeps_its_start(job):
+    execution = execution_of(job)
+    lease_for(execution)
+    executions_record([started(execution)], [])
+    assert (stored(execution).status, stored(execution).started_at) == (S.RUNNING, AT)
+    assert ScheduledJobLock.objects.exists()
+    executions_record([], [succeeded(execution, "done")])
+    row = stored(execution)
+    assert (row.status, row.started_at, row.result, row.hostname) == (S.SUCCESS, AT, "done", "host-a")
+    assert not ScheduledJobLock.objects.exists()
+
+
+def test_a_batched_failure_records_the_error_and_traceback(job):
+    execution = execution_of(job)
+    ended = RunEnded(execution.pk, S.FAILED, AT, AT + timedelta(seconds=1), error="ValueError: bad \x00", traceback="tb")
+    executions_record([started(execution)], [ended])
+    row = stored(execution)
+    assert (row.status, row.error_message, row.traceback, row.duration_ms) == (S.FAILED, "ValueError: bad \\x00", "tb", 1000)
+
+
+def test_a_run_refused_before_it_started_fails_from_pending_without_a_start(job):
+    execution = execution_of(job)
+    lease_for(execution)
+    executions_record([], [RunEnded(execution.pk, S.FAILED, None, AT, error="inactive")])
+    row = stored(execution)
+    assert (row.status, row.started_at, row.error_message, row.duration_ms) == (S.FAILED, None, "inactive", None)
+    assert not ScheduledJobLock.objects.exists()
+
+
+def test_a_batch_leaves_a_run_another_process_already_ended_as_it_was(job):
+    reaped = execution_of(job, status=S.FAILED, error_message="lease expired", finished_at=AT)
+    lease_for(reaped)
+    executions_record([started(reaped)], [succeeded(reaped, "late")])
+    row = stored(reaped)
+    assert (row.status, row.error_message, row.result, row.started_at) == (S.FAILED, "lease expired", None, None)
+    assert not ScheduledJobLock.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "result, expected",
+    [
+        (None, None),
+        ({"a": [1, None, "été"]}, {"a": [1, None, "été"]}),
+        ({"when": datetime(2026, 1, 1, 12, 0, tzinfo=UTC)}, {"when": "2026-01-01T12:00:00Z"}),
+        (float("nan"), {"repr": "nan"}),
+        ({"out": "a\x00b"}, {"repr": "{'out': 'a\\x00b'}"}),
+    ],
+    ids=["none", "json", "django-encodable", "nan", "nul"],
+)
+def test_batched_results_are_stored_as_the_immediate_services_store_them(job, result, expected):
+    execution = execution_of(job)
+    executions_record([started(execution)], [succeeded(execution, result)])
+    assert stored(execution).result == expected
+    if result is None:
+        assert JobExecution.objects.filter(pk=execution.pk, result__isnull=True).exists()
+
+
+def test_many_runs_in_one_batch_are_all_recorded(job):
+    executions = [execution_of(job) for _ in range(300)]
+    executions_record([started(e) for e in executions], [succeeded(e, e.pk) for e in executions[::2]])
+    statuses = dict(JobExecution.objects.filter(pk__in=[e.pk for e in executions]).values_list("pk", "status"))
+    assert [statuses[e.pk] for e in executions] == [S.SUCCESS, S.RUNNING] * 150
+    assert all(stored(e).result == e.pk for e in executions[:4:2])
 
 
 # --- leases ----------------------------------------------------------------------------------
