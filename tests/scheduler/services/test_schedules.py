@@ -1,4 +1,5 @@
 """Tests of the schedule arithmetic: cron validation, next fire times (DST included), intervals, wording."""
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -389,3 +390,21 @@ def test_cron_describe(expression, words):
 
 def test_cron_describe_falls_back_to_the_expression():
     assert cron_describe("not a cron") == "not a cron"
+
+
+def test_one_expression_in_several_zones_and_threads_keeps_each_answer_apart():
+    # The parsed expression is shared between callers; each look-up must still use its own zone
+    # and start, whatever runs in between.
+    expression = "0 9 * * 1-5"
+    expected = {
+        "Europe/Paris": utc(2026, 11, 30, 8, 0),  # Monday 09:00 CET
+        "America/New_York": utc(2026, 11, 30, 14, 0),  # Monday 09:00 EST
+        "Asia/Tokyo": utc(2026, 11, 30, 0, 0),  # Monday 09:00 JST
+    }
+    after = utc(2026, 11, 28, 12)  # a Saturday
+    def answers(_):
+        return {zone: cron_next_fire_time(expression, zone, after) for zone in expected}
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(answers, range(200)))
+    assert all(result == expected for result in results)
