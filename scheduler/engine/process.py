@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import connection, connections
 from django.db.backends.signals import connection_created
 
+from scheduler.engine.executor import RunQueueExecutor
 from scheduler.engine.jobstore import DatabaseJobStore
 from scheduler.engine.recorder import BatchRecorder
 from scheduler.services.claims import runs_release
@@ -84,6 +84,7 @@ class SchedulerProcess:
         self._threads_stop = threading.Event()
         self._claimed: set[int] = set()
         self._running: set[int] = set()
+        self._dispatch_closed = False  # set by stop(): no run starts in this process after it
         self._lock = threading.Condition()
         self._sqlite_lock_file = None
         self.scheduler = None
@@ -112,7 +113,7 @@ class SchedulerProcess:
         )
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self.jobstore},
-            executors={"default": ThreadPoolExecutor(self.config.workers)},
+            executors={"default": RunQueueExecutor(self.config.workers)},
             timezone="UTC",
             jobstore_retry_interval=1,
         )
@@ -140,8 +141,8 @@ class SchedulerProcess:
         while not self.stop_requested.wait(0.5):
             pass
         if self.stop():
-            # Threads still inside abandoned task functions would keep the interpreter alive
-            # (the pool joins them at exit); their runs are already recorded as failed.
+            # Threads are still inside abandoned task functions, whose runs are already recorded
+            # as failed: exit now rather than let them act on a process that is shutting down.
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -161,6 +162,9 @@ class SchedulerProcess:
         with self._lock:
             while self._claimed and time.monotonic() < deadline:
                 self._lock.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+            # From here a run still queued never starts: it is given back for another process,
+            # and starting it here too could run it twice.
+            self._dispatch_closed = True
             leftover, running = set(self._claimed), set(self._running)
         self.scheduler.shutdown(wait=False)
         self.recorder.stop()  # every finished run's outcome is written before anything else
@@ -191,6 +195,8 @@ class SchedulerProcess:
         """Runs in the thread pool: inline functions run here; offloaded ones are sent to Celery
         (or, with no broker configured, run here through the same Celery task)."""
         with self._lock:
+            if self._dispatch_closed:
+                return
             self._running.add(run.execution_id)
         try:
             if run.offload:

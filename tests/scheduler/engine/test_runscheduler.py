@@ -145,6 +145,23 @@ def test_sigterm_fails_run_that_outlives_shutdown_timeout(start_scheduler, user)
     assert not ScheduledJobLock.objects.exists()
 
 
+def test_sigterm_gives_back_a_queued_run_that_never_started_and_another_process_runs_it(start_scheduler, user):
+    slow = IntervalJobFactory(interval_hours=1, interval_minutes=None, task_function=_function("sleep"),
+                              kwargs={"seconds": 30})
+    quick = IntervalJobFactory(interval_hours=1, interval_minutes=None, task_function=_function("noop"))
+    proc = start_scheduler("--workers", "1", "--shutdown-timeout", "1")
+    running = job_trigger(slow, user=user)
+    wait_until(lambda: JobExecution.objects.get(pk=running.pk).status == ExecutionStatus.RUNNING, 10, "slow run started")
+    queued = job_trigger(quick, user=user)  # claimed, but waits behind the slow run for the one worker
+    wait_until(lambda: JobExecution.objects.get(pk=queued.pk).instance_id, 10, "queued run claimed")
+    assert proc.terminate() == 0, proc.log()
+    queued.refresh_from_db()
+    assert (queued.status, queued.instance_id, queued.started_at) == (ExecutionStatus.PENDING, "", None)
+    assert not ScheduledJobLock.objects.filter(execution=queued).exists()
+    start_scheduler()
+    wait_until(lambda: JobExecution.objects.get(pk=queued.pk).status == ExecutionStatus.SUCCESS, 15, "given-back run ran")
+
+
 def test_function_removed_from_code_refuses_to_run(start_scheduler):
     job = IntervalJobFactory(interval_seconds=1, interval_minutes=None)
     # A function that was registered once and has since been deleted from the code.
