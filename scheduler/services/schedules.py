@@ -110,14 +110,20 @@ def _cron_iterator(expression: str, start: datetime) -> croniter:
 
 def cron_next_fire_time(expression: str, timezone_name: str, after: datetime) -> datetime:
     """The first fire time strictly after `after`, as an aware UTC datetime."""
+    return _cron_next_fire_time(expression, timezone_name, after.astimezone(UTC))
+
+
+# Jobs sharing an expression and zone fire together, so a claim asks the same question many
+# times over (every `0 * * * *` job at each hour); the answer never changes.
+@functools.lru_cache(maxsize=8192)
+def _cron_next_fire_time(expression: str, timezone_name: str, after_utc: datetime) -> datetime:
     zone = ZoneInfo(timezone_name)
-    after_utc = after.astimezone(UTC)
     iterator = _cron_iterator(expression, after_utc.astimezone(zone))
     for _ in range(_MAX_SKIPPED_CANDIDATES):
         candidate = iterator.get_next(datetime).astimezone(UTC)
         if candidate > after_utc and not _is_repeated_wall_time(candidate.astimezone(zone)):
             return candidate
-    raise ValueError(f"No fire time found for {expression!r} after {after.isoformat()}.")
+    raise ValueError(f"No fire time found for {expression!r} after {after_utc.isoformat()}.")
 
 
 def cron_next_fire_times(
