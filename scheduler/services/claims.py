@@ -33,6 +33,8 @@ DEFAULT_BATCH_SIZE = 500
 
 @dataclass(slots=True)
 class DueTaskFunction:
+    """A due job's task function, as running the job needs it."""
+
     name: str
     is_active: bool
     offload: bool
