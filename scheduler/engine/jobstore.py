@@ -36,7 +36,7 @@ class ClaimedRunJob(Job):
         self._scheduler = scheduler
         self._jobstore_alias = jobstore_alias
         self.id = f"execution-{run.execution_id}"
-        self.name = run.job_name
+        self.name = f"{run.job_name} @ {run.scheduled_time.isoformat()}"
         self.func = dispatch
         self.func_ref = None
         self.args = (run,)

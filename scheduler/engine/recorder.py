@@ -74,9 +74,6 @@ class BatchRecorder(threading.Thread):
         while not self._stopping.is_set():
             self._pending.wait()
             self._full.wait(self.interval)  # let a batch gather, unless it is already full
-            # Cleared before the buffers are swapped: a run added after the swap sets them again.
-            self._pending.clear()
-            self._full.clear()
             self.flush()
         self.flush()
         connection.close()
@@ -85,6 +82,9 @@ class BatchRecorder(threading.Thread):
         with self._lock:
             started, ended = self._start_buffer, self._end_buffer
             self._start_buffer, self._end_buffer = [], []
+            # Cleared with the swap, under the lock: a run added after it sets them again.
+            self._pending.clear()
+            self._full.clear()
         if not started and not ended:
             return
         try:

@@ -7,7 +7,7 @@ run. The unique (job, scheduled_time) constraint is the last guard against a dup
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -251,7 +251,7 @@ def _due_runs_insert_postgresql(planned_runs, instance_id, now) -> list[ClaimedR
                     job_id, status, trigger, scheduled_time, created_at, finished_at, error_message,
                     traceback, instance_id, hostname, celery_task_id
                 )
-                SELECT job_id, status, %(trigger)s, scheduled_time, %(now)s,
+                SELECT job_id, status, %(trigger)s, scheduled_time, %(created_at)s,
                        CASE WHEN status = %(pending)s THEN NULL ELSE %(now)s END, error_message,
                        '', %(instance_id)s, '', ''
                 FROM batch
@@ -266,19 +266,26 @@ def _due_runs_insert_postgresql(planned_runs, instance_id, now) -> list[ClaimedR
             """,
             {
                 "runs": json.dumps(rows), "trigger": ExecutionTrigger.SCHEDULED, "now": now,
+                "created_at": timezone.now(),  # as auto_now_add sets it on the ORM path
                 "pending": ExecutionStatus.PENDING, "instance_id": instance_id,
                 "expires_at": now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL),
             },
         )
-        inserted = {(job_id, scheduled_time): (pk, status) for pk, job_id, scheduled_time, status in cursor}
+        inserted = {(job_id, _utc(scheduled_time)): (pk, status) for pk, job_id, scheduled_time, status in cursor}
     claimed = []
     for job, run in planned_runs:
-        row = inserted.get((job.pk, run.scheduled_time))
+        row = inserted.get((job.pk, _utc(run.scheduled_time)))
         if row is None:
             _duplicate_dropped(job.pk, run.scheduled_time)
         elif row[1] == ExecutionStatus.PENDING:
             claimed.append(_claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job))
     return claimed
+
+
+def _utc(moment: datetime) -> datetime:
+    # Aware datetimes in different zones can compare unequal at the same instant (the second
+    # occurrence of a repeated wall-clock time, PEP 495), so matching is done in UTC.
+    return moment.astimezone(UTC)
 
 
 def _jobs_advance(jobs: list[DueJob]) -> None:

@@ -264,9 +264,9 @@ def _lifecycle_write_postgresql(rows: list[dict], ended_ids: list[int]) -> None:
     lock_table = connection.ops.quote_name(ScheduledJobLock._meta.db_table)
     assignments = ", ".join(
         [f"{c} = COALESCE(batch.{c}, e.{c})" for c in _KEPT_UNLESS_GIVEN]
-        + ["status = batch.status", "finished_at = batch.finished_at", "duration_ms = batch.duration_ms",
-           # A result of None is stored as SQL NULL, as Django's JSONField(null=True) stores it.
-           "result = NULLIF(batch.result, 'null'::jsonb)"]
+        # A result of None arrives as SQL NULL (jsonb_to_recordset turns a JSON null into one),
+        # which is how Django's JSONField(null=True) stores None.
+        + [f"{c} = batch.{c}" for c in _SET]
     )
     with connection.cursor() as cursor:
         cursor.execute(

@@ -1,5 +1,6 @@
 """Claiming due runs: misfire, coalesce, exactly once, max_instances, priority, manual runs, release."""
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -11,6 +12,7 @@ from scheduler.models import (
     ScheduledJob,
     ScheduledJobLock,
 )
+from scheduler.services import claims
 from scheduler.services.claims import CATCH_UP_LIMIT, runs_claim, runs_plan, runs_release
 from scheduler.services.jobs import job_delete, job_disable, job_pause, job_trigger
 from tests.factories import CronJobFactory, IntervalJobFactory
@@ -165,6 +167,28 @@ def test_claim_creates_a_pending_scheduled_execution_with_a_lease(settings):
     job.refresh_from_db()
     assert job.next_run_time == at(minutes=5)
     assert job.last_run_time == T0, "last_run_time is the fire time, set when the run is claimed"
+
+
+def test_an_execution_is_created_when_it_is_recorded_whatever_moment_the_claim_plans_for():
+    interval_job()
+    before = timezone.now()
+    [run] = runs_claim(instance_id=A, now=at(seconds=2))
+    created = JobExecution.objects.get(pk=run.execution_id).created_at
+    assert before <= created <= timezone.now()  # history order and retention go by it
+
+
+def test_a_run_planned_in_another_zone_is_still_handed_over_after_its_claim(monkeypatch):
+    # The second 01:30 of New York's fall-back night compares unequal to the same instant in UTC
+    # (PEP 495); the claim must still match the inserted row to the run and hand it over.
+    repeated = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York"))
+    job = interval_job(due=repeated.astimezone(UTC))
+    monkeypatch.setattr(claims, "runs_plan", lambda job, now: ([claims.PlannedRun(repeated, PENDING)], at(days=400)))
+
+    [run] = runs_claim(instance_id=A, now=repeated.astimezone(UTC) + timedelta(seconds=1))
+
+    assert run.job_id == job.pk
+    assert JobExecution.objects.get(pk=run.execution_id).scheduled_time == repeated.astimezone(UTC)
+    assert ScheduledJobLock.objects.filter(execution_id=run.execution_id).exists()
 
 
 def test_interval_job_keeps_its_cadence_from_the_anchor_not_from_the_claim_time():
