@@ -32,6 +32,10 @@ class Command(BaseCommand):
         "processes may run at once on PostgreSQL (each run happens exactly once); SQLite allows "
         "one. Stops cleanly on SIGINT/SIGTERM."
     )
+    # Like a Celery worker, the scheduler leaves Django's system checks to `manage.py check
+    # --deploy` and the web process: they import the URLconf and the whole API, a tenth of a
+    # second of a start-up that should reach its first run within one.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument(
