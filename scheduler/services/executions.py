@@ -259,7 +259,11 @@ _SET = ("status", "finished_at", "duration_ms", "result")
 
 def _lifecycle_write_postgresql(rows: list[dict], ended_ids: list[int]) -> None:
     """All rows in one UPDATE and the ended runs' leases in the same statement, the rows as one JSON
-    document (services.claims._due_runs_insert_postgresql says why)."""
+    document (services.claims._due_runs_insert_postgresql says why).
+
+    An ended run's lease goes only once its row is finished: a row whose end could not apply
+    (its start was never recorded) keeps the lease, which expires and fails it with the reason.
+    """
     table = connection.ops.quote_name(JobExecution._meta.db_table)
     lock_table = connection.ops.quote_name(ScheduledJobLock._meta.db_table)
     assignments = ", ".join(
@@ -272,18 +276,27 @@ def _lifecycle_write_postgresql(rows: list[dict], ended_ids: list[int]) -> None:
         cursor.execute(
             f"""
             WITH batch AS (
-                SELECT * FROM jsonb_to_recordset(%s::jsonb) AS batch(
+                SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS batch(
                     id bigint, source varchar, status varchar, started_at timestamptz, instance_id varchar,
                     hostname varchar, finished_at timestamptz, duration_ms integer, result jsonb,
                     error_message text, traceback text)
             ), updated AS (
                 UPDATE {table} AS e SET {assignments}
                 FROM batch WHERE e.id = batch.id AND e.status = batch.source
+                RETURNING e.id, e.status
             )
-            DELETE FROM {lock_table} WHERE execution_id = ANY(%s::bigint[])
+            DELETE FROM {lock_table} AS lease WHERE lease.execution_id = ANY(%(ended)s::bigint[]) AND (
+                lease.execution_id IN (SELECT id FROM updated WHERE status <> ALL(%(unfinished)s))
+                -- the rest of the statement sees the rows as they were before the UPDATE
+                OR EXISTS (SELECT 1 FROM {table} AS done WHERE done.id = lease.execution_id
+                           AND done.status <> ALL(%(unfinished)s))
+            )
             """,
-            [json.dumps([_with_exact_times(row) for row in rows], cls=DjangoJSONEncoder),
-             "{" + ",".join(map(str, ended_ids)) + "}"],
+            {
+                "rows": json.dumps([_with_exact_times(row) for row in rows], cls=DjangoJSONEncoder),
+                "ended": "{" + ",".join(map(str, ended_ids)) + "}",
+                "unfinished": [S.PENDING, S.RUNNING],
+            },
         )
 
 
@@ -309,7 +322,9 @@ def _lifecycle_write(rows: list[dict], ended_ids: list[int]) -> None:
             ],
         )
     if ended_ids:
-        ScheduledJobLock.objects.filter(execution_id__in=ended_ids).delete()
+        ScheduledJobLock.objects.filter(execution_id__in=ended_ids).exclude(
+            execution__status__in=(S.PENDING, S.RUNNING)
+        ).delete()
 
 
 def _ended_duration_ms(ended: RunEnded) -> int | None:

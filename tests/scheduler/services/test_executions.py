@@ -358,6 +358,16 @@ def test_a_batch_leaves_a_run_another_process_already_ended_as_it_was(job):
     assert not ScheduledJobLock.objects.exists()
 
 
+def test_an_end_that_cannot_apply_keeps_the_lease_so_the_run_expires_instead_of_hanging(job):
+    # Its start was never recorded (a flush lost while the database was down): the row is still
+    # pending, and only the lease's expiry will fail it with a reason.
+    execution = execution_of(job)
+    lease_for(execution)
+    executions_record([], [succeeded(execution, "done")])
+    assert stored(execution).status == S.PENDING
+    assert ScheduledJobLock.objects.filter(execution=execution).exists()
+
+
 @pytest.mark.parametrize(
     "result, expected",
     [
