@@ -34,6 +34,8 @@ class RunQueueExecutor(BaseExecutor):
             try:
                 events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
             except BaseException as exc:
+                # run_job already turns a task's own exception into an event; this is APScheduler
+                # failing around it. _run_job_error logs it with its traceback; the thread goes on.
                 self._run_job_error(job.id, exc, exc.__traceback__)
             else:
                 self._run_job_success(job.id, events)
