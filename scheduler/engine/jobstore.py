@@ -5,9 +5,8 @@ APScheduler one single-shot job per claimed run; the schedule itself never lives
 every process sees edits at its next wake-up and start-up costs nothing per job.
 """
 import logging
-from datetime import UTC, datetime
-
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore
