@@ -234,7 +234,7 @@ def _due_runs_insert_postgresql(planned_runs, instance_id, now) -> list[ClaimedR
     for job, run in planned_runs:
         status, reason = run.status, run.reason
         if status == ExecutionStatus.PENDING:
-            reason = _lease_take(job, held)
+            reason = _lease_reserve(job, held)
             status = ExecutionStatus.SKIPPED if reason else status
         rows.append({"job_id": job.pk, "status": status, "scheduled_time": run.scheduled_time.isoformat(),
                      "error_message": reason})
@@ -255,6 +255,7 @@ def _due_runs_insert_postgresql(planned_runs, instance_id, now) -> list[ClaimedR
                        CASE WHEN status = %(pending)s THEN NULL ELSE %(now)s END, error_message,
                        '', %(instance_id)s, '', ''
                 FROM batch
+                -- a literal predicate, not a parameter: it must match the partial unique index
                 ON CONFLICT (job_id, scheduled_time) WHERE trigger = '{ExecutionTrigger.SCHEDULED}' DO NOTHING
                 RETURNING id, job_id, scheduled_time, status
             ), leases AS (
@@ -381,7 +382,11 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
                 if e.status == ExecutionStatus.PENDING
             ]
         )
-    return [_claimed(e.pk, e.scheduled_time, e.trigger, job) for e, job in zip(executions, run_jobs) if e.status == ExecutionStatus.PENDING]
+    return [
+        _claimed(e.pk, e.scheduled_time, e.trigger, job)
+        for e, job in zip(executions, run_jobs)
+        if e.status == ExecutionStatus.PENDING
+    ]
 
 
 def _leases_take(executions, run_jobs, instance_id, now) -> None:
@@ -390,14 +395,14 @@ def _leases_take(executions, run_jobs, instance_id, now) -> None:
     for execution, job in zip(executions, run_jobs):
         if execution.status != ExecutionStatus.PENDING:
             continue
-        skip_reason = _lease_take(job, held)
+        skip_reason = _lease_reserve(job, held)
         if skip_reason:
             execution.status = ExecutionStatus.SKIPPED
             execution.finished_at = now
             execution.error_message = skip_reason
 
 
-def _lease_take(job, held: dict[int, int]) -> str:
+def _lease_reserve(job, held: dict[int, int]) -> str:
     """Count one more live lease for the job, or say why its run is skipped (held is updated)."""
     if held.get(job.pk, 0) >= job.max_instances:
         return f"skipped: max_instances ({job.max_instances}) runs of this job were already running"
