@@ -18,7 +18,7 @@ from scheduler.models import (
     TaskFunction,
 )
 from scheduler.services import jobs as job_services
-from scheduler.services.schedules import zone_get
+from scheduler.services.cron import zone_get
 
 FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
 RECENT_EXECUTIONS = 20

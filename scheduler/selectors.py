@@ -7,7 +7,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, SchedulerInstance
-from scheduler.services.schedules import cron_describe, cron_next_fire_times, cron_validate, zone_get
+from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
 
 NEXT_RUNS_LIMIT = 10
 RECENT_EXECUTIONS_WINDOW = timedelta(hours=24)

@@ -13,7 +13,7 @@ def create_cleanup_job(apps, schema_editor):
     task_function, _ = TaskFunction.objects.get_or_create(name=CLEANUP_FUNCTION)
     if ScheduledJob.objects.filter(name=CLEANUP_JOB, is_active=True).exists():
         return
-    from scheduler.services.schedules import cron_next_fire_time
+    from scheduler.services.cron import cron_next_fire_time
     from django.utils import timezone
 
     ScheduledJob.objects.create(

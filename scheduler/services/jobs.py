@@ -15,15 +15,8 @@ from scheduler.models import (
     TaskFunction,
 )
 from scheduler.services.notify import changes_announce
-from scheduler.services.schedules import (
-    GridIntervalTrigger,
-    StandardCronTrigger,
-    cron_describe,
-    cron_next_fire_time,
-    cron_validate,
-    interval_describe,
-    zone_get,
-)
+from scheduler.services.cron import cron_describe, cron_next_fire_time, cron_validate, zone_get
+from scheduler.services.schedules import GridIntervalTrigger, StandardCronTrigger, interval_describe
 
 EDITABLE_FIELDS = (
     "name",

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from scheduler.services.schedules import cron_describe, cron_next_fire_times, cron_validate, zone_get
+from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
 
 EXIT_INVALID = 2
 MAX_COUNT = 100

@@ -4,7 +4,7 @@ from datetime import datetime
 import pytest
 from django.utils import timezone
 
-from scheduler.services.schedules import cron_next_fire_times
+from scheduler.services.cron import cron_next_fire_times
 from tests.scheduler.api.conftest import API, client_for, user_with
 
 pytestmark = pytest.mark.django_db

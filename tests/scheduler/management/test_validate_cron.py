@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from scheduler.services.schedules import cron_next_fire_times
+from scheduler.services.cron import cron_next_fire_times
 
 ROOT = Path(__file__).resolve().parents[3]
 FROZEN_NOW = datetime.fromisoformat("2025-03-29T12:00:00+00:00")

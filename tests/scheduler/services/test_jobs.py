@@ -26,7 +26,7 @@ from scheduler.services.jobs import (
     job_upcoming_fire_times,
     job_update,
 )
-from scheduler.services.schedules import cron_next_fire_times
+from scheduler.services.cron import cron_next_fire_times
 from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory, UserFactory
 from tests.scheduler.services.conftest import T0
 
