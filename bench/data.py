@@ -4,9 +4,9 @@ from datetime import datetime
 from django.db import connection
 
 from bench.harness import percentile
+from scheduler.backends.postgresql import NOTIFY_CHANNEL  # wakes every scheduler process
 
 NOOP = "tasks.functions.noop"
-NOTIFY_CHANNEL = "scheduler_changes"  # scheduler.services.notify: wakes every scheduler process
 
 _JOB_COLUMNS = (
     "name, description, interval_seconds, cron_expression, timezone, args, kwargs, priority, "

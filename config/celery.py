@@ -7,5 +7,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Celery tasks live in tasks/offloaded.py.
-app.autodiscover_tasks(lambda: ["tasks"], related_name="offloaded")
+# The one Celery task, the worker side of offloaded runs, is scheduler/tasks.py (Celery's
+# conventional place); job task functions are not Celery tasks.
+app.autodiscover_tasks()

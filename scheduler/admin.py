@@ -9,16 +9,11 @@ from django.http import JsonResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
-from scheduler.models import (
-    JobExecution,
-    JobType,
-    ScheduledJob,
-    ScheduledJobLock,
-    SchedulerInstance,
-    TaskFunction,
-)
+from scheduler.models import JobExecution, JobLease, JobType, ScheduledJob, SchedulerInstance, TaskFunction
 from scheduler.services import jobs as job_services
 from scheduler.services.cron import zone_get
+from scheduler.services.job_actions import JOB_ACTIONS, job_action_apply, job_action_permitted
+from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
 
 FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
 RECENT_EXECUTIONS = 20
@@ -139,7 +134,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     list_select_related = ("task_function", "job_type")
     ordering = ("name",)
     readonly_fields = ("upcoming_fire_times", "schedule", "pause_state", "next_run_time", "last_run_time", "audit")
-    actions = ["trigger_jobs", "pause_jobs", "resume_jobs", "enable_jobs", "disable_jobs"]
+    actions = [f"{name}_jobs" for name in JOB_ACTIONS]
     fieldsets = (
         (None, {"fields": ("name", "description", "task_function", "job_type", "is_enabled")}),
         (
@@ -180,7 +175,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Schedule")
     def schedule(self, job):
-        return job_services.job_schedule_describe(job) if job.pk else "-"
+        return job_schedule_describe(job) if job.pk else "-"
 
     @admin.display(description="Last status", ordering="last_execution_status")
     def last_status(self, job):
@@ -197,7 +192,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         if not job.pk:
             return format_html('<span id="job-preview">{}</span>', "Shown once the schedule is filled in.")
         try:
-            times = job_services.job_upcoming_fire_times(job, count=5)
+            times = job_upcoming_fire_times(job, count=5)
         except (ValueError, ValidationError) as exc:
             return format_html('<span id="job-preview">{}</span>', str(exc))
         return format_html(
@@ -237,39 +232,18 @@ class ScheduledJobAdmin(admin.ModelAdmin):
 
     # --- actions ------------------------------------------------------------------------------
 
-    def has_trigger_permission(self, request):
-        return request.user.has_perm("scheduler.trigger_scheduledjob")
-
-    def _apply(self, request, queryset, service, verb, **kwargs):
+    def _apply(self, request, queryset, name):
         done = 0
+        reason = f"paused in the admin by {request.user}"
         for job in queryset:
             try:
-                service(job, user=request.user, **kwargs)
+                job_action_apply(job, name, user=request.user, reason=reason)
                 done += 1
             except ValidationError as exc:
                 self.message_user(request, f"{job.name}: {'; '.join(exc.messages)}", messages.ERROR)
         if done:
+            verb = JOB_ACTIONS[name].done
             self.message_user(request, f"{verb} {done} job{'s' if done != 1 else ''}.", messages.SUCCESS)
-
-    @admin.action(description="Run selected jobs now", permissions=["trigger"])
-    def trigger_jobs(self, request, queryset):
-        self._apply(request, queryset, job_services.job_trigger, "Asked for a run of")
-
-    @admin.action(description="Pause selected jobs", permissions=["change"])
-    def pause_jobs(self, request, queryset):
-        self._apply(request, queryset, job_services.job_pause, "Paused", reason=f"paused in the admin by {request.user}")
-
-    @admin.action(description="Resume selected jobs", permissions=["change"])
-    def resume_jobs(self, request, queryset):
-        self._apply(request, queryset, job_services.job_resume, "Resumed")
-
-    @admin.action(description="Enable selected jobs", permissions=["change"])
-    def enable_jobs(self, request, queryset):
-        self._apply(request, queryset, job_services.job_enable, "Enabled")
-
-    @admin.action(description="Disable selected jobs", permissions=["change"])
-    def disable_jobs(self, request, queryset):
-        self._apply(request, queryset, job_services.job_disable, "Disabled")
 
     # --- live preview for the edit form ---------------------------------------------------------
 
@@ -321,8 +295,8 @@ class JobExecutionAdmin(ReadOnlyAdmin):
         return format_html("<pre>{}</pre>", execution.traceback or "-")
 
 
-@admin.register(ScheduledJobLock)
-class ScheduledJobLockAdmin(ReadOnlyAdmin):
+@admin.register(JobLease)
+class JobLeaseAdmin(ReadOnlyAdmin):
     list_display = ("job", "execution", "locked_by", "locked_at", "expires_at")
     list_select_related = ("job", "execution")
     search_fields = ("job__name", "locked_by")
@@ -336,3 +310,23 @@ class SchedulerInstanceAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="Alive")
     def alive(self, instance):
         return instance.is_alive()
+
+
+def _admin_job_action(name: str):
+    """The admin action and its permission check for one row of the job actions table."""
+    action = JOB_ACTIONS[name]
+
+    def apply(modeladmin, request, queryset):
+        modeladmin._apply(request, queryset, name)
+
+    def has_permission(modeladmin, request):
+        return job_action_permitted(request.user, name)
+
+    apply.__name__ = f"{name}_jobs"
+    setattr(ScheduledJobAdmin, apply.__name__, admin.action(description=action.admin_description,
+                                                            permissions=[f"job_{name}"])(apply))
+    setattr(ScheduledJobAdmin, f"has_job_{name}_permission", has_permission)
+
+
+for _name in JOB_ACTIONS:
+    _admin_job_action(_name)

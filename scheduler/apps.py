@@ -1,12 +1,6 @@
-"""App config: keeps the TaskFunction table in step with the code registry after migrate."""
+"""App config: loads the task-function registry and keeps the TaskFunction table in step with it."""
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
-
-
-def _sync_task_functions(sender, using, **kwargs):
-    from scheduler.services.task_functions import task_functions_sync
-
-    task_functions_sync(using=using)
 
 
 class SchedulerConfig(AppConfig):
@@ -14,4 +8,13 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduler"
 
     def ready(self):
-        post_migrate.connect(_sync_task_functions, sender=self, dispatch_uid="scheduler-sync-tasks")
+        # Imported here, as Django's documentation does for signal handlers: these modules use
+        # the models, which are not ready when this module is imported.
+        from scheduler import registry, tasks  # noqa: F401 (tasks: the Celery task and its signal handler)
+        from scheduler.services.task_functions import task_functions_sync
+
+        registry.load()
+        post_migrate.connect(
+            lambda sender, using, **kwargs: task_functions_sync(using=using),
+            sender=self, weak=False, dispatch_uid="scheduler-sync-tasks",
+        )

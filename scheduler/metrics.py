@@ -16,14 +16,9 @@ from django.utils import timezone
 from prometheus_client.core import CollectorRegistry, GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scheduler.models import (
-    ExecutionStatus,
-    ExecutionTrigger,
-    JobExecution,
-    ScheduledJob,
-    ScheduledJobLock,
-    SchedulerInstance,
-)
+from scheduler.enums import RAN_STATUSES, STARTED_STATUSES, ExecutionStatus, ExecutionTrigger, JobState
+from scheduler.models import JobExecution, JobLease, ScheduledJob, SchedulerInstance
+from scheduler.querysets import JOB_STATE_FILTERS
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +28,8 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
 # Seconds. A healthy scheduler starts runs well within a second of their fire time.
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300)
 S = ExecutionStatus
-FINISHED_WITH_DURATION = [S.SUCCESS, S.FAILED]
-STARTED = [S.RUNNING, S.SUCCESS, S.FAILED]
+# The job states a job series reports (deleted jobs are not counted).
+REPORTED_JOB_STATES = (JobState.SCHEDULED, JobState.PAUSED, JobState.DISABLED)
 
 
 class SchedulerCollector(Collector):
@@ -68,7 +63,7 @@ def _collect(now):
     alive.add_metric([], SchedulerInstance.objects.alive(now).count())
     yield alive
 
-    leases = ScheduledJobLock.objects.order_by().aggregate(
+    leases = JobLease.objects.order_by().aggregate(
         live=Count("pk", filter=Q(expires_at__gt=now)), expired=Count("pk", filter=Q(expires_at__lte=now))
     )
     held = GaugeMetricFamily(
@@ -83,9 +78,7 @@ def _collect(now):
     yield expired
 
     jobs = ScheduledJob.objects.active().order_by().aggregate(
-        scheduled=Count("pk", filter=Q(is_enabled=True, is_paused=False)),
-        paused=Count("pk", filter=Q(is_enabled=True, is_paused=True)),
-        disabled=Count("pk", filter=Q(is_enabled=False)),
+        **{state.value: Count("pk", filter=JOB_STATE_FILTERS[state]) for state in REPORTED_JOB_STATES}
     )
     job_states = GaugeMetricFamily("scheduler_jobs", "Jobs (not deleted) by state.", labels=["state"])
     for state, count in jobs.items():
@@ -140,7 +133,7 @@ def _duration_histogram(recent, window):
         f"le_{i}": Count("pk", filter=Q(duration_ms__lte=b * 1000)) for i, b in enumerate(DURATION_BUCKETS)
     }
     rows = (
-        recent.filter(status__in=FINISHED_WITH_DURATION, duration_ms__isnull=False)
+        recent.filter(status__in=RAN_STATUSES, duration_ms__isnull=False)
         .values("job_id", "job__name")
         .annotate(count=Count("pk"), total_ms=Sum("duration_ms"), **buckets)
     )
@@ -164,7 +157,7 @@ def _lag_metrics(recent, window):
         f"le_{i}": Count("pk", filter=Q(lag__lte=timedelta(seconds=b))) for i, b in enumerate(LAG_BUCKETS)
     }
     row = (
-        recent.filter(status__in=STARTED, trigger=ExecutionTrigger.SCHEDULED, started_at__isnull=False)
+        recent.filter(status__in=STARTED_STATUSES, trigger=ExecutionTrigger.SCHEDULED, started_at__isnull=False)
         .annotate(lag=lag)
         .aggregate(count=Count("pk"), total=Sum("lag"), worst=Max("lag"), **buckets)
     )
@@ -190,7 +183,7 @@ def _lag_metrics(recent, window):
 def _last_outcome_metrics():
     """Whether each job's latest finished run succeeded: the signal for "this job is failing"."""
     latest = (
-        JobExecution.objects.filter(job=OuterRef("pk"), status__in=FINISHED_WITH_DURATION)
+        JobExecution.objects.filter(job=OuterRef("pk"), status__in=RAN_STATUSES)
         .order_by("-created_at", "-pk")
     )
     rows = (

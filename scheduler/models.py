@@ -1,28 +1,27 @@
 """The scheduler's data model: task functions, jobs, their executions, leases and processes."""
-from datetime import timedelta
-
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
+from scheduler.enums import ExecutionStatus, ExecutionTrigger, JobState
 from scheduler.querysets import (
+    JOB_STATE_FILTERS,
     ExecutionQuerySet,
     InstanceQuerySet,
     JobQuerySet,
-    LockQuerySet,
+    LeaseQuerySet,
     TaskFunctionQuerySet,
+    alive_cutoff,
 )
 
 MAX_INSTANCES_LIMIT = 10
 
 
-def alive_cutoff(now=None):
-    """Heartbeats older than three intervals mean the process is dead."""
-    now = now or timezone.now()
-    return now - timedelta(seconds=3 * settings.SCHEDULER_HEARTBEAT_INTERVAL)
+def interval_total_seconds(seconds, minutes, hours, days) -> int:
+    """An interval job's period from its four columns (empty ones count as zero)."""
+    return (seconds or 0) + 60 * (minutes or 0) + 3600 * (hours or 0) + 86400 * (days or 0)
 
 
 def default_timezone():
@@ -140,7 +139,7 @@ class ScheduledJob(models.Model):
             models.Index(
                 fields=["next_run_time"],
                 name="scheduler_job_due_idx",
-                condition=Q(is_active=True, is_enabled=True, is_paused=False),
+                condition=JOB_STATE_FILTERS[JobState.SCHEDULED],
             ),
         ]
         constraints = [
@@ -192,23 +191,21 @@ class ScheduledJob(models.Model):
         return self.job_type_id == JobType.CRON
 
     @property
-    def interval_total_seconds(self):
-        s, m, h, d = (getattr(self, f) or 0 for f in self.INTERVAL_FIELDS)
-        return s + 60 * m + 3600 * h + 86400 * d
+    def interval_total_seconds(self) -> int:
+        return interval_total_seconds(*(getattr(self, f) for f in self.INTERVAL_FIELDS))
 
+    @property
+    def state(self) -> JobState:
+        """The row-level form of querysets.JOB_STATE_FILTERS (a test keeps the two in step)."""
+        if not self.is_active:
+            return JobState.DELETED
+        if not self.is_enabled:
+            return JobState.DISABLED
+        return JobState.PAUSED if self.is_paused else JobState.SCHEDULED
 
-class ExecutionStatus(models.TextChoices):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    MISSED = "missed"
-
-
-class ExecutionTrigger(models.TextChoices):
-    SCHEDULED = "scheduled"
-    MANUAL = "manual"
+    @property
+    def can_fire(self) -> bool:
+        return self.state == JobState.SCHEDULED
 
 
 class JobExecution(models.Model):
@@ -246,13 +243,13 @@ class JobExecution(models.Model):
             models.Index(
                 fields=["created_at"],
                 name="scheduler_exec_unclaimed_idx",
-                condition=Q(status="pending", instance_id=""),
+                condition=Q(status=ExecutionStatus.PENDING, instance_id=""),
             ),
         ]
         constraints = [
             models.UniqueConstraint(
                 fields=["job", "scheduled_time"],
-                condition=Q(trigger="scheduled"),
+                condition=Q(trigger=ExecutionTrigger.SCHEDULED),
                 name="scheduler_exec_unique_scheduled_run",
             ),
         ]
@@ -261,18 +258,20 @@ class JobExecution(models.Model):
         return f"{self.job} @ {self.scheduled_time:%Y-%m-%d %H:%M:%S} ({self.status})"
 
 
-class ScheduledJobLock(models.Model):
+class JobLease(models.Model):
     """A lease on one of a job's max_instances slots, held while an execution runs."""
 
-    job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="locks")
-    execution = models.OneToOneField(JobExecution, on_delete=models.CASCADE, related_name="lock")
+    job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="leases")
+    execution = models.OneToOneField(JobExecution, on_delete=models.CASCADE, related_name="lease")
     locked_by = models.CharField(max_length=100, help_text="Scheduler instance id.")
     locked_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
 
-    objects = LockQuerySet.as_manager()
+    objects = LeaseQuerySet.as_manager()
 
     class Meta:
+        # The table keeps the name it had when the model was called ScheduledJobLock.
+        db_table = "scheduler_scheduledjoblock"
         ordering = ["locked_at"]
         indexes = [models.Index(fields=["job", "expires_at"], name="scheduler_lock_job_idx")]
 

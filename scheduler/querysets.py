@@ -1,12 +1,33 @@
 """Querysets (used as managers) holding the reusable reads of the scheduler's tables."""
-from datetime import UTC
+from datetime import UTC, timedelta
 
+from django.conf import settings
 from django.db import models
-from django.db.models import Avg, Count, F, Max, OuterRef, Subquery, Window
+from django.db.models import Avg, Count, F, Max, OuterRef, Q, Subquery, Window
 from django.db.models.functions import RowNumber, TruncHour
 from django.utils import timezone
 
-ALL_EXECUTION_STATUSES = ("pending", "running", "success", "failed", "skipped", "missed")
+from scheduler.enums import (
+    RAN_STATUSES,
+    UNFINISHED_STATUSES,
+    ExecutionStatus,
+    JobState,
+)
+
+# Which jobs are in each state. ScheduledJob.state is the same rule for a row in hand, and the
+# partial index the engine reads due jobs through has the SCHEDULED condition.
+JOB_STATE_FILTERS = {
+    JobState.SCHEDULED: Q(is_active=True, is_enabled=True, is_paused=False),
+    JobState.PAUSED: Q(is_active=True, is_enabled=True, is_paused=True),
+    JobState.DISABLED: Q(is_active=True, is_enabled=False),
+    JobState.DELETED: Q(is_active=False),
+}
+
+
+def alive_cutoff(now=None):
+    """Heartbeats older than three intervals mean the process is dead."""
+    now = now or timezone.now()
+    return now - timedelta(seconds=3 * settings.SCHEDULER_HEARTBEAT_INTERVAL)
 
 
 class TaskFunctionQuerySet(models.QuerySet):
@@ -19,9 +40,12 @@ class JobQuerySet(models.QuerySet):
         """Jobs that are not soft-deleted."""
         return self.filter(is_active=True)
 
+    def in_state(self, state: JobState):
+        return self.filter(JOB_STATE_FILTERS[state])
+
     def schedulable(self):
         """Jobs that can fire: the exact condition of the partial next_run_time index."""
-        return self.filter(is_active=True, is_enabled=True, is_paused=False)
+        return self.in_state(JobState.SCHEDULED)
 
     def due(self, now=None):
         """Schedulable jobs whose next run time has come, highest priority first."""
@@ -34,9 +58,8 @@ class JobQuerySet(models.QuerySet):
 
     def with_last_execution(self):
         """Annotate last_execution_status/_id without a query per row."""
-        from scheduler.models import JobExecution
-
-        latest = JobExecution.objects.filter(job=OuterRef("pk")).order_by("-created_at", "-pk")
+        executions = self.model._meta.get_field("executions").related_model  # models imports us
+        latest = executions.objects.filter(job=OuterRef("pk")).order_by("-created_at", "-pk")
         return self.annotate(
             last_execution_status=Subquery(latest.values("status")[:1]),
             last_execution_id=Subquery(latest.values("pk")[:1]),
@@ -45,14 +68,14 @@ class JobQuerySet(models.QuerySet):
 
 class ExecutionQuerySet(models.QuerySet):
     def unfinished(self):
-        return self.filter(status__in=("pending", "running"))
+        return self.filter(status__in=UNFINISHED_STATUSES)
 
     def finished(self):
-        return self.exclude(status__in=("pending", "running"))
+        return self.exclude(status__in=UNFINISHED_STATUSES)
 
     def unclaimed(self):
         """Runs not yet picked up by any scheduler process: manual requests, released runs."""
-        return self.filter(status="pending", instance_id="")
+        return self.filter(status=ExecutionStatus.PENDING, instance_id="")
 
     def newest_first(self):
         return self.order_by("-created_at", "-pk")
@@ -79,7 +102,7 @@ class ExecutionQuerySet(models.QuerySet):
         Naming every status lets the (status, created_at) index serve the range, so the scan
         covers the window and not the whole history.
         """
-        return self.filter(status__in=ALL_EXECUTION_STATUSES, created_at__gte=since).order_by()
+        return self.filter(status__in=ExecutionStatus.values, created_at__gte=since).order_by()
 
     def hourly_status_counts(self, since):
         """Rows of (hour, status, count) for executions created since `since`; hours in UTC."""
@@ -95,7 +118,7 @@ class ExecutionQuerySet(models.QuerySet):
         """Rows of (hour, count, avg_ms, max_ms) of finished runs created since `since`; hours in UTC."""
         return (
             self.created_since(since)
-            .filter(status__in=("success", "failed"), duration_ms__isnull=False)
+            .filter(status__in=RAN_STATUSES, duration_ms__isnull=False)
             .annotate(hour=TruncHour("created_at", tzinfo=UTC))
             .values("hour")
             .annotate(count=Count("pk"), avg_ms=Avg("duration_ms"), max_ms=Max("duration_ms"))
@@ -103,7 +126,15 @@ class ExecutionQuerySet(models.QuerySet):
         )
 
 
-class LockQuerySet(models.QuerySet):
+class LeaseQuerySet(models.QuerySet):
+    def of_executions(self, execution_ids):
+        """The leases of these runs (a run holds at most one); deleting them frees the slots."""
+        return self.filter(execution_id__in=list(execution_ids))
+
+    def of_finished_runs(self):
+        """Leases left behind by runs that have ended: they no longer hold a slot."""
+        return self.exclude(execution__status__in=UNFINISHED_STATUSES)
+
     def live(self, now=None):
         return self.filter(expires_at__gt=now or timezone.now())
 
@@ -114,6 +145,4 @@ class LockQuerySet(models.QuerySet):
 class InstanceQuerySet(models.QuerySet):
     def alive(self, now=None):
         """Running processes: not stopped and heard from within three heartbeats."""
-        from scheduler.models import alive_cutoff
-
         return self.filter(stopped_at__isnull=True, last_heartbeat__gte=alive_cutoff(now))

@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, SchedulerInstance
+from scheduler.enums import FINISHED_STATUSES, UNFINISHED_STATUSES, ExecutionStatus
+from scheduler.models import JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
 
 NEXT_RUNS_LIMIT = 10
@@ -91,8 +92,8 @@ def execution_counts(now: datetime | None = None) -> ExecutionCounts:
     now = now or timezone.now()
     since = now - RECENT_EXECUTIONS_WINDOW
     S = ExecutionStatus
-    unfinished = Q(status__in=(S.PENDING, S.RUNNING))
-    recently_finished = Q(status__in=(S.SUCCESS, S.FAILED, S.SKIPPED, S.MISSED), finished_at__gte=since)
+    unfinished = Q(status__in=UNFINISHED_STATUSES)
+    recently_finished = Q(status__in=FINISHED_STATUSES, finished_at__gte=since)
     counts = JobExecution.objects.filter(unfinished | recently_finished).aggregate(
         pending=Count("pk", filter=Q(status=S.PENDING)),
         running=Count("pk", filter=Q(status=S.RUNNING)),

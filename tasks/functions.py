@@ -1,7 +1,8 @@
 """Built-in task functions: useful for trying the scheduler, for tests, and for housekeeping."""
 import time
 
-from tasks.registry import task_function
+from scheduler.registry import task_function
+from scheduler.services.retention import executions_cleanup
 
 
 @task_function(description="Does nothing; for trying the scheduler and measuring its overhead.")
@@ -44,7 +45,5 @@ def fail(message: str = "failed on purpose", **kwargs):
     "(default: SCHEDULER_HISTORY_RETENTION_DAYS)."
 )
 def cleanup_executions(older_than_days: int | None = None, **kwargs):
-    from scheduler.services.executions import executions_cleanup
-
     deleted = executions_cleanup(older_than_days=older_than_days)
     return {"deleted": deleted}

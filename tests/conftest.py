@@ -54,7 +54,7 @@ def clean_registry():
     """The task registry; whatever a test registers, removes or imports for it is undone afterwards."""
     import sys
 
-    from tasks import registry
+    from scheduler import registry
 
     saved = dict(registry._registry)
     modules = set(sys.modules)

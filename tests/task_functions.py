@@ -1,7 +1,7 @@
 """Task functions registered only in tests (SCHEDULER_TASK_MODULES adds this module)."""
 import time
 
-from tasks.registry import task_function
+from scheduler.registry import task_function
 
 
 @task_function(description="Offloaded run that raises.", offload=True)

@@ -10,20 +10,13 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from scheduler.models import (
-    MAX_INSTANCES_LIMIT,
-    ExecutionStatus,
-    ExecutionTrigger,
-    JobExecution,
-    JobType,
-    ScheduledJob,
-    TaskFunction,
-)
-from scheduler.services.jobs import job_schedule_describe
+from scheduler.enums import ExecutionStatus, ExecutionTrigger
+from scheduler.models import MAX_INSTANCES_LIMIT, JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS
+from scheduler.services.schedules import job_schedule_describe
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MAX = 2**63 - 1
-JOB_ACTIONS = ("trigger", "pause", "resume", "enable", "disable")
 CRON_PREVIEW_MAX_COUNT = 100
 
 
@@ -67,6 +60,9 @@ class JobSerializer(serializers.ModelSerializer):
     )
     args = serializers.ListField(child=serializers.JSONField(allow_null=True), read_only=True)
     kwargs = serializers.DictField(child=serializers.JSONField(allow_null=True), read_only=True)
+    is_active = serializers.BooleanField(
+        read_only=True, help_text="Always true here: a deleted job (soft delete) leaves every list; its history stays."
+    )
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
     updated_by = serializers.CharField(source="updated_by.username", read_only=True, allow_null=True)
 
@@ -94,6 +90,7 @@ class JobSerializer(serializers.ModelSerializer):
             "is_enabled",
             "is_paused",
             "pause_reason",
+            "is_active",
             "next_run_time",
             "last_run_time",
             "last_execution_id",
@@ -209,10 +206,8 @@ class JobActionSerializer(StrictInputSerializer):
     """The body of POST /jobs/{id}/action."""
 
     action = serializers.ChoiceField(
-        choices=JOB_ACTIONS,
-        error_messages={
-            "invalid_choice": 'Unknown action "{input}": use trigger, pause, resume, enable or disable.'
-        },
+        choices=JOB_ACTION_NAMES,
+        error_messages={"invalid_choice": f'Unknown action "{{input}}": use {JOB_ACTION_NAMES_IN_WORDS}.'},
     )
     reason = serializers.CharField(
         max_length=1000, allow_blank=True, default="", help_text="Why the job is paused (pause only)."

@@ -14,12 +14,7 @@ from rest_framework.views import APIView
 from scheduler import selectors
 from scheduler.api import schema
 from scheduler.api.filters import ExecutionFilter, JobFilter, TaskFunctionFilter
-from scheduler.api.permissions import (
-    CanReadJobs,
-    CanReadTaskFunctions,
-    JobPermissions,
-    require_job_action_permission,
-)
+from scheduler.api.permissions import CanReadJobs, CanReadTaskFunctions, JobPermissions
 from scheduler.api.serializers import (
     CronPreviewQuerySerializer,
     CronPreviewSerializer,
@@ -31,16 +26,8 @@ from scheduler.api.serializers import (
     TaskFunctionSerializer,
 )
 from scheduler.models import JobExecution, ScheduledJob, TaskFunction
-from scheduler.services.jobs import (
-    job_create,
-    job_delete,
-    job_disable,
-    job_enable,
-    job_pause,
-    job_resume,
-    job_trigger,
-    job_update,
-)
+from scheduler.services.job_actions import JOB_ACTION_NAMES_IN_WORDS, job_action_apply, job_action_require
+from scheduler.services.jobs import job_create, job_delete, job_update
 
 
 def active_job_or_404(job_id) -> ScheduledJob:
@@ -140,7 +127,7 @@ class JobViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        summary="Trigger, pause, resume, enable or disable a job",
+        summary=f"{JOB_ACTION_NAMES_IN_WORDS.capitalize()} a job",
         description=(
             "trigger records one manual run now (a scheduler process picks it up within a second) "
             "and answers 202 with that execution; the other actions answer 200 with the job. "
@@ -161,16 +148,11 @@ class JobViewSet(viewsets.GenericViewSet):
         serializer = JobActionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         requested = serializer.validated_data["action"]
-        require_job_action_permission(request.user, requested)
-        if requested == "trigger":
-            execution = job_trigger(job, user=request.user)
-            return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
-        if requested == "pause":
-            job = job_pause(job, user=request.user, reason=serializer.validated_data["reason"])
-        else:
-            change = {"resume": job_resume, "enable": job_enable, "disable": job_disable}[requested]
-            job = change(job, user=request.user)
-        return Response(self._representation(job))
+        job_action_require(request.user, requested)
+        outcome = job_action_apply(job, requested, user=request.user, reason=serializer.validated_data["reason"])
+        if isinstance(outcome, JobExecution):  # trigger: the run it asked for
+            return Response(ExecutionSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
+        return Response(self._representation(outcome))
 
     @staticmethod
     def _representation(job):

@@ -5,49 +5,21 @@ APScheduler one single-shot job per claimed run; the schedule itself never lives
 every process sees edits at its next wake-up and start-up costs nothing per job.
 """
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore
-from apscheduler.triggers.date import DateTrigger
 from django.db import connection
 from django.db.models import Min
 
+from scheduler.engine.apscheduler_glue import ClaimedRunJob
 from scheduler.models import JobExecution, ScheduledJob
 from scheduler.services.claims import runs_claim
 
 logger = logging.getLogger("scheduler.engine")
 # Claim transactions in flight at once while a backlog of due runs lasts.
 CLAIM_LANES = 3
-
-
-class ClaimedRunJob(Job):
-    """The single-shot APScheduler job that dispatches one claimed run.
-
-    Job.__init__ validates user input (it inspects the function's signature on every call),
-    which cost more than the rest of handing a run over; these fields are fixed and valid.
-    """
-
-    __slots__ = ()
-
-    def __init__(self, scheduler, jobstore_alias, dispatch, run, run_time):
-        self._scheduler = scheduler
-        self._jobstore_alias = jobstore_alias
-        self.id = f"execution-{run.execution_id}"
-        self.name = f"{run.job_name} @ {run.scheduled_time.isoformat()}"
-        self.func = dispatch
-        self.func_ref = None
-        self.args = (run,)
-        self.kwargs = {}
-        self.trigger = DateTrigger(run_date=run_time, timezone=UTC)
-        self.executor = "default"
-        # The claim already applied the job's own misfire rule; a run queued behind others
-        # in the pool must still run, never be dropped by APScheduler's check.
-        self.misfire_grace_time = None
-        self.coalesce = False
-        self.max_instances = 1
-        self.next_run_time = run_time
 
 
 class DatabaseJobStore(BaseJobStore):
@@ -57,22 +29,31 @@ class DatabaseJobStore(BaseJobStore):
         self.dispatch = dispatch
         self.on_claimed = on_claimed
         self.batch_size = batch_size
-        self.claiming = True  # switched off first thing at shutdown: a stop never claims a run
+        self.claiming = True  # switched off by stop_claiming(): a stop never claims a run
+        # Held for a whole claim pass, up to handing its runs to on_claimed.
+        self._claim_pass = threading.Lock()
         self._more_due = False
         # While a backlog lasts, extra claim transactions run side by side on their own
         # connections (SKIP LOCKED keeps them apart), so one claim's database round trips
         # overlap another's work instead of the loop waiting on each in turn.
         self._lanes = ThreadPoolExecutor(max_workers=CLAIM_LANES - 1, thread_name_prefix="scheduler-claim")
 
+    def stop_claiming(self) -> None:
+        """Claim nothing more, and return once a claim pass in progress has handed over its runs."""
+        self.claiming = False
+        with self._claim_pass:
+            pass
+
     def get_due_jobs(self, now):
-        if not self.claiming:
-            return []
-        extra = [self._lanes.submit(self._claim, now) for _ in range(CLAIM_LANES - 1)] if self._more_due else []
-        claimed = self._claim(now)
-        for lane in extra:
-            claimed += lane.result()
-        claimed.sort(key=lambda run: (-run.priority, run.scheduled_time, run.execution_id))
-        self.on_claimed(claimed)
+        with self._claim_pass:
+            if not self.claiming:
+                return []
+            extra = [self._lanes.submit(self._claim, now) for _ in range(CLAIM_LANES - 1)] if self._more_due else []
+            claimed = self._claim(now)
+            for lane in extra:
+                claimed += lane.result()
+            claimed.sort(key=lambda run: (-run.priority, run.scheduled_time, run.execution_id))
+            self.on_claimed(claimed)
         # A full batch means more may be due right now: skip the next-run-time read, loop at once.
         self._more_due = len(claimed) >= self.batch_size
         return [self._single_shot(run, now) for run in claimed]

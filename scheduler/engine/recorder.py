@@ -1,12 +1,13 @@
-"""Batches the lifecycle writes of a scheduler process's inline runs into short transactions."""
+"""The engine's Recorder (services.runs): batches the lifecycle writes of a process's inline runs
+into short transactions."""
 import logging
 import threading
 
 from django.db import connection
 
-from scheduler.models import ExecutionStatus
+from scheduler.enums import ExecutionStatus
 from scheduler.services.executions import RunEnded, RunStarted, executions_record
-from scheduler.services.runs import _with_reconnect
+from scheduler.services.runs import with_reconnect
 
 logger = logging.getLogger("scheduler.engine")
 
@@ -43,7 +44,8 @@ class BatchRecorder(threading.Thread):
         self._full = threading.Event()
         self._stopping = threading.Event()
 
-    # The interface run_target_execute expects of a recorder.
+    # --- the Recorder protocol -----------------------------------------------------------------
+
     def execution_of(self, target) -> "BatchedRun":
         return BatchedRun(target.execution_id)
 
@@ -88,7 +90,7 @@ class BatchRecorder(threading.Thread):
         if not started and not ended:
             return
         try:
-            _with_reconnect(lambda: executions_record(started, ended))
+            with_reconnect(lambda: executions_record(started, ended))
         except Exception:
             # Their leases expire and the reaper fails them with the reason: not lost silently.
             logger.exception("Could not record %d run starts and %d run ends", len(started), len(ended))

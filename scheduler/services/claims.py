@@ -4,25 +4,20 @@ A process claims due job rows with SELECT ... FOR UPDATE SKIP LOCKED, writes eac
 next_run_time and the runs' execution rows in the same short transaction, and takes a lease per
 run. The unique (job, scheduled_time) constraint is the last guard against a duplicate run.
 """
-import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db import transaction
 from django.utils import timezone
 
-from scheduler.models import (
-    ExecutionStatus,
-    ExecutionTrigger,
-    JobExecution,
-    ScheduledJob,
-    ScheduledJobLock,
-)
-from scheduler.services.jobs import job_following_fire_time, job_next_fire_time
+from scheduler.backends import NewRun, backend
+from scheduler.backends.base import run_key
+from scheduler.enums import ExecutionStatus, ExecutionTrigger
+from scheduler.models import JobExecution, JobLease, ScheduledJob
+from scheduler.services.leases import lease_expiry, lease_reserve, leases_held, leases_release
 from scheduler.services.runs import RunTarget
+from scheduler.services.schedules import Schedule
 
 logger = logging.getLogger("scheduler.claims")
 
@@ -44,7 +39,7 @@ class DueTaskFunction:
 @dataclass(slots=True)
 class DueJob:
     """A due job row as a claim reads it: only what planning and running it need, and no model
-    instances (building a ScheduledJob and its TaskFunction per row cost a fifth of a claim)."""
+    instances (building a ScheduledJob and its TaskFunction per row was a large part of a claim)."""
 
     pk: int
     name: str
@@ -64,11 +59,6 @@ class DueJob:
     next_run_time: datetime
     last_run_time: datetime | None
     task_function: DueTaskFunction
-
-    # The schedule arithmetic (services.jobs) reads these as it reads them on a ScheduledJob.
-    INTERVAL_FIELDS = ScheduledJob.INTERVAL_FIELDS
-    is_cron = ScheduledJob.is_cron
-    interval_total_seconds = ScheduledJob.interval_total_seconds
 
     COLUMNS = (
         "pk", "name", "job_type_id", *ScheduledJob.INTERVAL_FIELDS, "cron_expression", "timezone", "args",
@@ -110,11 +100,12 @@ def runs_plan(job: "ScheduledJob | DueJob", now: datetime) -> tuple[list[Planned
     APScheduler's meaning: a run later than misfire_grace_time is missed; with coalesce, all
     overdue runs collapse into the latest one.
     """
+    schedule = Schedule.of(job)
     grace = timedelta(seconds=job.misfire_grace_time)
     due, fire_time = [], job.next_run_time
     while fire_time <= now and len(due) < CATCH_UP_LIMIT:
         due.append(fire_time)
-        fire_time = job_following_fire_time(job, fire_time)
+        fire_time = schedule.following(fire_time)
     if fire_time <= now:
         logger.warning(
             "Job %s (%s) had more than %d overdue fire times; skipping ahead to those within its "
@@ -125,23 +116,19 @@ def runs_plan(job: "ScheduledJob | DueJob", now: datetime) -> tuple[list[Planned
         # latest alone, with coalesce), as APScheduler would run them. Fire times are whole
         # seconds apart, so starting 1 s early finds the first one at or after the window.
         window_start = max(fire_time, now - grace) - timedelta(seconds=1)
-        fire_time = job_next_fire_time(job, window_start)
+        fire_time = schedule.next_fire_time(window_start, anchor=job.next_run_time)
         while fire_time <= now and len(due) < 2 * CATCH_UP_LIMIT:
             due.append(fire_time)
-            fire_time = job_following_fire_time(job, fire_time)
+            fire_time = schedule.following(fire_time)
         if fire_time <= now:
-            fire_time = job_next_fire_time(job, now)
+            fire_time = schedule.next_fire_time(now, anchor=job.next_run_time)
     if job.coalesce:
         due = due[-1:]
     planned = []
     for scheduled_time in due:
         late = now - scheduled_time
         if late > grace:
-            reason = (
-                f"missed: {late.total_seconds():.1f}s late, more than the misfire grace time "
-                f"of {job.misfire_grace_time}s"
-            )
-            planned.append(PlannedRun(scheduled_time, ExecutionStatus.MISSED, reason))
+            planned.append(PlannedRun(scheduled_time, ExecutionStatus.MISSED, _missed_reason(late, job)))
         else:
             planned.append(PlannedRun(scheduled_time, ExecutionStatus.PENDING))
     return planned, fire_time
@@ -158,17 +145,10 @@ def runs_claim(
     return claimed
 
 
-def _durable() -> None:
-    """Claims are what make runs happen exactly once: they always wait for the WAL flush, even in
-    a scheduler process that records run outcomes with synchronous_commit off."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO ON")
-
-
 def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
+    db = backend()
     with transaction.atomic():
-        _durable()
+        db.claim_durable()
         jobs = [
             DueJob.from_row(row)
             for row in ScheduledJob.objects.due(now)
@@ -184,148 +164,27 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
                 planned_runs.append((job, run))
                 if run.status == ExecutionStatus.PENDING:
                     job.last_run_time = run.scheduled_time
-        if connection.vendor == "postgresql":
-            claimed = _due_runs_insert_postgresql(planned_runs, instance_id, now)
-        else:
-            claimed = _due_runs_insert(planned_runs, instance_id, now)
-        _jobs_advance(jobs)
+        held = leases_held([job.pk for job in jobs], now)
+        new_runs = []
+        for job, run in planned_runs:
+            status, reason = run.status, run.reason
+            if status == ExecutionStatus.PENDING and (reason := lease_reserve(job, held)):
+                status = ExecutionStatus.SKIPPED
+            new_runs.append(NewRun(job.pk, status, run.scheduled_time, reason))
+        inserted = db.runs_insert(
+            new_runs, trigger=ExecutionTrigger.SCHEDULED, instance_id=instance_id, now=now,
+            lease_expires_at=lease_expiry(now),
+        )
+        claimed = []
+        for job, run in planned_runs:
+            row = inserted.get(run_key(job.pk, run.scheduled_time))
+            if row is None:
+                logger.warning("Run of job %s at %s already exists; not running it again.",
+                               job.pk, run.scheduled_time.isoformat())
+            elif row[1] == ExecutionStatus.PENDING:
+                claimed.append(_claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job))
+        db.jobs_advance([(job.pk, job.next_run_time, job.last_run_time) for job in jobs])
     return claimed
-
-
-def _due_runs_insert(planned_runs, instance_id, now) -> list[ClaimedRun]:
-    """Execution rows and leases for planned runs, through the ORM (SQLite: one process at a time)."""
-    executions = [
-        JobExecution(
-            job_id=job.pk, status=run.status, trigger=ExecutionTrigger.SCHEDULED, scheduled_time=run.scheduled_time,
-            instance_id=instance_id, error_message=run.reason,
-            finished_at=now if run.status == ExecutionStatus.MISSED else None,
-        )
-        for job, run in planned_runs
-    ]
-    run_jobs = [job for job, _ in planned_runs]
-    _leases_take(executions, run_jobs, instance_id, now)
-    _executions_insert(executions)
-    ScheduledJobLock.objects.bulk_create(
-        [
-            ScheduledJobLock(
-                job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now,
-                expires_at=now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL),
-            )
-            for e in executions
-            if e.pk and e.status == ExecutionStatus.PENDING
-        ]
-    )
-    return [
-        _claimed(e.pk, e.scheduled_time, e.trigger, job)
-        for e, job in zip(executions, run_jobs)
-        if e.pk and e.status == ExecutionStatus.PENDING
-    ]
-
-
-def _due_runs_insert_postgresql(planned_runs, instance_id, now) -> list[ClaimedRun]:
-    """The same as _due_runs_insert in one statement: execution rows and their leases together.
-
-    The runs travel as one JSON document, which Python's C encoder builds far faster than
-    psycopg quotes thousands of separate values or array elements; a run whose (job,
-    scheduled_time) already exists is dropped by ON CONFLICT, and the rest are inserted.
-    """
-    held = _leases_held([job for job, _ in planned_runs], now)
-    rows = []
-    for job, run in planned_runs:
-        status, reason = run.status, run.reason
-        if status == ExecutionStatus.PENDING:
-            reason = _lease_reserve(job, held)
-            status = ExecutionStatus.SKIPPED if reason else status
-        rows.append({"job_id": job.pk, "status": status, "scheduled_time": run.scheduled_time.isoformat(),
-                     "error_message": reason})
-    execution_table = connection.ops.quote_name(JobExecution._meta.db_table)
-    lock_table = connection.ops.quote_name(ScheduledJobLock._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH batch AS (
-                SELECT * FROM jsonb_to_recordset(%(runs)s::jsonb)
-                AS batch(job_id bigint, status varchar, scheduled_time timestamptz, error_message text)
-            ), inserted AS (
-                INSERT INTO {execution_table} (
-                    job_id, status, trigger, scheduled_time, created_at, finished_at, error_message,
-                    traceback, instance_id, hostname, celery_task_id
-                )
-                SELECT job_id, status, %(trigger)s, scheduled_time, %(created_at)s,
-                       CASE WHEN status = %(pending)s THEN NULL ELSE %(now)s END, error_message,
-                       '', %(instance_id)s, '', ''
-                FROM batch
-                -- a literal predicate, not a parameter: it must match the partial unique index
-                ON CONFLICT (job_id, scheduled_time) WHERE trigger = '{ExecutionTrigger.SCHEDULED}' DO NOTHING
-                RETURNING id, job_id, scheduled_time, status
-            ), leases AS (
-                INSERT INTO {lock_table} (job_id, execution_id, locked_by, locked_at, expires_at)
-                SELECT job_id, id, %(instance_id)s, %(now)s, %(expires_at)s
-                FROM inserted WHERE status = %(pending)s
-            )
-            SELECT id, job_id, scheduled_time, status FROM inserted
-            """,
-            {
-                "runs": json.dumps(rows), "trigger": ExecutionTrigger.SCHEDULED, "now": now,
-                "created_at": timezone.now(),  # as auto_now_add sets it on the ORM path
-                "pending": ExecutionStatus.PENDING, "instance_id": instance_id,
-                "expires_at": now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL),
-            },
-        )
-        inserted = {(job_id, _utc(scheduled_time)): (pk, status) for pk, job_id, scheduled_time, status in cursor}
-    claimed = []
-    for job, run in planned_runs:
-        row = inserted.get((job.pk, _utc(run.scheduled_time)))
-        if row is None:
-            _duplicate_dropped(job.pk, run.scheduled_time)
-        elif row[1] == ExecutionStatus.PENDING:
-            claimed.append(_claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job))
-    return claimed
-
-
-def _utc(moment: datetime) -> datetime:
-    # Aware datetimes in different zones can compare unequal at the same instant (the second
-    # occurrence of a repeated wall-clock time, PEP 495), so matching is done in UTC.
-    return moment.astimezone(UTC)
-
-
-def _jobs_advance(jobs: list[DueJob]) -> None:
-    """Write each claimed job's new next_run_time and last_run_time.
-
-    Django's bulk_update would build a CASE expression per row, which cost more than the rest of
-    the claim; on PostgreSQL it is one statement, elsewhere one parameterised statement per row.
-    (_due_runs_insert_postgresql says why the rows travel as JSON.)
-    """
-    table = connection.ops.quote_name(ScheduledJob._meta.db_table)
-    field = ScheduledJob._meta.get_field
-    if connection.vendor == "postgresql":
-        # One statement for the whole batch, its rows as one JSON document (see above).
-        rows = [
-            {"id": job.pk, "next_run_time": job.next_run_time.isoformat() if job.next_run_time else None,
-             "last_run_time": job.last_run_time.isoformat() if job.last_run_time else None}
-            for job in jobs
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS job SET next_run_time = batch.next_run_time, "
-                f"last_run_time = batch.last_run_time "
-                f"FROM jsonb_to_recordset(%s::jsonb) AS batch(id bigint, next_run_time timestamptz, "
-                f"last_run_time timestamptz) WHERE job.id = batch.id",
-                [json.dumps(rows)],
-            )
-        return
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET next_run_time = %s, last_run_time = %s WHERE id = %s",
-            [
-                (
-                    field("next_run_time").get_db_prep_save(job.next_run_time, connection),
-                    field("last_run_time").get_db_prep_save(job.last_run_time, connection),
-                    job.pk,
-                )
-                for job in jobs
-            ],
-        )
 
 
 def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun]:
@@ -333,7 +192,7 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
     if not JobExecution.objects.unclaimed().exists():  # the common case: no write transaction
         return []
     with transaction.atomic():
-        _durable()
+        backend().claim_durable()
         executions = list(
             JobExecution.objects.unclaimed()
             .select_for_update(skip_locked=True)
@@ -363,21 +222,21 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
             ):
                 execution.status = ExecutionStatus.MISSED
                 execution.finished_at = now
-                execution.error_message = (
-                    f"missed: {late.total_seconds():.1f}s late, more than the misfire grace time "
-                    f"of {job.misfire_grace_time}s"
-                )
+                execution.error_message = _missed_reason(late, job)
             elif execution.trigger == ExecutionTrigger.MANUAL:
                 job.last_run_time = now
-        _leases_take(executions, run_jobs, instance_id, now)
+        held = leases_held(jobs.keys(), now)
+        for execution, job in zip(executions, run_jobs):
+            if execution.status == ExecutionStatus.PENDING and (reason := lease_reserve(job, held)):
+                execution.status = ExecutionStatus.SKIPPED
+                execution.finished_at = now
+                execution.error_message = reason
         JobExecution.objects.bulk_update(executions, ["instance_id", "status", "finished_at", "error_message"])
         ScheduledJob.objects.bulk_update(list(jobs.values()), ["last_run_time"])
-        ScheduledJobLock.objects.bulk_create(
+        JobLease.objects.bulk_create(
             [
-                ScheduledJobLock(
-                    job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now,
-                    expires_at=now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL),
-                )
+                JobLease(job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now,
+                         expires_at=lease_expiry(now))
                 for e in executions
                 if e.status == ExecutionStatus.PENDING
             ]
@@ -389,57 +248,11 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
     ]
 
 
-def _leases_take(executions, run_jobs, instance_id, now) -> None:
-    """Runs over a job's max_instances (live leases across all processes) become skipped."""
-    held = _leases_held(run_jobs, now)
-    for execution, job in zip(executions, run_jobs):
-        if execution.status != ExecutionStatus.PENDING:
-            continue
-        skip_reason = _lease_reserve(job, held)
-        if skip_reason:
-            execution.status = ExecutionStatus.SKIPPED
-            execution.finished_at = now
-            execution.error_message = skip_reason
-
-
-def _lease_reserve(job, held: dict[int, int]) -> str:
-    """Count one more live lease for the job, or say why its run is skipped (held is updated)."""
-    if held.get(job.pk, 0) >= job.max_instances:
-        return f"skipped: max_instances ({job.max_instances}) runs of this job were already running"
-    held[job.pk] = held.get(job.pk, 0) + 1
-    return ""
-
-
-def _leases_held(jobs, now) -> dict[int, int]:
-    """Live leases per job id, across all processes; jobs holding none are absent."""
-    return dict(
-        ScheduledJobLock.objects.live(now)
-        .filter(job_id__in={job.pk for job in jobs})
-        .values_list("job_id")
-        .annotate(n=Count("pk"))
+def _missed_reason(late: timedelta, job) -> str:
+    return (
+        f"missed: {late.total_seconds():.1f}s late, more than the misfire grace time "
+        f"of {job.misfire_grace_time}s"
     )
-
-
-def _executions_insert(executions: list[JobExecution]) -> None:
-    """Insert in bulk; if a (job, scheduled_time) already ran, drop that one run and keep the rest."""
-    try:
-        with transaction.atomic():
-            JobExecution.objects.bulk_create(executions)
-        return
-    except IntegrityError:
-        pass
-    for execution in executions:
-        execution.pk = None
-        try:
-            with transaction.atomic():
-                execution.save(force_insert=True)
-        except IntegrityError:
-            execution.pk = None
-            _duplicate_dropped(execution.job_id, execution.scheduled_time)
-
-
-def _duplicate_dropped(job_id, scheduled_time) -> None:
-    logger.warning("Run of job %s at %s already exists; not running it again.", job_id, scheduled_time.isoformat())
 
 
 def _claimed(execution_id: int, scheduled_time: datetime, trigger: str, job: "ScheduledJob | DueJob") -> ClaimedRun:
@@ -458,7 +271,7 @@ def _claimed(execution_id: int, scheduled_time: datetime, trigger: str, job: "Sc
 def runs_release(execution_ids, *, instance_id: str) -> int:
     """Give back claimed runs that never started (a stopping process), so another process runs them."""
     with transaction.atomic():
-        ScheduledJobLock.objects.filter(execution_id__in=execution_ids, locked_by=instance_id).delete()
+        leases_release(execution_ids, instance_id=instance_id)
         return JobExecution.objects.filter(
             pk__in=execution_ids, status=ExecutionStatus.PENDING, instance_id=instance_id
         ).update(instance_id="")

@@ -1,15 +1,15 @@
-"""Services for executions: the lifecycle pending -> running -> success | failed, skips, misses, cleanup."""
+"""Services for executions: the lifecycle pending -> running -> success | failed, skips and misses."""
 import json
-import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJobLock
+from scheduler.backends import backend
+from scheduler.enums import ExecutionStatus
+from scheduler.models import JobExecution, JobLease
 
 S = ExecutionStatus
 # Which states each state may be entered from. pending -> failed covers runs that could not be
@@ -21,9 +21,6 @@ ALLOWED_SOURCES = {
     S.SKIPPED: {S.PENDING},
     S.MISSED: {S.PENDING},
 }
-CLEANUP_BATCH_SIZE = 1000
-
-logger = logging.getLogger(__name__)
 
 
 class InvalidTransition(Exception):
@@ -88,8 +85,8 @@ def execution_fail(execution: JobExecution, *, error: str, traceback: str = "", 
 
 def _lease_release(execution: JobExecution) -> None:
     """Free the run's max_instances slot. This need not share a transaction with the status
-    change: a lease left behind by a crash in between is swept by leases_reap."""
-    ScheduledJobLock.objects.filter(execution_id=execution.pk).delete()
+    change: a lease left behind by a crash in between is swept by services.leases.leases_reap."""
+    JobLease.objects.of_executions([execution.pk]).delete()
 
 
 def execution_skip(execution: JobExecution, *, reason: str) -> JobExecution:
@@ -100,58 +97,6 @@ def execution_skip(execution: JobExecution, *, reason: str) -> JobExecution:
 def execution_miss(execution: JobExecution, *, reason: str) -> JobExecution:
     """Record a run that did not start because it was later than the job's misfire grace time."""
     return _transition(execution, S.MISSED, finished_at=timezone.now(), error_message=reason)
-
-
-def executions_cleanup(
-    *, older_than_days: int | None = None, batch_size: int = CLEANUP_BATCH_SIZE, dry_run: bool = False
-) -> int:
-    """Apply the retention policy; return how many executions were (or, dry run, would be) deleted.
-
-    Two rules, in one run: finished executions created more than `older_than_days` ago
-    (default SCHEDULER_HISTORY_RETENTION_DAYS) go, and so do the finished executions of a job
-    with a history_limit beyond its newest `history_limit`. Deletes go in short batches so the
-    table is never locked for long. Pending and running executions are never touched, however old.
-    """
-    days = settings.SCHEDULER_HISTORY_RETENTION_DAYS if older_than_days is None else int(older_than_days)
-    if days < 0:
-        raise ValueError("older_than_days must be 0 or more")
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    cutoff = timezone.now() - timedelta(days=days)
-    old = JobExecution.objects.finished().filter(created_at__lt=cutoff)
-    if dry_run:
-        # Old rows are each job's oldest, so deleting them first never changes which rows are a
-        # job's newest N: the rows the cap removes afterwards are exactly the recent ones past it.
-        return old.count() + JobExecution.objects.beyond_history_limit().filter(created_at__gte=cutoff).count()
-    deleted = _delete_in_batches(old, batch_size)
-    deleted += executions_cleanup_over_limit(batch_size=batch_size)
-    logger.info(
-        "History cleanup deleted %d executions (older than %d days or beyond a job's history limit)",
-        deleted,
-        days,
-    )
-    return deleted
-
-
-def executions_cleanup_over_limit(*, batch_size: int = CLEANUP_BATCH_SIZE, dry_run: bool = False) -> int:
-    """Delete the finished executions beyond each job's history_limit, newest N kept, in batches."""
-    if dry_run:
-        return JobExecution.objects.beyond_history_limit().count()
-    return _delete_in_batches(JobExecution.objects.beyond_history_limit(), batch_size)
-
-
-def _delete_in_batches(queryset, batch_size: int) -> int:
-    deleted = 0
-    while True:
-        batch = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
-        if not batch:
-            return deleted
-        with transaction.atomic():
-            # finished() again: a row picked for the batch is re-checked at delete time.
-            _, per_model = JobExecution.objects.finished().filter(pk__in=batch).delete()
-        deleted += per_model.get(JobExecution._meta.label, 0)
-        if len(batch) < batch_size:
-            return deleted
 
 
 def _duration_ms(execution: JobExecution, now) -> int | None:
@@ -219,12 +164,8 @@ def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> None:
     transaction). A row another process or the lease reaper already moved on is left alone.
     """
     rows = _lifecycle_rows(started, ended)
-    ended_ids = [e.execution_id for e in ended]
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            _lifecycle_write_postgresql(rows, ended_ids)
-        else:
-            _lifecycle_write(rows, ended_ids)
+        backend().lifecycle_write(rows, [e.execution_id for e in ended])
 
 
 def _lifecycle_rows(started: list[RunStarted], ended: list[RunEnded]) -> list[dict]:
@@ -250,81 +191,6 @@ def _lifecycle_rows(started: list[RunStarted], ended: list[RunEnded]) -> list[di
             row["traceback"] = _text_safe(e.traceback or "")
         rows[e.execution_id] = row
     return list(rows.values())
-
-
-# Columns a lifecycle row sets; a None keeps what the row holds, except for the outcome columns.
-_KEPT_UNLESS_GIVEN = ("started_at", "instance_id", "hostname", "error_message", "traceback")
-_SET = ("status", "finished_at", "duration_ms", "result")
-
-
-def _lifecycle_write_postgresql(rows: list[dict], ended_ids: list[int]) -> None:
-    """All rows in one UPDATE and the ended runs' leases in the same statement, the rows as one JSON
-    document (services.claims._due_runs_insert_postgresql says why).
-
-    An ended run's lease goes only once its row is finished: a row whose end could not apply
-    (its start was never recorded) keeps the lease, which expires and fails it with the reason.
-    """
-    table = connection.ops.quote_name(JobExecution._meta.db_table)
-    lock_table = connection.ops.quote_name(ScheduledJobLock._meta.db_table)
-    assignments = ", ".join(
-        [f"{c} = COALESCE(batch.{c}, e.{c})" for c in _KEPT_UNLESS_GIVEN]
-        # A result of None arrives as SQL NULL (jsonb_to_recordset turns a JSON null into one),
-        # which is how Django's JSONField(null=True) stores None.
-        + [f"{c} = batch.{c}" for c in _SET]
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH batch AS (
-                SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS batch(
-                    id bigint, source varchar, status varchar, started_at timestamptz, instance_id varchar,
-                    hostname varchar, finished_at timestamptz, duration_ms integer, result jsonb,
-                    error_message text, traceback text)
-            ), updated AS (
-                UPDATE {table} AS e SET {assignments}
-                FROM batch WHERE e.id = batch.id AND e.status = batch.source
-                RETURNING e.id, e.status
-            )
-            DELETE FROM {lock_table} AS lease WHERE lease.execution_id = ANY(%(ended)s::bigint[]) AND (
-                lease.execution_id IN (SELECT id FROM updated WHERE status <> ALL(%(unfinished)s))
-                -- the rest of the statement sees the rows as they were before the UPDATE
-                OR EXISTS (SELECT 1 FROM {table} AS done WHERE done.id = lease.execution_id
-                           AND done.status <> ALL(%(unfinished)s))
-            )
-            """,
-            {
-                "rows": json.dumps([_with_exact_times(row) for row in rows], cls=DjangoJSONEncoder),
-                "ended": "{" + ",".join(map(str, ended_ids)) + "}",
-                "unfinished": [S.PENDING, S.RUNNING],
-            },
-        )
-
-
-def _with_exact_times(row: dict) -> dict:
-    # DjangoJSONEncoder would cut the microseconds; the row's own times keep them.
-    for column in ("started_at", "finished_at"):
-        if row[column] is not None:
-            row[column] = row[column].isoformat()
-    return row
-
-
-def _lifecycle_write(rows: list[dict], ended_ids: list[int]) -> None:
-    table = connection.ops.quote_name(JobExecution._meta.db_table)
-    field = JobExecution._meta.get_field
-    assignments = ", ".join([f"{c} = COALESCE(%s, {c})" for c in _KEPT_UNLESS_GIVEN] + [f"{c} = %s" for c in _SET])
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET {assignments} WHERE id = %s AND status = %s",
-            [
-                [field(c).get_db_prep_save(row[c], connection) for c in (*_KEPT_UNLESS_GIVEN, *_SET)]
-                + [row["id"], row["source"]]
-                for row in rows
-            ],
-        )
-    if ended_ids:
-        ScheduledJobLock.objects.filter(execution_id__in=ended_ids).exclude(
-            execution__status__in=(S.PENDING, S.RUNNING)
-        ).delete()
 
 
 def _ended_duration_ms(ended: RunEnded) -> int | None:

@@ -1,16 +1,11 @@
-"""Scheduler processes: registration, heartbeats, lease renewal and the reaping of expired leases."""
-import logging
-from datetime import timedelta
-
-from django.conf import settings
+"""Scheduler processes: registration, heartbeats (which renew their runs' leases) and stopping."""
 from django.db import transaction
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJobLock, SchedulerInstance
+from scheduler.enums import ExecutionStatus
+from scheduler.models import JobExecution, SchedulerInstance
 from scheduler.services.executions import InvalidTransition, execution_fail
-
-logger = logging.getLogger("scheduler.instances")
-LEASE_EXPIRED = "lease expired: the process running it stopped"
+from scheduler.services.leases import leases_renew
 
 
 def instance_register(*, instance_id: str, hostname: str, pid: int) -> SchedulerInstance:
@@ -31,41 +26,6 @@ def instance_heartbeat(instance_id: str, *, running_execution_ids=()) -> None:
 
 def instance_stop(instance_id: str) -> None:
     SchedulerInstance.objects.filter(instance_id=instance_id).update(stopped_at=timezone.now())
-
-
-def leases_renew(execution_ids, *, now=None) -> int:
-    """Push back the expiry of live runs' leases, so a healthy long run is never reclaimed."""
-    now = now or timezone.now()
-    return ScheduledJobLock.objects.filter(execution_id__in=list(execution_ids)).update(
-        expires_at=now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL)
-    )
-
-
-def leases_reap(*, now=None) -> int:
-    """Fail the executions whose lease expired and free their max_instances slots.
-
-    Also sweeps leases left behind by runs that finished (a process that stopped between
-    recording a run's end and deleting its lease), so they stop counting against max_instances.
-    """
-    now = now or timezone.now()
-    ScheduledJobLock.objects.exclude(
-        execution__status__in=(ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
-    ).delete()
-    reaped = 0
-    for lock in ScheduledJobLock.objects.expired(now).select_related("execution")[:500]:
-        execution = lock.execution
-        try:
-            execution_fail(execution, error=f"{LEASE_EXPIRED} (held by {lock.locked_by})")
-            reaped += 1
-            logger.warning(
-                "Execution %s of job %s failed: %s (held by %s)",
-                execution.pk, lock.job_id, LEASE_EXPIRED, lock.locked_by,
-                extra={"job_id": lock.job_id, "execution_id": execution.pk},
-            )
-        except InvalidTransition:
-            pass
-        ScheduledJobLock.objects.filter(pk=lock.pk, expires_at__lte=now).delete()
-    return reaped
 
 
 def executions_abandon(execution_ids, *, reason: str) -> int:

@@ -6,17 +6,17 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from scheduler.models import (
-    ExecutionStatus,
-    ExecutionTrigger,
-    JobExecution,
-    JobType,
-    ScheduledJob,
-    TaskFunction,
+from scheduler.enums import ExecutionStatus, ExecutionTrigger
+from scheduler.models import JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.services.changes import changes_announce
+from scheduler.services.cron import cron_validate, zone_get
+from scheduler.services.schedules import (
+    job_first_fire_time,
+    job_next_fire_time,
+    job_rescheduled_fire_time,
+    job_schedule_describe,
+    job_upcoming_fire_times,
 )
-from scheduler.services.notify import changes_announce
-from scheduler.services.cron import cron_describe, cron_next_fire_time, cron_validate, zone_get
-from scheduler.services.schedules import GridIntervalTrigger, StandardCronTrigger, interval_describe
 
 EDITABLE_FIELDS = (
     "name",
@@ -37,63 +37,6 @@ EDITABLE_FIELDS = (
 )
 SCHEDULE_FIELDS = ("job_type_id", *ScheduledJob.INTERVAL_FIELDS, "cron_expression", "timezone")
 MAX_INTERVAL = timedelta(days=3650)
-
-
-# --- schedule arithmetic on a job -------------------------------------------------------------
-
-
-def job_trigger_build(job: ScheduledJob, anchor: datetime | None = None):
-    """The APScheduler trigger for a job row: standard cron, or an exact interval grid."""
-    if job.is_cron:
-        return StandardCronTrigger(job.cron_expression, job.timezone)
-    interval = timedelta(seconds=job.interval_total_seconds)
-    return GridIntervalTrigger(interval, anchor or job.next_run_time or timezone.now() + interval)
-
-
-def job_next_fire_time(job: ScheduledJob, after: datetime) -> datetime:
-    """The job's first fire time strictly after `after`, on its grid (interval) or cron."""
-    return job_trigger_build(job).get_next_fire_time(None, after + timedelta(microseconds=1))
-
-
-def job_following_fire_time(job: ScheduledJob, fire_time: datetime) -> datetime:
-    """The fire time that comes after `fire_time`: what the engine schedules after each run."""
-    return job_trigger_build(job, anchor=fire_time).get_next_fire_time(fire_time, fire_time)
-
-
-def job_upcoming_fire_times(job: ScheduledJob, count: int = 5, now=None) -> list[datetime]:
-    """The next `count` fire times, starting from the persisted next_run_time when there is one."""
-    now = now or timezone.now()
-    first = job.next_run_time if job.next_run_time else _fresh_next_run_time(job, now)
-    times = [first]
-    while len(times) < count:
-        times.append(job_following_fire_time(job, times[-1]))
-    return times
-
-
-def _fresh_next_run_time(job: ScheduledJob, now: datetime) -> datetime:
-    """First fire time of a schedule (re)started now: one interval from now, or the next cron time."""
-    if job.is_cron:
-        return cron_next_fire_time(job.cron_expression, job.timezone, now)
-    return now + timedelta(seconds=job.interval_total_seconds)
-
-
-def _rescheduled_next_run_time(job: ScheduledJob, now: datetime) -> datetime:
-    """First fire time after a schedule edit. An interval job counts from its last run: if that
-    was at least one new interval ago it runs now (shortening "every hour" to "every minute" on a
-    job that ran 30 minutes ago runs it at once), otherwise one interval after that run."""
-    if job.is_interval and job.last_run_time:
-        return max(now, job.last_run_time + timedelta(seconds=job.interval_total_seconds))
-    return _fresh_next_run_time(job, now)
-
-
-def job_schedule_describe(job: ScheduledJob) -> str:
-    """The schedule in words: 'every 5 minutes', 'At 02:00, only on Sunday (Europe/Paris)'."""
-    if job.is_cron and job.cron_expression:
-        words = cron_describe(job.cron_expression)
-        return words if job.timezone == "UTC" else f"{words} ({job.timezone})"
-    if job.is_interval:
-        return interval_describe(job.interval_total_seconds)
-    return ""
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -305,7 +248,7 @@ def job_create(*, user=None, **fields) -> ScheduledJob:
     job = ScheduledJob(created_by=_user_or_none(user), updated_by=_user_or_none(user))
     _job_assign(job, fields)
     _job_validate(job, check_task_function=True)
-    job.next_run_time = _fresh_next_run_time(job, timezone.now()) if job.is_enabled else None
+    job.next_run_time = job_first_fire_time(job, timezone.now()) if job.is_enabled else None
     with transaction.atomic():
         _save(job)
         changes_announce(job_id=job.pk)
@@ -328,9 +271,9 @@ def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
         if not current.is_enabled:
             current.next_run_time = None
         elif not before["is_enabled"]:
-            current.next_run_time = _fresh_next_run_time(current, now)
+            current.next_run_time = job_first_fire_time(current, now)
         elif schedule_changed:
-            current.next_run_time = _rescheduled_next_run_time(current, now)
+            current.next_run_time = job_rescheduled_fire_time(current, now)
         current.updated_by = _user_or_none(user)
         _save(current)
         changes_announce(job_id=current.pk)
@@ -384,7 +327,7 @@ def job_enable(job: ScheduledJob, *, user=None) -> ScheduledJob:
         current = _locked(job)
         if not current.is_enabled:
             current.is_enabled = True
-            current.next_run_time = _fresh_next_run_time(current, timezone.now())
+            current.next_run_time = job_first_fire_time(current, timezone.now())
         current.updated_by = _user_or_none(user)
         current.save(update_fields=["is_enabled", "next_run_time", "updated_by", "updated_at"])
         changes_announce(job_id=current.pk)

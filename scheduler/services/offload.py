@@ -3,12 +3,17 @@ import logging
 import threading
 import uuid
 
+from celery import current_app
 from django.conf import settings
 
-from scheduler.models import ExecutionStatus, JobExecution
+from scheduler.enums import UNFINISHED_STATUSES
+from scheduler.models import JobExecution
 from scheduler.services.executions import InvalidTransition, execution_fail
 
 logger = logging.getLogger("scheduler.offload")
+# The Celery task that runs an offloaded execution on a worker (scheduler/tasks.py). Sent by name,
+# so this module never imports the task module, which imports the services.
+RUN_OFFLOADED = "scheduler.run_offloaded"
 
 # Extra seconds between the soft time limit (raised inside the task function) and the hard one
 # (the worker kills the process), for the function to clean up.
@@ -32,8 +37,6 @@ def offloaded_run_send(execution_id: int) -> str:
     Called after the claim committed. A broker that cannot be reached fails the execution with
     the reason, after a short bounded retry, and never blocks the scheduler.
     """
-    from tasks.offloaded import run_offloaded
-
     execution = JobExecution.objects.select_related("job__task_function").get(pk=execution_id)
     task_function = execution.job.task_function
     task_id = str(uuid.uuid4())
@@ -43,11 +46,12 @@ def offloaded_run_send(execution_id: int) -> str:
         limits = {"soft_time_limit": task_function.timeout, "time_limit": task_function.timeout + HARD_LIMIT_MARGIN}
     if not settings.CELERY_BROKER_URL:
         # Zero-setup mode: the same task, run by this thread.
-        run_offloaded.apply(args=[execution_id], task_id=task_id, **limits)
+        current_app.tasks[RUN_OFFLOADED].apply(args=[execution_id], task_id=task_id, **limits)
         return task_id
     try:
         with _send_lock:
-            run_offloaded.apply_async(
+            current_app.send_task(
+                RUN_OFFLOADED,
                 args=[execution_id],
                 task_id=task_id,
                 queue=task_function.queue,
@@ -71,7 +75,7 @@ def offloaded_run_send(execution_id: int) -> str:
 def offloaded_run_lost(execution_id: int, *, reason: str) -> None:
     """Fail an offloaded run whose worker process was killed or timed out hard."""
     execution = JobExecution.objects.filter(pk=execution_id).first()
-    if execution is None or execution.status not in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING):
+    if execution is None or execution.status not in UNFINISHED_STATUSES:
         return
     try:
         execution_fail(execution, error=reason)

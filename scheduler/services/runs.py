@@ -5,11 +5,13 @@ import time
 import traceback as traceback_module
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution
+from scheduler.enums import ExecutionStatus
+from scheduler.models import JobExecution
 from scheduler.services.executions import (
     InvalidTransition,
     RunEnded,
@@ -17,7 +19,7 @@ from scheduler.services.executions import (
     execution_finish,
     execution_start,
 )
-from scheduler.services.task_functions import TaskFunctionUnavailable, task_function_resolve_name
+from scheduler.services.task_functions import TaskFunctionUnavailable, task_function_resolve
 
 logger = logging.getLogger("scheduler.runs")
 HOSTNAME = socket.gethostname()
@@ -40,12 +42,8 @@ class RunTarget:
     kwargs: dict
 
     @classmethod
-    def of(cls, execution: JobExecution, job) -> "RunTarget":
-        """From an execution and its job (with its task function loaded)."""
-        return cls.of_job(execution.pk, execution.scheduled_time, job)
-
-    @classmethod
     def of_job(cls, execution_id: int, scheduled_time: datetime, job) -> "RunTarget":
+        """From a job (a model with its task function loaded, or a claimed row)."""
         return cls(
             execution_id=execution_id,
             job_id=job.pk,
@@ -69,21 +67,35 @@ def execution_run(
 ) -> JobExecution | None:
     """Run a pending execution to its end: pending -> running -> success | failed.
 
-    Only a function registered in code (tasks.registry) is ever called. Returns None when the
+    Only a function registered in code (scheduler.registry) is ever called. Returns None when the
     execution is no longer pending (another process or the lease reaper dealt with it).
     """
-    execution = _with_reconnect(
+    execution = with_reconnect(
         lambda: JobExecution.objects.select_related("job__task_function").get(pk=execution_id)
     )
-    target = RunTarget.of(execution, execution.job)
+    target = RunTarget.of_job(execution.pk, execution.scheduled_time, execution.job)
     return run_target_execute(
         target, instance_id=instance_id, hostname=hostname, celery_task_id=celery_task_id,
         timeout_errors=timeout_errors, execution=execution,
     )
 
 
+class Recorder(Protocol):
+    """Where run_target_execute records a run's start and end. Both return False when the run
+    moved on without this process (another process or the lease reaper dealt with it)."""
+
+    def execution_of(self, target: RunTarget):
+        """What the lifecycle calls act on: a JobExecution, or the recorder's own light record."""
+
+    def run_started(self, execution, *, instance_id: str, hostname: str, celery_task_id: str,
+                    started_at: datetime) -> bool: ...
+
+    def run_ended(self, execution, ended: RunEnded) -> bool: ...
+
+
 class ImmediateRecorder:
-    """Writes each transition as it happens (Celery workers and single runs)."""
+    """Writes each transition as it happens (Celery workers and single runs); the engine's
+    BatchRecorder (engine/recorder.py) batches the writes of many inline runs instead."""
 
     def execution_of(self, target: RunTarget) -> JobExecution:
         """The execution the lifecycle services act on, built from the target without a query."""
@@ -114,15 +126,14 @@ def run_target_execute(
     celery_task_id: str = "",
     timeout_errors: tuple[type[BaseException], ...] = (),
     execution: JobExecution | None = None,
-    recorder=IMMEDIATE,
+    recorder: Recorder = IMMEDIATE,
 ) -> JobExecution | None:
-    """execution_run for a caller that already holds what the run needs; the engine passes a
-    recorder that batches the writes of many runs (see engine/recorder.py)."""
+    """execution_run for a caller that already holds what the run needs."""
     if execution is None:
         execution = recorder.execution_of(target)
     log_extra = {"job_id": target.job_id, "execution_id": target.execution_id, "instance_id": instance_id or "-"}
     try:
-        spec = task_function_resolve_name(target.task_function_name, active=target.task_function_active)
+        spec = task_function_resolve(target.task_function_name, active=target.task_function_active)
     except TaskFunctionUnavailable as exc:
         # Only a run still pending is failed here: a running one belongs to whoever started it.
         ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, None, timezone.now(), error=str(exc))
@@ -171,10 +182,10 @@ def _record(service, execution, target: str, **kwargs) -> bool:
             logger.warning("Execution %s: %s", execution.pk, exc)
             return False
 
-    return _with_reconnect(attempt)
+    return with_reconnect(attempt)
 
 
-def _with_reconnect(operation, *, deadline_seconds: float = RECONNECT_DEADLINE):
+def with_reconnect(operation, *, deadline_seconds: float = RECONNECT_DEADLINE):
     """Run a database operation, reconnecting with back-off while the server is unreachable.
 
     django-apscheduler's retry_on_db_operational_error retries once, at once; a restarting

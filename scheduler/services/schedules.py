@@ -1,10 +1,18 @@
-"""Schedule arithmetic shared by the services, the admin, the API and the engine: interval grids
-and the APScheduler triggers of both schedule types (cron semantics live in services.cron)."""
+"""Schedule arithmetic: a job's fire times and its schedule in words, from a model or a claimed row.
+
+Interval jobs fire on an exact grid (anchor + k * interval, never drifting, because (job,
+scheduled_time) identifies a run); cron jobs follow services.cron in the job's timezone.
+"""
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from apscheduler.triggers.base import BaseTrigger
+from django.utils import timezone
 
-from scheduler.services.cron import cron_next_fire_time
+from scheduler.durations import interval_words
+from scheduler.models import JobType, ScheduledJob, interval_total_seconds
+from scheduler.services.cron import cron_describe, cron_next_fire_time
+
+_TICK = timedelta(microseconds=1)
 
 
 def interval_next_fire_time(anchor: datetime, interval: timedelta, after: datetime) -> datetime:
@@ -15,60 +23,96 @@ def interval_next_fire_time(anchor: datetime, interval: timedelta, after: dateti
     return anchor + steps * interval
 
 
-_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """What a job's fire times depend on: a cron expression, or an interval in seconds."""
+
+    cron_expression: str | None
+    timezone: str
+    interval_seconds: int
+
+    @classmethod
+    def of(cls, job) -> "Schedule":
+        """From a ScheduledJob or a claimed row holding the same columns."""
+        if job.job_type_id == JobType.CRON:
+            return cls(job.cron_expression, job.timezone, 0)
+        seconds = interval_total_seconds(*(getattr(job, f) for f in ScheduledJob.INTERVAL_FIELDS))
+        return cls(None, job.timezone, seconds)
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(seconds=self.interval_seconds)
+
+    def first_fire_time(self, now: datetime) -> datetime:
+        """The first fire time of the schedule (re)started at `now`: one interval from now, or the
+        next cron time."""
+        if self.cron_expression is not None:
+            return cron_next_fire_time(self.cron_expression, self.timezone, now)
+        return now + self.interval
+
+    def next_fire_time(self, after: datetime, *, anchor: datetime | None) -> datetime:
+        """The first fire time strictly after `after`; an interval job keeps the grid of `anchor`
+        (its persisted next run time), or starts a fresh one."""
+        if self.cron_expression is not None:
+            return cron_next_fire_time(self.cron_expression, self.timezone, after + _TICK)
+        return interval_next_fire_time(anchor or timezone.now() + self.interval, self.interval, after)
+
+    def following(self, fire_time: datetime) -> datetime:
+        """The fire time after `fire_time`: what the engine schedules after each run."""
+        if self.cron_expression is not None:
+            return cron_next_fire_time(self.cron_expression, self.timezone, fire_time)
+        return fire_time + self.interval
+
+    def upcoming(self, first: datetime, count: int) -> list[datetime]:
+        times = [first]
+        while len(times) < count:
+            times.append(self.following(times[-1]))
+        return times
+
+    def describe(self) -> str:
+        """'every 5 minutes', 'At 02:00, only on Sunday (Europe/Paris)'."""
+        if self.cron_expression is None:
+            return interval_words(self.interval_seconds)
+        words = cron_describe(self.cron_expression)
+        return words if self.timezone == "UTC" else f"{words} ({self.timezone})"
 
 
-def interval_describe(total_seconds: int) -> str:
-    if total_seconds <= 0:
-        return "never"
-    parts = []
-    remaining = total_seconds
-    for unit, size in _UNITS:
-        value, remaining = divmod(remaining, size)
-        if value:
-            parts.append(f"{value} {unit}" + ("s" if value != 1 else ""))
-    if len(parts) == 1 and parts[0].startswith("1 "):
-        return f"every {parts[0][2:]}"
-    return "every " + " ".join(parts)
+# --- the same questions asked of a job row ------------------------------------------------------
 
 
-class StandardCronTrigger(BaseTrigger):
-    """APScheduler trigger for a standard cron expression (croniter), with the DST rule above.
-
-    APScheduler's own CronTrigger.from_crontab is not standard cron, so user expressions never
-    go through it.
-    """
-
-    __slots__ = ("expression", "timezone_name")
-
-    def __init__(self, expression: str, timezone_name: str):
-        self.expression = expression
-        self.timezone_name = timezone_name
-
-    def get_next_fire_time(self, previous_fire_time, now):
-        return cron_next_fire_time(self.expression, self.timezone_name, previous_fire_time or now)
-
-    def __repr__(self):
-        return f"<StandardCronTrigger {self.expression!r} {self.timezone_name}>"
+def job_next_fire_time(job, after: datetime) -> datetime:
+    """The job's first fire time strictly after `after`, on its grid (interval) or cron."""
+    return Schedule.of(job).next_fire_time(after, anchor=job.next_run_time)
 
 
-class GridIntervalTrigger(BaseTrigger):
-    """APScheduler trigger firing every `interval` on the grid anchored at `anchor`.
+def job_following_fire_time(job, fire_time: datetime) -> datetime:
+    return Schedule.of(job).following(fire_time)
 
-    APScheduler's IntervalTrigger adds float timestamps, which can drift by a microsecond; fire
-    times here are exact, because (job, scheduled_time) identifies a run.
-    """
 
-    __slots__ = ("anchor", "interval")
+def job_first_fire_time(job, now: datetime) -> datetime:
+    return Schedule.of(job).first_fire_time(now)
 
-    def __init__(self, interval: timedelta, anchor: datetime):
-        self.interval = interval
-        self.anchor = anchor
 
-    def get_next_fire_time(self, previous_fire_time, now):
-        if previous_fire_time is not None:
-            return previous_fire_time + self.interval
-        return interval_next_fire_time(self.anchor, self.interval, now - timedelta(microseconds=1))
+def job_rescheduled_fire_time(job: ScheduledJob, now: datetime) -> datetime:
+    """First fire time after a schedule edit. An interval job counts from its last run: if that
+    was at least one new interval ago it runs now (shortening "every hour" to "every minute" on a
+    job that ran 30 minutes ago runs it at once), otherwise one interval after that run."""
+    schedule = Schedule.of(job)
+    if schedule.cron_expression is None and job.last_run_time:
+        return max(now, job.last_run_time + schedule.interval)
+    return schedule.first_fire_time(now)
 
-    def __repr__(self):
-        return f"<GridIntervalTrigger every {self.interval} from {self.anchor.isoformat()}>"
+
+def job_upcoming_fire_times(job: ScheduledJob, count: int = 5, now=None) -> list[datetime]:
+    """The next `count` fire times, starting from the persisted next_run_time when there is one."""
+    schedule = Schedule.of(job)
+    first = job.next_run_time or schedule.first_fire_time(now or timezone.now())
+    return schedule.upcoming(first, count)
+
+
+def job_schedule_describe(job: ScheduledJob) -> str:
+    if job.job_type_id == JobType.CRON and not job.cron_expression:
+        return ""
+    if job.job_type_id not in (JobType.CRON, JobType.INTERVAL):
+        return ""
+    return Schedule.of(job).describe()

@@ -2,7 +2,7 @@
 from django.db import transaction
 
 from scheduler.models import TaskFunction
-from tasks import registry
+from scheduler import registry
 
 
 class TaskFunctionUnavailable(Exception):
@@ -40,12 +40,9 @@ def task_functions_sync(*, using: str = "default") -> dict[str, list[str]]:
     return summary
 
 
-def task_function_resolve(task_function: TaskFunction) -> registry.TaskSpec:
-    """The registered code for a task function row; refuses inactive or unregistered ones."""
-    return task_function_resolve_name(task_function.name, active=task_function.is_active)
-
-
-def task_function_resolve_name(name: str, *, active: bool) -> registry.TaskSpec:
+def task_function_resolve(name: str, *, active: bool) -> registry.TaskSpec:
+    """The registered code for a task function (its name and whether its row is active); refuses
+    inactive or unregistered ones."""
     if not active:
         raise TaskFunctionUnavailable(
             f"Task function {name!r} is inactive: it is no longer registered in "

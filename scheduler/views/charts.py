@@ -2,8 +2,11 @@
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from scheduler.durations import milliseconds_words
+from scheduler.enums import ExecutionStatus as S
+
 # Stacking order, bottom up: outcomes people act on sit where the eye lands first.
-OUTCOMES = ("success", "failed", "missed", "skipped", "running", "pending")
+OUTCOMES = (S.SUCCESS, S.FAILED, S.MISSED, S.SKIPPED, S.RUNNING, S.PENDING)
 WIDTH, HEIGHT = 720, 180
 LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 22  # room for the y labels and the hour labels
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -102,7 +105,7 @@ def durations_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
                 avg_height=round(max(avg_h, 0.5), 2),
             )
         bars.append(bar)
-    return _frame(bars=bars, ticks=_y_ticks(peak, format_duration_ms), hours=hours,
+    return _frame(bars=bars, ticks=_y_ticks(peak, milliseconds_words), hours=hours,
                   runs=sum(b["count"] for b in bars))
 
 
@@ -118,23 +121,5 @@ def job_durations_chart(executions) -> dict:
             {"run": run, "x": x, "width": width, "y": round(TOP + PLOT_H - max(height, 1.5), 2),
              "height": round(max(height, 1.5), 2)}
         )
-    return _frame(bars=bars, ticks=_y_ticks(peak, format_duration_ms), runs=len(runs))
+    return _frame(bars=bars, ticks=_y_ticks(peak, milliseconds_words), runs=len(runs))
 
-
-def format_duration_ms(value) -> str:
-    """850 ms, 12.3 s, 4 min 2 s, 2 h 5 min."""
-    if value is None:
-        return "-"
-    ms = float(value)
-    if ms < 10 and ms != int(ms):
-        return f"{ms:.1f} ms"  # chart ticks of very short runs: 0.5 ms, not a second "0 ms"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

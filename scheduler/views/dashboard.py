@@ -12,28 +12,19 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob
+from scheduler.enums import RAN_STATUSES, ExecutionStatus
+from scheduler.models import JobExecution, ScheduledJob
+from scheduler.permissions import VIEW_JOB
 from scheduler.selectors import job_execution_list, job_list, scheduler_status
-from scheduler.services.jobs import (
-    job_disable,
-    job_enable,
-    job_pause,
-    job_resume,
-    job_schedule_describe,
-    job_trigger,
-    job_upcoming_fire_times,
+from scheduler.services.job_actions import (
+    JOB_ACTIONS,
+    job_action_apply,
+    job_action_permitted,
+    job_actions_available,
 )
+from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
 from scheduler.views.charts import durations_by_hour_chart, job_durations_chart, runs_by_hour_chart
 
-VIEW_PERMISSION = "scheduler.view_scheduledjob"
-# Each action: the permission it needs, the service it calls, what to tell the user.
-ACTIONS = {
-    "trigger": ("scheduler.trigger_scheduledjob", job_trigger),
-    "pause": ("scheduler.change_scheduledjob", job_pause),
-    "resume": ("scheduler.change_scheduledjob", job_resume),
-    "enable": ("scheduler.change_scheduledjob", job_enable),
-    "disable": ("scheduler.change_scheduledjob", job_disable),
-}
 REFRESH_SECONDS = 5
 CHART_HOURS = 24
 JOBS_PER_PAGE = 50
@@ -44,7 +35,7 @@ JOB_CHART_RUNS = 50
 
 def _viewer(view):
     """Login first (redirect to the login page), then the read permission (403)."""
-    return login_required(permission_required(VIEW_PERMISSION, raise_exception=True)(view))
+    return login_required(permission_required(VIEW_JOB, raise_exception=True)(view))
 
 
 @_viewer
@@ -59,6 +50,7 @@ def dashboard(request):
     jobs = Paginator(job_list(), JOBS_PER_PAGE).get_page(request.GET.get("page"))
     for job in jobs:
         job.schedule_words = job_schedule_describe(job)
+        job.actions = job_actions_available(job, request.user)
     context = {
         "status": scheduler_status(now),
         "jobs": jobs,
@@ -87,14 +79,12 @@ def job_detail(request, job_id: int):
     history = job_execution_list(job)
     if status_filter:
         history = history.filter(status=status_filter)
-    runs = job_execution_list(job).filter(
-        status__in=(ExecutionStatus.SUCCESS, ExecutionStatus.FAILED), duration_ms__isnull=False
-    )[:JOB_CHART_RUNS]
-    fires = job.is_active and job.is_enabled and not job.is_paused
+    runs = job_execution_list(job).filter(status__in=RAN_STATUSES, duration_ms__isnull=False)[:JOB_CHART_RUNS]
+    job.actions = job_actions_available(job, request.user)
     context = {
         "job": job,
         "schedule_words": job_schedule_describe(job),
-        "upcoming": job_upcoming_fire_times(job, 5) if fires and job.next_run_time else [],
+        "upcoming": job_upcoming_fire_times(job, 5) if job.can_fire and job.next_run_time else [],
         "history": Paginator(history, HISTORY_PER_PAGE).get_page(request.GET.get("page")),
         "status_filter": status_filter,
         "statuses": ExecutionStatus.values,
@@ -108,19 +98,17 @@ def job_detail(request, job_id: int):
 @login_required
 @require_POST
 def job_action(request, job_id: int, action: str):
-    """Trigger, pause, resume, enable or disable a job; JSON for the page's script, else redirect."""
-    if action not in ACTIONS:
+    """Take a job action (services.job_actions); JSON for the page's script, else redirect."""
+    if action not in JOB_ACTIONS:
         raise Http404(f"Unknown action {action!r}.")
-    permission, service = ACTIONS[action]
-    if not request.user.has_perm(permission):
+    if not job_action_permitted(request.user, action):
         message = f"You do not have permission to {action} jobs."
         if _wants_json(request):
             return JsonResponse({"ok": False, "message": message}, status=403)
         raise PermissionDenied(message)
     job = get_object_or_404(ScheduledJob.objects.active().select_related("task_function"), pk=job_id)
-    extra = {"reason": request.POST.get("reason", "")[:1000]} if action == "pause" else {}
     try:
-        outcome = service(job, user=request.user, **extra)
+        outcome = job_action_apply(job, action, user=request.user, reason=request.POST.get("reason", "")[:1000])
     except ValidationError as exc:
         return _respond(request, job, ok=False, message=" ".join(exc.messages), status=400)
     return _respond(request, job, ok=True, message=_done_message(action, job, outcome))
@@ -132,8 +120,7 @@ def _done_message(action: str, job: ScheduledJob, outcome) -> str:
             f"Run requested for {job.name!r}: execution #{outcome.pk} is pending until a "
             f"scheduler process picks it up."
         )
-    past = {"pause": "Paused", "resume": "Resumed", "enable": "Enabled", "disable": "Disabled"}[action]
-    return f"{past} {job.name!r}."
+    return f"{JOB_ACTIONS[action].done} {job.name!r}."
 
 
 def _wants_json(request) -> bool:

@@ -155,7 +155,7 @@ def test_trigger_action_needs_trigger_permission(db, client):
     "url_name",
     [
         "admin:scheduler_jobexecution_changelist",
-        "admin:scheduler_scheduledjoblock_changelist",
+        "admin:scheduler_joblease_changelist",
         "admin:scheduler_schedulerinstance_changelist",
         "admin:scheduler_taskfunction_changelist",
     ],

@@ -12,7 +12,7 @@ from scheduler.models import (
     JobExecution,
     JobType,
     ScheduledJob,
-    ScheduledJobLock,
+    JobLease,
     SchedulerInstance,
     TaskFunction,
 )
@@ -346,15 +346,15 @@ def test_finished_and_unfinished_executions(interval_job):
 def test_live_and_expired_leases(interval_job):
     def lease(expires_at, minute):
         execution = ExecutionFactory(job=interval_job, scheduled_time=NOW + timedelta(minutes=minute))
-        return ScheduledJobLock.objects.create(
+        return JobLease.objects.create(
             job=interval_job, execution=execution, locked_by="sched-1", locked_at=NOW, expires_at=expires_at
         )
 
     live = lease(NOW + timedelta(seconds=1), 1)
     on_the_dot = lease(NOW, 2)
     expired = lease(NOW - timedelta(hours=1), 3)
-    assert list(ScheduledJobLock.objects.live(now=NOW)) == [live]
-    assert set(ScheduledJobLock.objects.expired(now=NOW)) == {on_the_dot, expired}
+    assert list(JobLease.objects.live(now=NOW)) == [live]
+    assert set(JobLease.objects.expired(now=NOW)) == {on_the_dot, expired}
 
 
 def test_alive_instances_have_heartbeated_within_three_intervals_and_not_stopped(settings):

@@ -1,5 +1,5 @@
 """Task functions that exist only for the registry tests (loaded through SCHEDULER_TASK_MODULES)."""
-from tasks.registry import task_function
+from scheduler.registry import task_function
 
 
 @task_function(description="Answers pong.", queue="fast", timeout=5)

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 import tasks.functions
 from scheduler.models import ExecutionStatus, JobExecution
-from tasks import registry
+from scheduler import registry
 from tasks.functions import TaskFunctionFailure
 from tests.factories import ExecutionFactory
 

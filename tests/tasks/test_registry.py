@@ -1,8 +1,8 @@
 """Tests of the @task_function registry: naming, options, refusals, look-up and loading."""
 import pytest
 
-from tasks import registry
-from tasks.registry import TaskNotRegistered, task_function
+from scheduler import registry
+from scheduler.registry import TaskNotRegistered, task_function
 
 
 def test_name_defaults_to_module_and_function(clean_registry):

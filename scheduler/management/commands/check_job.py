@@ -5,8 +5,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from scheduler.durations import relative_words
 from scheduler.models import ScheduledJob, SchedulerInstance
-from scheduler.services.jobs import job_schedule_describe
+from scheduler.services.schedules import job_schedule_describe
 
 EXIT_NOT_FOUND = 1
 EXIT_BAD_ARGUMENTS = 2
@@ -50,7 +51,7 @@ class Command(BaseCommand):
 def _job_report(job: ScheduledJob, limit: int) -> dict:
     now = timezone.now()
     executions = list(job.executions.newest_first()[:limit])
-    locks = list(job.locks.order_by("locked_at"))
+    locks = list(job.leases.order_by("locked_at"))
     alive = set(
         SchedulerInstance.objects.alive(now)
         .filter(instance_id__in={lock.locked_by for lock in locks})
@@ -59,7 +60,7 @@ def _job_report(job: ScheduledJob, limit: int) -> dict:
     return {
         "id": job.pk,
         "name": job.name,
-        "state": _state(job),
+        "state": job.state,
         "is_enabled": job.is_enabled,
         "is_paused": job.is_paused,
         "pause_reason": job.pause_reason,
@@ -106,28 +107,10 @@ def _job_report(job: ScheduledJob, limit: int) -> dict:
     }
 
 
-def _state(job: ScheduledJob) -> str:
-    if not job.is_enabled:
-        return "disabled"
-    if job.is_paused:
-        return "paused"
-    return "scheduled"
-
-
 def _when(value) -> str:
     if value is None:
         return "-"
-    delta = (value - timezone.now()).total_seconds()
-    words = f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
-    return f"{value:%Y-%m-%d %H:%M:%S} UTC ({words})"
-
-
-def _span(seconds: float) -> str:
-    seconds = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC ({relative_words(value, timezone.now())})"
 
 
 def _as_text(report: dict) -> str:

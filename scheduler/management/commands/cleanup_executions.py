@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from scheduler.services.executions import CLEANUP_BATCH_SIZE, executions_cleanup
+from scheduler.services.retention import CLEANUP_BATCH_SIZE, executions_cleanup
 
 EXIT_BAD_ARGUMENTS = 2
 

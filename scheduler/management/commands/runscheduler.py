@@ -74,7 +74,6 @@ class Command(BaseCommand):
             heartbeat_interval=options["heartbeat_interval"],
             batch_size=options["batch_size"],
             shutdown_timeout=options["shutdown_timeout"],
-            lock_ttl=settings.SCHEDULER_LOCK_TTL,
         )
         process = SchedulerProcess(config)
         try:

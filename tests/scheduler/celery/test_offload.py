@@ -7,7 +7,7 @@ from django_celery_results.models import TaskResult
 
 from scheduler.models import ExecutionStatus, JobExecution, TaskFunction
 from scheduler.services.jobs import job_trigger
-from scheduler.services.instances import LEASE_EXPIRED
+from scheduler.services.leases import LEASE_EXPIRED
 from tests.factories import IntervalJobFactory
 from tests.scheduler.engine.conftest import wait_until
 

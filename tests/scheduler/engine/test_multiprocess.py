@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, ScheduledJobLock, TaskFunction
-from scheduler.services.instances import LEASE_EXPIRED
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, JobLease, TaskFunction
+from scheduler.services.leases import LEASE_EXPIRED, leases_reap
 from scheduler.services.jobs import job_trigger
 from tests.factories import IntervalJobFactory
 from tests.scheduler.engine.conftest import wait_until
@@ -64,8 +64,6 @@ def test_three_processes_run_every_fire_time_exactly_once_even_when_one_is_kille
 
 
 def _reap():
-    from scheduler.services.instances import leases_reap
-
     leases_reap()
     return False
 
@@ -140,7 +138,7 @@ def test_survives_dropped_database_connections(postgres, start_scheduler):
     assert not JobExecution.objects.filter(job=job, scheduled_time__lt=dropped).unfinished().exists()
     times = list(JobExecution.objects.filter(job=job).order_by("scheduled_time").values_list("scheduled_time", flat=True))
     assert len(times) == len(set(times))
-    assert not ScheduledJobLock.objects.filter(expires_at__lt=timezone.now()).exists()
+    assert not JobLease.objects.filter(expires_at__lt=timezone.now()).exists()
 
 
 @pytest.mark.skipif(

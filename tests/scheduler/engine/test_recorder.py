@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from scheduler.engine.recorder import BatchRecorder
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJobLock
+from scheduler.models import ExecutionStatus, JobExecution, JobLease
 from scheduler.services.executions import RunEnded
 from tests.factories import ExecutionFactory, IntervalJobFactory
 
@@ -21,8 +21,8 @@ def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
         for i in range(RUNS)
     ]
     executions = JobExecution.objects.bulk_create(executions)
-    ScheduledJobLock.objects.bulk_create(
-        [ScheduledJobLock(job=job, execution=e, locked_by="me", locked_at=now, expires_at=now + timedelta(hours=1))
+    JobLease.objects.bulk_create(
+        [JobLease(job=job, execution=e, locked_by="me", locked_at=now, expires_at=now + timedelta(hours=1))
          for e in executions]
     )
     # A tiny batch and interval so that flushes constantly interleave with the threads' writes.
@@ -44,6 +44,6 @@ def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
     recorder.stop()
 
     assert JobExecution.objects.filter(status=ExecutionStatus.SUCCESS).count() == RUNS
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
     sample = JobExecution.objects.get(pk=executions[0].pk)
     assert sample.hostname == "here" and sample.result == {"n": sample.pk} and sample.duration_ms is not None

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, ScheduledJobLock, SchedulerInstance, TaskFunction
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, JobLease, SchedulerInstance, TaskFunction
 from scheduler.services.jobs import job_disable, job_enable, job_pause, job_resume, job_trigger, job_update
 from tests.factories import IntervalJobFactory
 from tests.scheduler.engine.conftest import MANAGE, wait_until
@@ -127,7 +127,7 @@ def test_sigterm_lets_inline_run_finish_and_exits_cleanly(start_scheduler, user)
     assert proc.terminate() == 0, proc.log()
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.SUCCESS
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
     assert SchedulerInstance.objects.get().stopped_at is not None
     assert "stopped" in proc.log()
 
@@ -142,7 +142,7 @@ def test_sigterm_fails_run_that_outlives_shutdown_timeout(start_scheduler, user)
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.FAILED
     assert "stopped before the run finished" in execution.error_message
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
 
 
 def test_sigterm_gives_back_a_queued_run_that_never_started_and_another_process_runs_it(start_scheduler, user):
@@ -157,7 +157,7 @@ def test_sigterm_gives_back_a_queued_run_that_never_started_and_another_process_
     assert proc.terminate() == 0, proc.log()
     queued.refresh_from_db()
     assert (queued.status, queued.instance_id, queued.started_at) == (ExecutionStatus.PENDING, "", None)
-    assert not ScheduledJobLock.objects.filter(execution=queued).exists()
+    assert not JobLease.objects.filter(execution=queued).exists()
     start_scheduler()
     wait_until(lambda: JobExecution.objects.get(pk=queued.pk).status == ExecutionStatus.SUCCESS, 15, "given-back run ran")
 

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from scheduler.models import ScheduledJobLock, SchedulerInstance
+from scheduler.models import JobLease, SchedulerInstance
 from scheduler.services.executions import execution_fail, execution_start
 from scheduler.services.jobs import job_delete, job_pause
 from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory
@@ -33,7 +33,7 @@ def busy_job(db):
     SchedulerInstance.objects.create(
         instance_id="host-a", hostname="host", pid=1, started_at=now, last_heartbeat=now
     )
-    ScheduledJobLock.objects.create(
+    JobLease.objects.create(
         job=job, execution=running, locked_by="host-a", locked_at=now, expires_at=now + timedelta(hours=1)
     )
     job = job_pause(job, reason="maintenance")

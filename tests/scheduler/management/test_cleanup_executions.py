@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from scheduler.models import ExecutionStatus, JobExecution
-from scheduler.services.executions import executions_cleanup, executions_cleanup_over_limit
+from scheduler.services.retention import executions_cleanup, executions_cleanup_over_limit
 from tests.factories import ExecutionFactory, IntervalJobFactory
 
 S = ExecutionStatus

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from scheduler.models import TaskFunction
-from tasks.registry import task_function
+from scheduler.registry import task_function
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from scheduler.models import TaskFunction
-from scheduler.services.notify import schedule_changed
+from scheduler.services.changes import schedule_changed
 
 # A Monday at noon UTC: far from any DST change in the zones the job tests use.
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

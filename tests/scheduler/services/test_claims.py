@@ -10,7 +10,7 @@ from scheduler.models import (
     ExecutionTrigger,
     JobExecution,
     ScheduledJob,
-    ScheduledJobLock,
+    JobLease,
 )
 from scheduler.services import claims
 from scheduler.services.claims import CATCH_UP_LIMIT, runs_claim, runs_plan, runs_release
@@ -161,7 +161,7 @@ def test_claim_creates_a_pending_scheduled_execution_with_a_lease(settings):
     assert execution.trigger == ExecutionTrigger.SCHEDULED
     assert execution.scheduled_time == T0
     assert execution.instance_id == A
-    lease = ScheduledJobLock.objects.get(execution=execution)
+    lease = JobLease.objects.get(execution=execution)
     assert (lease.job_id, lease.locked_by, lease.locked_at) == (job.pk, A, now)
     assert lease.expires_at == now + timedelta(seconds=900)
     job.refresh_from_db()
@@ -188,7 +188,7 @@ def test_a_run_planned_in_another_zone_is_still_handed_over_after_its_claim(monk
 
     assert run.job_id == job.pk
     assert JobExecution.objects.get(pk=run.execution_id).scheduled_time == repeated.astimezone(UTC)
-    assert ScheduledJobLock.objects.filter(execution_id=run.execution_id).exists()
+    assert JobLease.objects.filter(execution_id=run.execution_id).exists()
 
 
 def test_interval_job_keeps_its_cadence_from_the_anchor_not_from_the_claim_time():
@@ -198,7 +198,7 @@ def test_interval_job_keeps_its_cadence_from_the_anchor_not_from_the_claim_time(
         job.refresh_from_db()
         [run] = runs_claim(instance_id=A, now=job.next_run_time + lag)
         scheduled.append(run.scheduled_time)
-        ScheduledJobLock.objects.all().delete()  # the run finished
+        JobLease.objects.all().delete()  # the run finished
     assert scheduled == [T0, at(minutes=5), at(minutes=10), at(minutes=15)]
     job.refresh_from_db()
     assert job.next_run_time == at(minutes=20)
@@ -227,7 +227,7 @@ def test_missed_run_is_recorded_without_a_lease_and_without_running():
     assert execution.status == MISSED
     assert execution.finished_at == at(minutes=2)
     assert "more than the misfire grace time of 60s" in execution.error_message
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
     job.refresh_from_db()
     assert job.next_run_time == at(minutes=5)
     assert job.last_run_time is None, "a missed run did not run"
@@ -240,7 +240,7 @@ def test_a_second_claim_at_the_same_time_claims_nothing():
     assert runs_claim(instance_id=A, now=now) == []
     assert runs_claim(instance_id=B, now=now) == []
     assert len(executions_of(job)) == 1
-    assert ScheduledJobLock.objects.count() == 1
+    assert JobLease.objects.count() == 1
 
 
 def test_each_fire_time_is_claimed_once_across_alternating_processes():
@@ -249,7 +249,7 @@ def test_each_fire_time_is_claimed_once_across_alternating_processes():
     for minute in range(10):
         for instance in (A, B):
             claimed += runs_claim(instance_id=instance, now=at(minutes=minute, seconds=1))
-        ScheduledJobLock.objects.all().delete()
+        JobLease.objects.all().delete()
     assert [run.scheduled_time for run in claimed] == [at(minutes=m) for m in range(10)]
     assert JobExecution.objects.filter(job=job).count() == 10
 
@@ -276,7 +276,7 @@ def test_run_over_max_instances_is_recorded_skipped_while_leases_are_live():
     assert (skipped.scheduled_time, skipped.status) == (at(minutes=10), SKIPPED)
     assert "max_instances (2)" in skipped.error_message
     assert skipped.finished_at == at(minutes=10, seconds=1)
-    assert ScheduledJobLock.objects.filter(job=job).count() == 2, "a skipped run takes no lease"
+    assert JobLease.objects.filter(job=job).count() == 2, "a skipped run takes no lease"
     job.refresh_from_db()
     assert job.next_run_time == at(minutes=15)
 
@@ -350,7 +350,7 @@ def test_manual_run_is_claimed_with_a_lease(user):
     assert (run.execution_id, run.trigger, run.job_id) == (execution.pk, "manual", job.pk)
     execution.refresh_from_db()
     assert (execution.status, execution.instance_id, execution.triggered_by) == (PENDING, A, user)
-    assert ScheduledJobLock.objects.get(execution=execution).locked_by == A
+    assert JobLease.objects.get(execution=execution).locked_by == A
     job.refresh_from_db()
     assert job.last_run_time == now, "a manual run's last_run_time is its claim time"
     assert job.next_run_time == now + timedelta(hours=1), "a manual run leaves the schedule alone"
@@ -368,7 +368,7 @@ def test_manual_run_over_max_instances_is_skipped():
     execution.refresh_from_db()
     assert execution.status == SKIPPED
     assert "max_instances (1)" in execution.error_message
-    assert not ScheduledJobLock.objects.filter(execution=execution).exists()
+    assert not JobLease.objects.filter(execution=execution).exists()
 
 
 def test_manual_run_is_not_missed_however_late_it_is_claimed():
@@ -389,12 +389,12 @@ def test_released_run_goes_back_and_another_process_claims_it():
 
     execution = JobExecution.objects.get(pk=run.execution_id)
     assert (execution.status, execution.instance_id) == (PENDING, "")
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
     [again] = runs_claim(instance_id=B, now=at(seconds=20))
     assert (again.execution_id, again.scheduled_time) == (run.execution_id, T0)
     execution.refresh_from_db()
     assert execution.instance_id == B
-    assert ScheduledJobLock.objects.get(execution=execution).locked_by == B
+    assert JobLease.objects.get(execution=execution).locked_by == B
     assert JobExecution.objects.filter(job=job).count() == 1
 
 
@@ -408,14 +408,14 @@ def test_released_scheduled_run_claimed_after_its_grace_time_is_missed():
     execution = JobExecution.objects.get(pk=run.execution_id)
     assert execution.status == MISSED
     assert "90.0s late" in execution.error_message
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
 
 
 def test_release_only_gives_back_this_process_runs_that_have_not_started():
     interval_job()
     [run] = runs_claim(instance_id=A, now=at(seconds=1))
     assert runs_release([run.execution_id], instance_id=B) == 0
-    assert ScheduledJobLock.objects.filter(execution_id=run.execution_id, locked_by=A).exists()
+    assert JobLease.objects.filter(execution_id=run.execution_id, locked_by=A).exists()
     JobExecution.objects.filter(pk=run.execution_id).update(status=ExecutionStatus.RUNNING)
     assert runs_release([run.execution_id], instance_id=A) == 0
     assert JobExecution.objects.get(pk=run.execution_id).instance_id == A
@@ -437,7 +437,7 @@ def test_existing_run_for_the_same_fire_time_is_not_duplicated_and_the_job_still
     assert [run.job_id for run in runs] == [other.pk], "the rest of the batch is claimed as usual"
     [execution] = executions_of(job)
     assert (execution.status, execution.instance_id) == (ExecutionStatus.SUCCESS, "someone-else")
-    assert not ScheduledJobLock.objects.filter(job=job).exists()
+    assert not JobLease.objects.filter(job=job).exists()
     job.refresh_from_db()
     assert job.next_run_time == at(minutes=5)
     # and the next fire time runs normally
@@ -448,7 +448,7 @@ def test_existing_run_for_the_same_fire_time_is_not_duplicated_and_the_job_still
 def test_moving_next_run_time_back_to_a_time_that_already_ran_does_not_run_it_again():
     job = interval_job()
     [first] = runs_claim(instance_id=A, now=at(seconds=1))
-    ScheduledJobLock.objects.all().delete()
+    JobLease.objects.all().delete()
     due_at(job, T0)  # a raw edit puts the job back on a fire time that already ran
 
     assert runs_claim(instance_id=B, now=at(seconds=30)) == []

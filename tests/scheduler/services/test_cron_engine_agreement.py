@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db.models import Min
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, ScheduledJobLock
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, JobLease
 from scheduler.services.claims import runs_claim
-from scheduler.services.jobs import job_next_fire_time, job_upcoming_fire_times
+from scheduler.services.schedules import job_next_fire_time, job_upcoming_fire_times
 from tests.factories import CronJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +96,7 @@ def simulate_engine(jobs, *, fires: int, lag: timedelta = timedelta(0)) -> dict[
             if len(fired[run.job_id]) == fires:
                 remaining.discard(run.job_id)
                 ScheduledJob.objects.filter(pk=run.job_id).update(is_enabled=False, next_run_time=None)
-        ScheduledJobLock.objects.all().delete()
+        JobLease.objects.all().delete()
     assert not remaining, "every claim must fire at least one run"
     assert set(JobExecution.objects.values_list("status", flat=True)) == {ExecutionStatus.PENDING}, (
         "no run was skipped or missed"

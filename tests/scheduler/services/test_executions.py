@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from scheduler.models import ExecutionStatus, ExecutionTrigger, JobExecution, ScheduledJobLock
+from scheduler.models import ExecutionStatus, ExecutionTrigger, JobExecution, JobLease
 from scheduler.services.executions import (
     InvalidTransition,
     RunEnded,
@@ -18,9 +18,9 @@ from scheduler.services.executions import (
     execution_miss,
     execution_skip,
     execution_start,
-    executions_cleanup,
     executions_record,
 )
+from scheduler.services.retention import executions_cleanup
 from scheduler.services.jobs import job_delete
 from tests.factories import ExecutionFactory, IntervalJobFactory
 from tests.scheduler.services.conftest import T0
@@ -44,7 +44,7 @@ def execution_of(job, status=S.PENDING, **fields):
 
 def lease_for(execution, instance="sched-1"):
     now = datetime.now(UTC)
-    return ScheduledJobLock.objects.create(
+    return JobLease.objects.create(
         job_id=execution.job_id,
         execution=execution,
         locked_by=instance,
@@ -193,7 +193,7 @@ def test_illegal_transition_is_refused_and_changes_nothing(job, status, op):
     row = stored(execution)
     assert row.status == status
     assert (row.error_message, row.finished_at, row.instance_id, row.result) == ("original", finished, "", None)
-    assert ScheduledJobLock.objects.filter(pk=lease.pk).exists()
+    assert JobLease.objects.filter(pk=lease.pk).exists()
 
 
 @pytest.mark.parametrize(
@@ -317,7 +317,7 @@ def test_a_run_started_and_ended_in_one_batch_is_recorded_whole(job):
     assert (row.status, row.result, row.duration_ms) == (S.SUCCESS, {"n": 1}, 250)
     assert (row.instance_id, row.hostname) == ("sched-1", "host-a")
     assert row.started_at == AT and row.finished_at == AT + timedelta(milliseconds=250)  # to the microsecond
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
 
 
 def test_a_run_started_in_one_batch_and_ended_in_the_next_keeps_its_start(job):
@@ -325,11 +325,11 @@ def test_a_run_started_in_one_batch_and_ended_in_the_next_keeps_its_start(job):
     lease_for(execution)
     executions_record([started(execution)], [])
     assert (stored(execution).status, stored(execution).started_at) == (S.RUNNING, AT)
-    assert ScheduledJobLock.objects.exists()
+    assert JobLease.objects.exists()
     executions_record([], [succeeded(execution, "done")])
     row = stored(execution)
     assert (row.status, row.started_at, row.result, row.hostname) == (S.SUCCESS, AT, "done", "host-a")
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
 
 
 def test_a_batched_failure_records_the_error_and_traceback(job):
@@ -346,7 +346,7 @@ def test_a_run_refused_before_it_started_fails_from_pending_without_a_start(job)
     executions_record([], [RunEnded(execution.pk, S.FAILED, None, AT, error="inactive")])
     row = stored(execution)
     assert (row.status, row.started_at, row.error_message, row.duration_ms) == (S.FAILED, None, "inactive", None)
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
 
 
 def test_a_batch_leaves_a_run_another_process_already_ended_as_it_was(job):
@@ -355,7 +355,7 @@ def test_a_batch_leaves_a_run_another_process_already_ended_as_it_was(job):
     executions_record([started(reaped)], [succeeded(reaped, "late")])
     row = stored(reaped)
     assert (row.status, row.error_message, row.result, row.started_at) == (S.FAILED, "lease expired", None, None)
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
 
 
 def test_an_end_that_cannot_apply_keeps_the_lease_so_the_run_expires_instead_of_hanging(job):
@@ -365,7 +365,7 @@ def test_an_end_that_cannot_apply_keeps_the_lease_so_the_run_expires_instead_of_
     lease_for(execution)
     executions_record([], [succeeded(execution, "done")])
     assert stored(execution).status == S.PENDING
-    assert ScheduledJobLock.objects.filter(execution=execution).exists()
+    assert JobLease.objects.filter(execution=execution).exists()
 
 
 @pytest.mark.parametrize(
@@ -405,15 +405,15 @@ def test_finishing_releases_the_runs_lease_only(job, outcome):
     lease_for(execution, "sched-1")
     kept = lease_for(neighbour, "sched-2")
     OPERATIONS[outcome](execution)
-    assert not ScheduledJobLock.objects.filter(execution=execution).exists()
-    assert list(ScheduledJobLock.objects.filter(job=job)) == [kept]
+    assert not JobLease.objects.filter(execution=execution).exists()
+    assert list(JobLease.objects.filter(job=job)) == [kept]
 
 
 def test_failing_a_pending_run_releases_its_lease(job):
     execution = execution_of(job)
     lease_for(execution)
     execution_fail(execution, error="lease expired: the process running it stopped")
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
 
 
 # --- history cleanup -------------------------------------------------------------------------

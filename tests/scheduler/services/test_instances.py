@@ -9,20 +9,18 @@ from scheduler.models import (
     ExecutionStatus,
     JobExecution,
     ScheduledJob,
-    ScheduledJobLock,
+    JobLease,
     SchedulerInstance,
 )
 from scheduler.services.claims import runs_claim
 from scheduler.services.executions import execution_start
 from scheduler.services.instances import (
-    LEASE_EXPIRED,
     executions_abandon,
     instance_heartbeat,
     instance_register,
     instance_stop,
-    leases_reap,
-    leases_renew,
 )
+from scheduler.services.leases import LEASE_EXPIRED, leases_reap, leases_renew
 from tests.factories import IntervalJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -51,8 +49,8 @@ def claim_one(instance_id: str, now: datetime) -> JobExecution:
     return JobExecution.objects.get(pk=run.execution_id)
 
 
-def lease_of(execution) -> ScheduledJobLock:
-    return ScheduledJobLock.objects.get(execution=execution)
+def lease_of(execution) -> JobLease:
+    return JobLease.objects.get(execution=execution)
 
 
 # --- registration, heartbeats, liveness ---------------------------------------------------------
@@ -141,9 +139,9 @@ def test_heartbeat_renews_the_leases_of_the_runs_the_process_is_executing(settin
 
     instance_heartbeat(A, running_execution_ids=[runs[running.pk]])
 
-    renewed = ScheduledJobLock.objects.get(execution_id=runs[running.pk]).expires_at
+    renewed = JobLease.objects.get(execution_id=runs[running.pk]).expires_at
     assert before + timedelta(seconds=300) <= renewed <= timezone.now() + timedelta(seconds=300)
-    assert ScheduledJobLock.objects.get(execution_id=runs[idle.pk]).expires_at == T0 + timedelta(seconds=300)
+    assert JobLease.objects.get(execution_id=runs[idle.pk]).expires_at == T0 + timedelta(seconds=300)
 
 
 def test_a_renewed_long_run_is_never_reaped(settings):
@@ -177,7 +175,7 @@ def test_reaping_fails_the_run_of_an_expired_lease_and_frees_its_slot(settings):
     assert execution.error_message == f"{LEASE_EXPIRED} (held by {A})"
     assert execution.error_message.startswith("lease expired: the process running it stopped")
     assert execution.finished_at is not None
-    assert not ScheduledJobLock.objects.filter(job=job).exists(), "the slot is free"
+    assert not JobLease.objects.filter(job=job).exists(), "the slot is free"
     next_run = claim_one(B, T0 + timedelta(minutes=10))
     assert (next_run.scheduled_time, next_run.status) == (T0 + timedelta(minutes=10), ExecutionStatus.PENDING)
     assert leases_reap(now=T0 + timedelta(minutes=11)) == 0, "each expired lease is reaped once"
@@ -216,7 +214,7 @@ def test_a_lease_left_behind_by_a_finished_run_is_removed_without_changing_the_o
     assert leases_reap(now=T0 + timedelta(days=1)) == 0
 
     assert JobExecution.objects.get(pk=execution.pk).status == ExecutionStatus.SUCCESS
-    assert not ScheduledJobLock.objects.exists()
+    assert not JobLease.objects.exists()
 
 
 # --- abandoning runs at shutdown ----------------------------------------------------------------
@@ -235,6 +233,6 @@ def test_abandon_fails_the_running_runs_with_the_reason_and_frees_their_slots():
     started.refresh_from_db()
     assert (started.status, started.error_message) == (ExecutionStatus.FAILED, reason)
     assert started.finished_at is not None
-    assert not ScheduledJobLock.objects.filter(execution=started).exists()
+    assert not JobLease.objects.filter(execution=started).exists()
     assert JobExecution.objects.get(pk=not_started.pk).status == ExecutionStatus.PENDING
     assert executions_abandon([started.pk], reason=reason) == 0, "a finished run is not failed again"

@@ -21,11 +21,10 @@ from scheduler.services.jobs import (
     job_enable,
     job_pause,
     job_resume,
-    job_schedule_describe,
     job_trigger,
-    job_upcoming_fire_times,
     job_update,
 )
+from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
 from scheduler.services.cron import cron_next_fire_times
 from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory, UserFactory
 from tests.scheduler.services.conftest import T0

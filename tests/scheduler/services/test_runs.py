@@ -10,15 +10,15 @@ from scheduler.models import (
     ExecutionTrigger,
     JobExecution,
     ScheduledJob,
-    ScheduledJobLock,
+    JobLease,
     TaskFunction,
 )
 from scheduler.services.claims import runs_claim
 from scheduler.services.executions import execution_start
-from scheduler.services.instances import LEASE_EXPIRED, leases_reap
+from scheduler.services.leases import LEASE_EXPIRED, leases_reap
 from scheduler.services.jobs import job_trigger
 from scheduler.services.runs import HOSTNAME, execution_run
-from tasks import registry
+from scheduler import registry
 from tests.factories import IntervalJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +68,7 @@ def recorder(monkeypatch, db):
 
 def test_success_records_the_json_result_duration_and_where_it_ran():
     execution = claimed_run(function("echo"), args=[1, "two"], kwargs={"three": [3]})
-    assert ScheduledJobLock.objects.filter(execution=execution).exists()
+    assert JobLease.objects.filter(execution=execution).exists()
 
     result = execution_run(execution.pk, instance_id=INSTANCE, hostname="worker-7")
 
@@ -80,7 +80,7 @@ def test_success_records_the_json_result_duration_and_where_it_ran():
     assert execution.started_at <= execution.finished_at
     assert execution.duration_ms is not None and execution.duration_ms >= 0
     assert (execution.instance_id, execution.hostname) == (INSTANCE, "worker-7")
-    assert not ScheduledJobLock.objects.filter(execution=execution).exists(), "the lease is given back"
+    assert not JobLease.objects.filter(execution=execution).exists(), "the lease is given back"
 
 
 def test_noop_succeeds_with_no_result_and_defaults_to_this_host():
@@ -113,7 +113,7 @@ def test_failure_records_the_error_message_and_traceback():
     assert execution.result is None
     assert execution.duration_ms is not None
     assert (execution.instance_id, execution.hostname) == (INSTANCE, "worker-1")
-    assert not ScheduledJobLock.objects.filter(execution=execution).exists()
+    assert not JobLease.objects.filter(execution=execution).exists()
 
 
 def test_job_args_and_kwargs_reach_the_function(recorder):
@@ -178,7 +178,7 @@ def test_inactive_task_function_fails_the_run_without_calling_code(recorder):
     assert execution.status == ExecutionStatus.FAILED
     assert f"Task function {RECORDER!r} is inactive" in execution.error_message
     assert execution.started_at is None and execution.traceback == ""
-    assert not ScheduledJobLock.objects.filter(execution=execution).exists()
+    assert not JobLease.objects.filter(execution=execution).exists()
 
 
 def test_unregistered_task_function_fails_the_run_with_a_clear_message():
@@ -192,7 +192,7 @@ def test_unregistered_task_function_fails_the_run_with_a_clear_message():
     assert "'tasks.functions.deleted_in_code' is not registered" in execution.error_message
     assert "sync_task_functions" in execution.error_message
     assert execution.started_at is None
-    assert not ScheduledJobLock.objects.filter(execution=execution).exists()
+    assert not JobLease.objects.filter(execution=execution).exists()
 
 
 def test_a_run_started_elsewhere_is_left_alone_even_if_its_function_became_inactive(recorder):

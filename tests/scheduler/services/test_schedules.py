@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.services.schedules import interval_describe, interval_next_fire_time
+from scheduler.services.schedules import interval_next_fire_time
 
 
 def utc(*args) -> datetime:
@@ -36,24 +36,3 @@ def test_interval_grid_with_an_uneven_interval_has_no_drift():
     interval = timedelta(seconds=7, microseconds=1)
     after = ANCHOR + interval * 1_000_000
     assert interval_next_fire_time(ANCHOR, interval, after) == ANCHOR + interval * 1_000_001
-
-
-@pytest.mark.parametrize(
-    "seconds, words",
-    [
-        (1, "every second"),
-        (5, "every 5 seconds"),
-        (60, "every minute"),
-        (90, "every 1 minute 30 seconds"),
-        (300, "every 5 minutes"),
-        (3600, "every hour"),
-        (5400, "every 1 hour 30 minutes"),
-        (7200, "every 2 hours"),
-        (86400, "every day"),
-        (172800, "every 2 days"),
-        (90061, "every 1 day 1 hour 1 minute 1 second"),
-        (0, "never"),
-    ],
-)
-def test_interval_describe(seconds, words):
-    assert interval_describe(seconds) == words

@@ -6,8 +6,8 @@ from django.core.management import call_command
 from scheduler.models import TaskFunction
 from scheduler.services.jobs import job_trigger
 from scheduler.services.task_functions import TaskFunctionUnavailable, task_function_resolve, task_functions_sync
-from tasks import registry
-from tasks.registry import task_function
+from scheduler import registry
+from scheduler.registry import task_function
 from tests.factories import IntervalJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -101,11 +101,11 @@ def test_removed_function_keeps_its_jobs_but_they_refuse_to_run(clean_registry):
         job_trigger(job)
     assert "inactive" in " ".join(exc.value.message_dict["task_function"])
     with pytest.raises(TaskFunctionUnavailable, match="inactive"):
-        task_function_resolve(job.task_function)
+        task_function_resolve(job.task_function.name, active=job.task_function.is_active)
 
 
 def test_resolve_returns_the_registered_code():
-    spec = task_function_resolve(TaskFunction.objects.get(name="tasks.functions.echo"))
+    spec = task_function_resolve("tasks.functions.echo", active=True)
     assert spec.name == "tasks.functions.echo"
     assert spec.func(1, a=2) == {"args": [1], "kwargs": {"a": 2}}
 
@@ -114,7 +114,7 @@ def test_resolve_refuses_an_inactive_function_even_if_still_in_code():
     row = TaskFunction.objects.get(name="tasks.functions.noop")
     row.is_active = False
     with pytest.raises(TaskFunctionUnavailable) as exc:
-        task_function_resolve(row)
+        task_function_resolve(row.name, active=row.is_active)
     assert "'tasks.functions.noop' is inactive" in str(exc.value)
     assert "another task function" in str(exc.value)
 
@@ -122,7 +122,7 @@ def test_resolve_refuses_an_inactive_function_even_if_still_in_code():
 def test_resolve_refuses_a_row_whose_code_is_not_registered():
     row = TaskFunction.objects.create(name="os.system")  # a row someone added by hand
     with pytest.raises(TaskFunctionUnavailable) as exc:
-        task_function_resolve(row)
+        task_function_resolve(row.name, active=row.is_active)
     assert "'os.system' is not registered" in str(exc.value)
     assert "sync_task_functions" in str(exc.value)
 

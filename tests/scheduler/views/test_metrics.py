@@ -7,7 +7,7 @@ from django.db import OperationalError
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from scheduler.models import ScheduledJobLock, SchedulerInstance
+from scheduler.models import JobLease, SchedulerInstance
 from scheduler.services.executions import (
     execution_fail,
     execution_finish,
@@ -128,8 +128,8 @@ def test_instances_leases_and_job_states(client, job):
     )
     live = scheduled_run(job)
     stale = scheduled_run(job, lag_seconds=5)
-    ScheduledJobLock.objects.create(job=job, execution=live, locked_by="a", locked_at=now, expires_at=now + timedelta(hours=1))
-    ScheduledJobLock.objects.create(job=job, execution=stale, locked_by="c", locked_at=now, expires_at=now - timedelta(seconds=1))
+    JobLease.objects.create(job=job, execution=live, locked_by="a", locked_at=now, expires_at=now + timedelta(hours=1))
+    JobLease.objects.create(job=job, execution=stale, locked_by="c", locked_at=now, expires_at=now - timedelta(seconds=1))
     job_pause(IntervalJobFactory())
     job_disable(IntervalJobFactory())
 

@@ -1,12 +1,14 @@
 """Announcements to running scheduler processes that jobs or manual runs changed."""
 import json
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.dispatch import Signal
 
-NOTIFY_CHANNEL = "scheduler_changes"
+from scheduler.backends import backend
 
-# Sent in-process after commit; the engine listens to it when it shares the process.
+# Sent in-process after each announcement, for code sharing the process that wants to know (the
+# test suite records announcements with it). Scheduler processes hear of changes through the
+# database backend: LISTEN/NOTIFY on PostgreSQL, their poll on SQLite.
 schedule_changed = Signal()
 
 
@@ -15,9 +17,7 @@ def changes_announce(*, job_id: int | None = None, execution_id: int | None = No
     payload = json.dumps({"job": job_id, "execution": execution_id})
 
     def send():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, payload])
+        backend().changes_announce(payload)
         schedule_changed.send(sender=None, job_id=job_id, execution_id=execution_id)
 
     transaction.on_commit(send)

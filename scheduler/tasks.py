@@ -1,15 +1,14 @@
-"""Celery tasks: the worker side of offloaded runs. Thin: they call the run services."""
+"""The Celery task: the worker side of offloaded runs. Thin: it calls the run services."""
 import threading
 
 from celery import shared_task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
+from django.db import connection
 
-from scheduler.services.instances import leases_renew
-from scheduler.services.offload import offloaded_run_lost
+from scheduler.services.leases import leases_renew
+from scheduler.services.offload import RUN_OFFLOADED, offloaded_run_lost
 from scheduler.services.runs import HOSTNAME, execution_run
-
-RUN_OFFLOADED = "scheduler.run_offloaded"
 
 
 @shared_task(
@@ -40,8 +39,6 @@ def run_offloaded(self, execution_id: int):
 
 
 def _renew_lease(execution_id: int, stop: threading.Event) -> None:
-    from django.db import connection
-
     interval = max(1.0, settings.SCHEDULER_LOCK_TTL / 3)
     while not stop.wait(interval):
         try:

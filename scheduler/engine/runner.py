@@ -1,0 +1,73 @@
+"""Runs what the job store claimed: inline task functions through the recorder, offloaded ones
+sent to Celery; keeps account of claimed and running runs for heartbeats and for a clean stop."""
+import logging
+import threading
+import time
+
+from django.db import connection
+
+from scheduler.services.offload import offloaded_run_send
+from scheduler.services.runs import Recorder, run_target_execute
+
+logger = logging.getLogger("scheduler.engine")
+
+
+class Runner:
+    def __init__(self, *, instance_id: str, hostname: str, recorder: Recorder):
+        self.instance_id = instance_id
+        self.hostname = hostname
+        self.recorder = recorder
+        self._claimed: set[int] = set()
+        self._running: set[int] = set()
+        self._closed = False  # set by close(): no run starts in this process after it
+        self._lock = threading.Condition()
+        self.log_extra = {"instance_id": instance_id}
+
+    def claimed(self, runs) -> None:
+        """The job store claimed these runs; they are this process's until they end or go back."""
+        with self._lock:
+            self._claimed.update(run.execution_id for run in runs)
+
+    def held(self) -> set[int]:
+        """Runs claimed and not yet ended: their leases are renewed with each heartbeat."""
+        with self._lock:
+            return set(self._claimed)
+
+    def dispatch(self, run) -> None:
+        """Runs in an executor thread: inline functions run here; offloaded ones are sent to
+        Celery (or, with no broker configured, run here through the same Celery task)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._running.add(run.execution_id)
+        try:
+            if run.offload:
+                offloaded_run_send(run.execution_id)
+            else:
+                run_target_execute(run.target, instance_id=self.instance_id, hostname=self.hostname,
+                                   recorder=self.recorder)
+        except Exception:
+            logger.exception(
+                "Run of execution %s could not be recorded; its lease will expire and fail it",
+                run.execution_id, extra={**self.log_extra, "job_id": run.job_id, "execution_id": run.execution_id},
+            )
+            connection.close()
+        finally:
+            with self._lock:
+                self._running.discard(run.execution_id)
+                self._claimed.discard(run.execution_id)
+                self._lock.notify_all()
+
+    def close(self, timeout: float) -> tuple[set[int], set[int]]:
+        """Let claimed runs finish for up to `timeout` seconds, then let no more start.
+
+        Returns (runs never started, runs still running). From here a run still queued never
+        starts: it is given back for another process, and starting it here too could run it twice.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._claimed and time.monotonic() < deadline:
+                self._lock.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+            self._closed = True
+            running = set(self._running)
+            return set(self._claimed) - running, running

@@ -1,0 +1,74 @@
+"""Leases: a job's max_instances slots, taken with a run's claim, renewed while it runs, released
+when it ends, and reaped when the process holding one stops renewing it."""
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from scheduler.models import JobLease
+from scheduler.services.executions import InvalidTransition, execution_fail
+
+logger = logging.getLogger("scheduler.leases")
+LEASE_EXPIRED = "lease expired: the process running it stopped"
+REAP_BATCH = 500
+
+
+def lease_expiry(now: datetime) -> datetime:
+    """When a lease taken or renewed at `now` runs out (SCHEDULER_LOCK_TTL later)."""
+    return now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL)
+
+
+def leases_held(job_ids, now: datetime) -> dict[int, int]:
+    """Live leases per job id, across all processes; jobs holding none are absent."""
+    return dict(
+        JobLease.objects.live(now).filter(job_id__in=set(job_ids)).values_list("job_id").annotate(n=Count("pk"))
+    )
+
+
+def lease_reserve(job, held: dict[int, int]) -> str:
+    """Count one more live lease for the job, or say why its run is skipped (held is updated).
+
+    Callers hold the job's row lock, which serialises lease counting for the job across processes.
+    """
+    if held.get(job.pk, 0) >= job.max_instances:
+        return f"skipped: max_instances ({job.max_instances}) runs of this job were already running"
+    held[job.pk] = held.get(job.pk, 0) + 1
+    return ""
+
+
+def leases_renew(execution_ids, *, now=None) -> int:
+    """Push back the expiry of live runs' leases, so a healthy long run is never reclaimed."""
+    now = now or timezone.now()
+    return JobLease.objects.of_executions(execution_ids).update(expires_at=lease_expiry(now))
+
+
+def leases_release(execution_ids, *, instance_id: str) -> None:
+    """Give up the leases this process holds for runs it hands back unstarted."""
+    JobLease.objects.of_executions(execution_ids).filter(locked_by=instance_id).delete()
+
+
+def leases_reap(*, now=None) -> int:
+    """Fail the executions whose lease expired and free their max_instances slots.
+
+    Also sweeps leases left behind by runs that finished (a process that stopped between
+    recording a run's end and deleting its lease), so they stop counting against max_instances.
+    """
+    now = now or timezone.now()
+    JobLease.objects.of_finished_runs().delete()
+    reaped = 0
+    for lease in JobLease.objects.expired(now).select_related("execution")[:REAP_BATCH]:
+        execution = lease.execution
+        try:
+            execution_fail(execution, error=f"{LEASE_EXPIRED} (held by {lease.locked_by})")
+            reaped += 1
+            logger.warning(
+                "Execution %s of job %s failed: %s (held by %s)",
+                execution.pk, lease.job_id, LEASE_EXPIRED, lease.locked_by,
+                extra={"job_id": lease.job_id, "execution_id": execution.pk},
+            )
+        except InvalidTransition:
+            pass
+        JobLease.objects.filter(pk=lease.pk, expires_at__lte=now).delete()
+    return reaped
