@@ -21,7 +21,7 @@ HARD_LIMIT_MARGIN = 30
 # Redis delivers priority 0 first; job priority is "higher runs first".
 CELERY_PRIORITY_LEVELS = 10
 # Kombu's producer pool is not safe to set up from several threads at once (a message was seen
-# lost that way); publishing takes about a millisecond, so one sender at a time costs little.
+# lost that way); publishing one message is quick, so one sender at a time costs little.
 _send_lock = threading.Lock()
 SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
 

@@ -33,8 +33,8 @@ class Command(BaseCommand):
         "one. Stops cleanly on SIGINT/SIGTERM."
     )
     # Like a Celery worker, the scheduler leaves Django's system checks to `manage.py check
-    # --deploy` and the web process: they import the URLconf and the whole API, a tenth of a
-    # second of a start-up that should reach its first run within one.
+    # --deploy` and the web process: they import the URLconf and the whole API, which a process
+    # that should reach its first run at once has no use for.
     requires_system_checks = []
 
     def add_arguments(self, parser):

@@ -1,11 +1,16 @@
-"""Fixtures for the service tests: a controllable clock and a recorder of after-commit announcements."""
+"""Fixtures and helpers for the service tests: a controllable clock, a recorder of after-commit
+announcements, executions at distinct times, and claimed runs with their leases."""
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
-from scheduler.models import TaskFunction
+from scheduler.enums import ExecutionStatus
+from scheduler.models import JobExecution, JobLease, ScheduledJob, TaskFunction
 from scheduler.services.changes import schedule_changed
+from scheduler.services.claims import runs_claim
+from tests.factories import ExecutionFactory, IntervalJobFactory
 
 # A Monday at noon UTC: far from any DST change in the zones the job tests use.
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -59,3 +64,40 @@ def noop(db):
 def retired_function(db):
     """A task function that was removed from code: its row stays, inactive."""
     return TaskFunction.objects.create(name="tasks.functions.retired", is_active=False)
+
+
+_slots = itertools.count()
+
+
+def execution_of(job, status=ExecutionStatus.PENDING, **fields):
+    """An execution of `job` in `status`, at a scheduled time no other test execution uses."""
+    fields.setdefault("scheduled_time", datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=next(_slots)))
+    return ExecutionFactory(job=job, status=status, **fields)
+
+
+# Two scheduler processes.
+A, B = "instance-a", "instance-b"
+
+
+@pytest.fixture
+def only_test_jobs(db):
+    """Take the built-in jobs off the schedule, so a claim only sees the jobs a test creates."""
+    ScheduledJob.objects.update(is_enabled=False, next_run_time=None)
+
+
+def interval_job(**fields) -> ScheduledJob:
+    """A job every 5 minutes, due at T0."""
+    fields.setdefault("interval_minutes", 5)
+    job = IntervalJobFactory(**fields)
+    ScheduledJob.objects.filter(pk=job.pk).update(next_run_time=T0)
+    job.refresh_from_db()
+    return job
+
+
+def claim_one(instance_id: str, now: datetime) -> JobExecution:
+    [run] = runs_claim(instance_id=instance_id, now=now)
+    return JobExecution.objects.get(pk=run.execution_id)
+
+
+def lease_of(execution) -> JobLease:
+    return JobLease.objects.get(execution=execution)

@@ -1,12 +1,9 @@
 """Tests of the execution services: the lifecycle, what each step records, leases, and history cleanup."""
 import decimal
-import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from scheduler.models import ExecutionStatus, ExecutionTrigger, JobExecution, JobLease
 from scheduler.services.executions import (
@@ -20,26 +17,17 @@ from scheduler.services.executions import (
     execution_start,
     executions_record,
 )
-from scheduler.services.retention import executions_cleanup
-from scheduler.services.jobs import job_delete
-from tests.factories import ExecutionFactory, IntervalJobFactory
-from tests.scheduler.services.conftest import T0
+from tests.factories import IntervalJobFactory
+from tests.scheduler.services.conftest import T0, execution_of
 
 pytestmark = pytest.mark.django_db
 
 S = ExecutionStatus
-_slots = itertools.count()
 
 
 @pytest.fixture
 def job(db):
     return IntervalJobFactory()
-
-
-def execution_of(job, status=S.PENDING, **fields):
-    """An execution of `job` in `status`, at a scheduled time no other test execution uses."""
-    fields.setdefault("scheduled_time", datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=next(_slots)))
-    return ExecutionFactory(job=job, status=status, **fields)
 
 
 def lease_for(execution, instance="sched-1"):
@@ -414,91 +402,3 @@ def test_failing_a_pending_run_releases_its_lease(job):
     lease_for(execution)
     execution_fail(execution, error="lease expired: the process running it stopped")
     assert not JobLease.objects.exists()
-
-
-# --- history cleanup -------------------------------------------------------------------------
-
-
-def aged(execution, days: float, now=T0):
-    JobExecution.objects.filter(pk=execution.pk).update(created_at=now - timedelta(days=days))
-    return execution
-
-
-def remaining_ids(*executions):
-    return set(JobExecution.objects.filter(pk__in=[e.pk for e in executions]).values_list("pk", flat=True))
-
-
-def test_cleanup_deletes_finished_runs_older_than_the_retention(job, clock, settings):
-    settings.SCHEDULER_HISTORY_RETENTION_DAYS = 30
-    old_finished = [aged(execution_of(job, status=s), 31) for s in (S.SUCCESS, S.FAILED, S.SKIPPED, S.MISSED)]
-    recent = [aged(execution_of(job, status=s), 29) for s in (S.SUCCESS, S.FAILED)]
-    old_unfinished = [aged(execution_of(job, status=s), 400) for s in (S.PENDING, S.RUNNING)]
-    assert executions_cleanup() == 4
-    assert remaining_ids(*old_finished) == set()
-    assert remaining_ids(*recent, *old_unfinished) == {e.pk for e in (*recent, *old_unfinished)}
-
-
-def test_cleanup_follows_the_retention_setting(job, clock, settings):
-    settings.SCHEDULER_HISTORY_RETENTION_DAYS = 7
-    week_old = aged(execution_of(job, status=S.SUCCESS), 8)
-    fresh = aged(execution_of(job, status=S.SUCCESS), 6)
-    assert executions_cleanup() == 1
-    assert remaining_ids(week_old, fresh) == {fresh.pk}
-
-
-def test_cleanup_argument_overrides_the_setting(job, clock, settings):
-    settings.SCHEDULER_HISTORY_RETENTION_DAYS = 30
-    ten_days = aged(execution_of(job, status=S.SUCCESS), 10)
-    assert executions_cleanup(older_than_days=5) == 1
-    assert remaining_ids(ten_days) == set()
-
-
-def test_cleanup_cutoff_is_exclusive(job, clock):
-    on_cutoff = aged(execution_of(job, status=S.SUCCESS), 30)
-    just_past = aged(execution_of(job, status=S.SUCCESS), 30 + 1 / 86400)
-    assert executions_cleanup(older_than_days=30) == 1
-    assert remaining_ids(on_cutoff, just_past) == {on_cutoff.pk}
-
-
-def test_cleanup_with_zero_days_deletes_every_finished_run(job, clock):
-    done = [execution_of(job, status=S.SUCCESS), execution_of(job, status=S.FAILED)]
-    running = execution_of(job, status=S.RUNNING)
-    clock.advance(seconds=1)
-    assert executions_cleanup(older_than_days=0) == 2
-    assert remaining_ids(*done, running) == {running.pk}
-
-
-def test_cleanup_never_touches_pending_or_running_runs(job, clock):
-    unfinished = [aged(execution_of(job, status=s), 3650) for s in (S.PENDING, S.RUNNING)]
-    assert executions_cleanup(older_than_days=0) == 0
-    assert remaining_ids(*unfinished) == {e.pk for e in unfinished}
-
-
-def test_cleanup_includes_deleted_jobs_history(job, clock):
-    old = aged(execution_of(job, status=S.SUCCESS), 60)
-    job_delete(job)
-    assert executions_cleanup(older_than_days=30) == 1
-    assert remaining_ids(old) == set()
-
-
-def test_cleanup_dry_run_counts_without_deleting(job, clock):
-    old = [aged(execution_of(job, status=S.SUCCESS), 40) for _ in range(3)]
-    aged(execution_of(job, status=S.RUNNING), 40)
-    assert executions_cleanup(older_than_days=30, dry_run=True) == 3
-    assert remaining_ids(*old) == {e.pk for e in old}
-
-
-@pytest.mark.parametrize("count, batch_size, batches", [(5, 2, 3), (4, 2, 2), (3, 1000, 1), (1, 1, 1)])
-def test_cleanup_deletes_in_batches(job, clock, count, batch_size, batches):
-    old = [aged(execution_of(job, status=S.SUCCESS), 40) for _ in range(count)]
-    keep = aged(execution_of(job, status=S.SUCCESS), 1)
-    with CaptureQueriesContext(connection) as queries:
-        assert executions_cleanup(older_than_days=30, batch_size=batch_size) == count
-    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('DELETE FROM "scheduler_jobexecution"')]
-    assert len(deletes) == batches
-    assert remaining_ids(*old, keep) == {keep.pk}
-
-
-def test_cleanup_refuses_a_negative_age():
-    with pytest.raises(ValueError):
-        executions_cleanup(older_than_days=-1)
