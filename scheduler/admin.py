@@ -19,7 +19,7 @@ FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
 RECENT_EXECUTIONS = 20
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnly:
     """Rows written only by the scheduler itself: viewable, never edited by hand."""
 
     def has_add_permission(self, request, obj=None):
@@ -30,6 +30,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+    pass
 
 
 @admin.register(TaskFunction)
@@ -90,7 +94,7 @@ class RecentExecutionsFormSet(forms.BaseInlineFormSet):
         return super().get_queryset().order_by("-created_at", "-pk")[:RECENT_EXECUTIONS]
 
 
-class RecentExecutionsInline(admin.TabularInline):
+class RecentExecutionsInline(ReadOnly, admin.TabularInline):
     model = JobExecution
     formset = RecentExecutionsFormSet
     verbose_name_plural = f"Recent executions (newest {RECENT_EXECUTIONS})"
@@ -100,15 +104,6 @@ class RecentExecutionsInline(admin.TabularInline):
     extra = 0
     max_num = 0
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Execution")
     def execution_link(self, execution):

@@ -18,9 +18,8 @@ ALLOWED_SOURCES = {
     S.RUNNING: {S.PENDING},
     S.SUCCESS: {S.RUNNING},
     S.FAILED: {S.PENDING, S.RUNNING},
-    S.SKIPPED: {S.PENDING},
-    S.MISSED: {S.PENDING},
 }
+# Skipped and missed runs never start: a claim records them so when it inserts or takes them.
 
 
 class InvalidTransition(Exception):
@@ -87,16 +86,6 @@ def _lease_release(execution: JobExecution) -> None:
     """Free the run's max_instances slot. This need not share a transaction with the status
     change: a lease left behind by a crash in between is swept by services.leases.leases_reap."""
     JobLease.objects.of_executions([execution.pk]).delete()
-
-
-def execution_skip(execution: JobExecution, *, reason: str) -> JobExecution:
-    """Record a run that did not start because the job's max_instances slots were all taken."""
-    return _transition(execution, S.SKIPPED, finished_at=timezone.now(), error_message=reason)
-
-
-def execution_miss(execution: JobExecution, *, reason: str) -> JobExecution:
-    """Record a run that did not start because it was later than the job's misfire grace time."""
-    return _transition(execution, S.MISSED, finished_at=timezone.now(), error_message=reason)
 
 
 def _duration_ms(execution: JobExecution, now) -> int | None:

@@ -12,8 +12,6 @@ from scheduler.services.executions import (
     RunStarted,
     execution_fail,
     execution_finish,
-    execution_miss,
-    execution_skip,
     execution_start,
     executions_record,
 )
@@ -99,22 +97,6 @@ def test_pending_run_that_could_not_start_fails_without_a_duration(job, clock):
     assert row.error_message == "task function is inactive"
 
 
-def test_skip_records_why_the_run_did_not_start(job, clock):
-    execution = execution_skip(execution_of(job), reason="max_instances (1) reached")
-    row = stored(execution)
-    assert row.status == S.SKIPPED
-    assert row.error_message == "max_instances (1) reached"
-    assert row.finished_at == T0 and row.started_at is None and row.duration_ms is None
-
-
-def test_miss_records_why_the_run_did_not_start(job, clock):
-    execution = execution_miss(execution_of(job), reason="started 300 s late; grace time is 60 s")
-    row = stored(execution)
-    assert row.status == S.MISSED
-    assert row.error_message == "started 300 s late; grace time is 60 s"
-    assert row.finished_at == T0 and row.started_at is None
-
-
 def test_long_error_is_truncated(job):
     execution = execution_start(execution_of(job))
     execution_fail(execution, error="x" * 20000)
@@ -147,16 +129,12 @@ OPERATIONS = {
     "start": lambda e: execution_start(e, instance_id="late"),
     "finish": lambda e: execution_finish(e, result="late"),
     "fail": lambda e: execution_fail(e, error="late"),
-    "skip": lambda e: execution_skip(e, reason="late"),
-    "miss": lambda e: execution_miss(e, reason="late"),
 }
 ALLOWED = {
     ("pending", "start"),
     ("running", "finish"),
     ("pending", "fail"),
     ("running", "fail"),
-    ("pending", "skip"),
-    ("pending", "miss"),
 }
 ILLEGAL = [
     pytest.param(status, op, id=f"{status}-{op}")
@@ -167,7 +145,7 @@ ILLEGAL = [
 
 
 def test_every_state_is_covered():
-    assert len(ILLEGAL) == len(S.values) * len(OPERATIONS) - len(ALLOWED) == 24
+    assert len(ILLEGAL) == len(S.values) * len(OPERATIONS) - len(ALLOWED) == 14
 
 
 @pytest.mark.parametrize("status, op", ILLEGAL)
@@ -186,7 +164,7 @@ def test_illegal_transition_is_refused_and_changes_nothing(job, status, op):
 
 @pytest.mark.parametrize(
     "status, op",
-    [("success", "start"), ("running", "skip"), ("failed", "finish"), ("pending", "finish"), ("missed", "start")],
+    [("success", "start"), ("running", "start"), ("failed", "finish"), ("pending", "finish"), ("missed", "start")],
 )
 def test_refusal_says_what_the_state_is_and_what_is_allowed(job, status, op):
     execution = execution_of(job, status=status)

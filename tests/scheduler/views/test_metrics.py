@@ -7,12 +7,11 @@ from django.db import OperationalError
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from scheduler.enums import ExecutionStatus as S
 from scheduler.models import JobLease, SchedulerInstance
 from scheduler.services.executions import (
     execution_fail,
     execution_finish,
-    execution_miss,
-    execution_skip,
     execution_start,
 )
 from scheduler.services.jobs import job_disable, job_pause, job_trigger
@@ -66,8 +65,9 @@ def test_runs_by_job_and_status_change_when_runs_happen(client, job):
     assert value(after_success, "scheduler_job_last_run_success", **job_labels(job)) == 1
 
     execution_fail(scheduled_run(job, lag_seconds=1), error="boom")
-    execution_skip(ExecutionFactory(job=job, scheduled_time=timezone.now() - timedelta(seconds=2)), reason="full")
-    execution_miss(ExecutionFactory(job=job, scheduled_time=timezone.now() - timedelta(seconds=3)), reason="late")
+    for status, seconds_ago in ((S.SKIPPED, 2), (S.MISSED, 3)):  # as a claim records them
+        ExecutionFactory(job=job, status=status, scheduled_time=timezone.now() - timedelta(seconds=seconds_ago),
+                         finished_at=timezone.now())
     job_trigger(job)
     after = scrape(client)
     for status, count in (("success", 1), ("failed", 1), ("skipped", 1), ("missed", 1), ("pending", 1)):
