@@ -42,14 +42,15 @@ test: test-sqlite test-postgres
 test-sqlite: $(VENV)/.test-installed
 	$(PY) -m pytest -m "not postgres" $(PYTEST_ARGS)
 
+# The whole suite again on PostgreSQL, with the multi-process tests: one SKIPPED line on a laptop
+# without a server at TEST_DATABASE_URL, a failure in CI.
 test-postgres: $(VENV)/.test-installed
-	@if $(PY) scripts/service_check.py postgres "$(TEST_DATABASE_URL)"; then \
+	@if reason=$$($(PY) scripts/service_check.py postgres "$(TEST_DATABASE_URL)" 2>&1); then \
 		DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
 	elif [ -n "$$CI" ]; then \
-		echo "FAILED: PostgreSQL is not reachable at $(TEST_DATABASE_URL); CI needs it."; exit 1; \
+		echo "FAILED: the PostgreSQL pass: $$reason (CI requires it)"; exit 1; \
 	else \
-		echo "SKIPPED the PostgreSQL pass: no server at $(TEST_DATABASE_URL)."; \
-		echo "  Start PostgreSQL (or set TEST_DATABASE_URL) to run the multi-process tests."; \
+		echo "SKIPPED the PostgreSQL pass: $$reason; start it or set TEST_DATABASE_URL (README: Running the tests)"; \
 	fi
 
 # Lint and format check (configured in pyproject.toml); `.ci/run` runs it before `make test`.
