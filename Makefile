@@ -54,9 +54,13 @@ test-postgres: $(VENV)/.test-installed
 	fi
 
 # Lint and format check (configured in pyproject.toml); `.ci/run` runs it before `make test`.
+# Both always run, so that one run lists every finding, one line each (`ruff check FILE` explains
+# one; `ruff format --diff FILE` shows what the formatter would change).
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	@status=0; \
+	echo "ruff check ."; $(VENV)/bin/ruff check --output-format concise . || status=1; \
+	echo "ruff format --check ."; $(VENV)/bin/ruff format --check --output-format concise . || status=1; \
+	exit $$status
 
 # Benchmarks beside django-celery-beat and pgbench (README "Performance"); not part of `make test`.
 # Needs PostgreSQL (BENCH_POSTGRES_URL; it drops and recreates the scheduler_bench database), Redis
