@@ -2,8 +2,9 @@
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 DJANGO_SETTINGS_MODULE=config.settings.production
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+# The runtime set only: no pytest, Playwright, schemathesis or ruff in the image.
+COPY requirements/base.txt requirements/base.txt
+RUN pip install --no-cache-dir -r requirements/base.txt
 COPY . .
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput
 RUN useradd --create-home app

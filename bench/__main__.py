@@ -1,4 +1,5 @@
 """`python -m bench`: every measurement on a fresh PostgreSQL database, printed as one table."""
+
 import argparse
 import hashlib
 import os
@@ -15,10 +16,26 @@ from bench import harness
 from bench.harness import ARTIFACTS, ROOT, Series
 from bench.report import cell, ratio, section, verdict
 
-FULL = {"burst_jobs": 10_000, "scale_jobs": 100_000, "scale_small_jobs": 1_000, "scale_minutes": 2,
-        "lag_window": 30, "baseline_window": 30, "pgbench_seconds": 10, "repeat": 3}
-QUICK = {"burst_jobs": 2_000, "scale_jobs": 10_000, "scale_small_jobs": 1_000, "scale_minutes": 1,
-         "lag_window": 10, "baseline_window": 10, "pgbench_seconds": 3, "repeat": 1}
+FULL = {
+    "burst_jobs": 10_000,
+    "scale_jobs": 100_000,
+    "scale_small_jobs": 1_000,
+    "scale_minutes": 2,
+    "lag_window": 30,
+    "baseline_window": 30,
+    "pgbench_seconds": 10,
+    "repeat": 3,
+}
+QUICK = {
+    "burst_jobs": 2_000,
+    "scale_jobs": 10_000,
+    "scale_small_jobs": 1_000,
+    "scale_minutes": 1,
+    "lag_window": 10,
+    "baseline_window": 10,
+    "pgbench_seconds": 3,
+    "repeat": 1,
+}
 PARTS = ("pgbench", "burst", "burst3", "beat-burst", "lag", "propagation", "scale", "beat-scale")
 
 
@@ -28,23 +45,37 @@ def parse_args(argv):
         description="Benchmark the scheduler engine (burst, scale, lag, propagation) beside "
         "django-celery-beat and pgbench, on a PostgreSQL database it drops and recreates.",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller sizes and windows, one run each: a smoke run of a few minutes")
-    parser.add_argument("--repeat", type=int, help="runs per measurement; figures are medians "
-                        "(default 3; 1 with --quick)")
-    parser.add_argument("--scale-minutes", type=int, help="whole minutes measured in the scale "
-                        "windows (default 2; 1 with --quick)")
-    parser.add_argument("--lag-window", type=int, help="seconds of the 50 runs/s lag window (default 30; 10 with --quick)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and windows, one run each: a smoke run of a few minutes"
+    )
+    parser.add_argument(
+        "--repeat", type=int, help="runs per measurement; figures are medians (default 3; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--scale-minutes", type=int, help="whole minutes measured in the scale windows (default 2; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--lag-window", type=int, help="seconds of the 50 runs/s lag window (default 30; 10 with --quick)"
+    )
     parser.add_argument("--burst-jobs", type=int, help="jobs due at once (default 10,000; 2,000 with --quick)")
-    parser.add_argument("--scale-jobs", type=int, help="cron jobs of the scale test (default 100,000; 10,000 with --quick)")
-    parser.add_argument("--baseline-window", type=int, help="seconds django-celery-beat gets to send a "
-                        "burst before its rate is extrapolated (default 30; 10 with --quick)")
+    parser.add_argument(
+        "--scale-jobs", type=int, help="cron jobs of the scale test (default 100,000; 10,000 with --quick)"
+    )
+    parser.add_argument(
+        "--baseline-window",
+        type=int,
+        help="seconds django-celery-beat gets to send a "
+        "burst before its rate is extrapolated (default 30; 10 with --quick)",
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
-    parser.add_argument("--profile", action="store_true",
-                        help="record py-spy profiles (threads holding the GIL) of the first 1-process "
-                        "burst and of the first measured minute at the larger scale size, into "
-                        "artifacts/profile-*.txt (summarise with python -m bench.profile); profiling "
-                        "slows the processes, so take figures from a run without it")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record py-spy profiles (threads holding the GIL) of the first 1-process "
+        "burst and of the first measured minute at the larger scale size, into "
+        "artifacts/profile-*.txt (summarise with python -m bench.profile); profiling "
+        "slows the processes, so take figures from a run without it",
+    )
     parser.add_argument("--output", default=str(ARTIFACTS / "bench.txt"), help="where the table is written too")
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
@@ -98,6 +129,7 @@ def setup():
 
 def engine_state() -> str:
     """Which engine was measured: the commit, and a fingerprint of uncommitted engine changes."""
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
@@ -108,7 +140,8 @@ def engine_state() -> str:
     if not diff:
         return f"commit {head}"
     changed = len(git("diff", "HEAD", "--name-only", "--", "scheduler", "tasks", "config").splitlines())
-    return f"commit {head} + uncommitted changes to {changed} engine file(s) (diff {hashlib.sha1(diff.encode()).hexdigest()[:10]})"
+    digest = hashlib.sha1(diff.encode()).hexdigest()[:10]
+    return f"commit {head} + uncommitted changes to {changed} engine file(s) (diff {digest})"
 
 
 def run(args) -> dict:
@@ -133,15 +166,19 @@ def run(args) -> dict:
         out = []
         for attempt in range(n):
             progress(f"burst, 1 process: run {attempt + 1}/{n}")
-            out.append(ours.burst(jobs=args.burst_jobs, processes=1, tag=f"burst-1p-{attempt}",
-                                  profile=args.profile and attempt == 0))
+            out.append(
+                ours.burst(
+                    jobs=args.burst_jobs, processes=1, tag=f"burst-1p-{attempt}", profile=args.profile and attempt == 0
+                )
+            )
             progress(f"burst, 1 process: {summary(out[-1])}")
         results["burst1"] = out
     if "burst3" not in args.skip:
         results["burst3"] = repeated("burst-3p", ours.burst, jobs=args.burst_jobs, processes=3)
     if "beat-burst" not in args.skip:
-        results["beat_burst"] = repeated("beat-burst", baselines.burst, jobs=args.burst_jobs,
-                                         window=args.baseline_window)
+        results["beat_burst"] = repeated(
+            "beat-burst", baselines.burst, jobs=args.burst_jobs, window=args.baseline_window
+        )
     if "lag" not in args.skip:
         results["lag1"] = repeated("lag-1p", ours.lag, processes=1, window=args.lag_window)
         results["lag3"] = repeated("lag-3p", ours.lag, processes=3, window=args.lag_window)
@@ -155,13 +192,19 @@ def run(args) -> dict:
     if "scale" not in args.skip:
         for key, jobs in (("scale_big", args.scale_jobs), ("scale_small", args.scale_small_jobs)):
             progress(f"scale, {jobs:,} cron jobs: {n} start-ups, then {args.scale_minutes} min")
-            results[key] = ours.scale(jobs=jobs, minutes=args.scale_minutes, repeats=n, tag=f"scale-{jobs}",
-                                      profile=args.profile and key == "scale_big")
+            results[key] = ours.scale(
+                jobs=jobs,
+                minutes=args.scale_minutes,
+                repeats=n,
+                tag=f"scale-{jobs}",
+                profile=args.profile and key == "scale_big",
+            )
             progress(f"scale, {jobs:,} cron jobs: {summary(results[key])}")
     if "beat-scale" not in args.skip:
         progress(f"scale, django-celery-beat, {args.scale_jobs:,} tasks: {n} start-ups, then {args.scale_minutes} min")
-        results["beat_scale"] = baselines.scale(jobs=args.scale_jobs, minutes=args.scale_minutes, repeats=n,
-                                                tag="beat-scale")
+        results["beat_scale"] = baselines.scale(
+            jobs=args.scale_jobs, minutes=args.scale_minutes, repeats=n, tag="beat-scale"
+        )
         progress(f"scale, django-celery-beat: {summary(results['beat_scale'])}")
     return results
 
@@ -210,21 +253,63 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
     cpu_k = lambda runs: Series([x["cpu_seconds"] * 1000 / jobs for x in runs or []])  # noqa: E731
     beat_cpu_k = Series([x["cpu_per_second"] * 1000 / x["rate"] for x in bb or [] if x["rate"] and x["cpu_per_second"]])
     rows = [
-        [f"Seconds until all {jobs:,} ran (beat: were sent)", cell(_series(b1, "seconds"), 2),
-         cell(_series(b3, "seconds"), 2), cell(_series(bb, "seconds"), 1) + (" *" if beat_extrapolated else ""),
-         ratio(_series(b1, "seconds"), _series(bb, "seconds")), "", ""],
-        ["Runs per second (beat: messages sent per second)", cell(rate1, 0), cell(rate3, 0), cell(rate_b, 0),
-         ratio(rate1, rate_b), ">= 2,000/s",
-         _both(rate1.median and rate1.median >= 2000 if b1 else None,
-               rate3.median and rate3.median >= 2000 if b3 else None)],
-        ["First run started after the due moment (s)", cell(_series(b1, "first_start"), 2),
-         cell(_series(b3, "first_start"), 2), "-", "", "", ""],
-        ["CPU seconds per 1,000 runs (all our processes)", cell(cpu_k(b1), 2), cell(cpu_k(b3), 2),
-         cell(beat_cpu_k, 2), ratio(cpu_k(b1), beat_cpu_k), "", ""],
-        ["Peak RSS per process (MB)", cell(_series(b1, "peak_rss_mb"), 0), cell(_series(b3, "peak_rss_mb"), 0),
-         cell(_series(bb, "peak_rss_mb"), 0), ratio(_series(b1, "peak_rss_mb"), _series(bb, "peak_rss_mb")), "", ""],
-        ["Rate as a share of pgbench's single-row INSERT rate", _share(rate1, pg), _share(rate3, pg),
-         _share(rate_b, pg), "", "", ""],
+        [
+            f"Seconds until all {jobs:,} ran (beat: were sent)",
+            cell(_series(b1, "seconds"), 2),
+            cell(_series(b3, "seconds"), 2),
+            cell(_series(bb, "seconds"), 1) + (" *" if beat_extrapolated else ""),
+            ratio(_series(b1, "seconds"), _series(bb, "seconds")),
+            "",
+            "",
+        ],
+        [
+            "Runs per second (beat: messages sent per second)",
+            cell(rate1, 0),
+            cell(rate3, 0),
+            cell(rate_b, 0),
+            ratio(rate1, rate_b),
+            ">= 2,000/s",
+            _both(
+                rate1.median and rate1.median >= 2000 if b1 else None,
+                rate3.median and rate3.median >= 2000 if b3 else None,
+            ),
+        ],
+        [
+            "First run started after the due moment (s)",
+            cell(_series(b1, "first_start"), 2),
+            cell(_series(b3, "first_start"), 2),
+            "-",
+            "",
+            "",
+            "",
+        ],
+        [
+            "CPU seconds per 1,000 runs (all our processes)",
+            cell(cpu_k(b1), 2),
+            cell(cpu_k(b3), 2),
+            cell(beat_cpu_k, 2),
+            ratio(cpu_k(b1), beat_cpu_k),
+            "",
+            "",
+        ],
+        [
+            "Peak RSS per process (MB)",
+            cell(_series(b1, "peak_rss_mb"), 0),
+            cell(_series(b3, "peak_rss_mb"), 0),
+            cell(_series(bb, "peak_rss_mb"), 0),
+            ratio(_series(b1, "peak_rss_mb"), _series(bb, "peak_rss_mb")),
+            "",
+            "",
+        ],
+        [
+            "Rate as a share of pgbench's single-row INSERT rate",
+            _share(rate1, pg),
+            _share(rate3, pg),
+            _share(rate_b, pg),
+            "",
+            "",
+            "",
+        ],
     ]
     note = (
         f"Ours: {jobs:,} interval jobs inserted in one SQL statement (then NOTIFY, as the job services "
@@ -243,9 +328,22 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
         bad = [x["statuses"] for x in (b1 or []) + (b3 or []) if set(x["statuses"]) - {"success"} or not x["complete"]]
         note += f" Our runs not all success: {bad}." if bad else " Every one of our runs ended success."
     if b1 or b3 or bb:
-        out.append(section(f"1. Burst: {jobs:,} jobs due at the same moment",
-                           note, ["Figure", "Ours, 1 process", "Ours, 3 processes", "django-celery-beat",
-                                  "Ours (1 proc) / beat", "Target", "Result"], rows))
+        out.append(
+            section(
+                f"1. Burst: {jobs:,} jobs due at the same moment",
+                note,
+                [
+                    "Figure",
+                    "Ours, 1 process",
+                    "Ours, 3 processes",
+                    "django-celery-beat",
+                    "Ours (1 proc) / beat",
+                    "Target",
+                    "Result",
+                ],
+                rows,
+            )
+        )
 
     # --- scale ---
     big, small, bs = r.get("scale_big"), r.get("scale_small"), r.get("beat_scale")
@@ -254,7 +352,11 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
     def pick(result, key):
         return Series(result[key] if isinstance(result[key], list) else [result[key]]) if result else Series()
 
-    cpu_big, cpu_small, cpu_beat = pick(big, "cpu_per_minute"), pick(small, "cpu_per_minute"), pick(bs, "cpu_per_minute")
+    cpu_big, cpu_small, cpu_beat = (
+        pick(big, "cpu_per_minute"),
+        pick(small, "cpu_per_minute"),
+        pick(bs, "cpu_per_minute"),
+    )
     cpu_ratio = (cpu_big.median / cpu_small.median) if cpu_big and cpu_small and cpu_small.median else None
     per_run_big = pick(big, "cpu_ms_per_run") if big and big["cpu_ms_per_run"] else Series()
     per_run_small = pick(small, "cpu_ms_per_run") if small and small["cpu_ms_per_run"] else Series()
@@ -265,7 +367,8 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
         if not result:
             return "-"
         return f"{result['ran']:,} of {result['expected']:,}" + (
-            f" ({result['not_success']} not success)" if result["not_success"] else "")
+            f" ({result['not_success']} not success)" if result["not_success"] else ""
+        )
 
     def lag_text(result):
         if not result or result["lag"]["p50"] is None:
@@ -275,24 +378,61 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
 
     all_on_time = (big["ran"] == big["expected"] and not big["not_success"]) if big else None
     rows = [
-        ["Start-up: process start to first run (s)", cell(pick(big, "startup"), 2), cell(pick(small, "startup"), 2),
-         cell(pick(bs, "startup"), 1), ratio(pick(big, "startup"), pick(bs, "startup")), f"<= 1 s at {sj:,}",
-         verdict(pick(big, "startup").median <= 1.0 if big else None)],
-        ["RSS after start-up (MB)", cell(pick(big, "start_rss"), 0), cell(pick(small, "start_rss"), 0),
-         cell(pick(bs, "start_rss"), 0), ratio(pick(big, "start_rss"), pick(bs, "start_rss")), "", ""],
-        ["Peak RSS, start-up and window (MB)", cell(pick(big, "rss_peak"), 0), cell(pick(small, "rss_peak"), 0),
-         cell(pick(bs, "rss_peak"), 0), ratio(pick(big, "rss_peak"), pick(bs, "rss_peak")), f"< 150 MB at {sj:,}",
-         verdict(big["rss_peak"] < 150 if big else None)],
-        ["CPU seconds per minute (median of the minutes)", cell(cpu_big, 2), cell(cpu_small, 2), cell(cpu_beat, 2),
-         ratio(cpu_big, cpu_beat), f"{sj:,} within 2x of {ss:,}",
-         verdict(cpu_ratio <= 2 if cpu_ratio is not None else None)
-         + (f" ({cpu_ratio:,.1f}x)" if cpu_ratio is not None else "")],
-        ["CPU ms per due run (beat: per message sent)", cell(per_run_big, 2), cell(per_run_small, 2),
-         cell(beat_per_msg, 2), ratio(per_run_big, beat_per_msg), "(cost per due run)",
-         ratio(per_run_big, per_run_small) if per_run_ratio else ""],
-        ["Due runs in the window that ran (beat: were sent)", on_time(big), on_time(small),
-         f"{bs['sent']:,} of {bs['expected']:,} ({100 * bs['sent'] / bs['expected']:.0f}%)" if bs else "-",
-         "", "every due run on time", verdict(all_on_time)],
+        [
+            "Start-up: process start to first run (s)",
+            cell(pick(big, "startup"), 2),
+            cell(pick(small, "startup"), 2),
+            cell(pick(bs, "startup"), 1),
+            ratio(pick(big, "startup"), pick(bs, "startup")),
+            f"<= 1 s at {sj:,}",
+            verdict(pick(big, "startup").median <= 1.0 if big else None),
+        ],
+        [
+            "RSS after start-up (MB)",
+            cell(pick(big, "start_rss"), 0),
+            cell(pick(small, "start_rss"), 0),
+            cell(pick(bs, "start_rss"), 0),
+            ratio(pick(big, "start_rss"), pick(bs, "start_rss")),
+            "",
+            "",
+        ],
+        [
+            "Peak RSS, start-up and window (MB)",
+            cell(pick(big, "rss_peak"), 0),
+            cell(pick(small, "rss_peak"), 0),
+            cell(pick(bs, "rss_peak"), 0),
+            ratio(pick(big, "rss_peak"), pick(bs, "rss_peak")),
+            f"< 150 MB at {sj:,}",
+            verdict(big["rss_peak"] < 150 if big else None),
+        ],
+        [
+            "CPU seconds per minute (median of the minutes)",
+            cell(cpu_big, 2),
+            cell(cpu_small, 2),
+            cell(cpu_beat, 2),
+            ratio(cpu_big, cpu_beat),
+            f"{sj:,} within 2x of {ss:,}",
+            verdict(cpu_ratio <= 2 if cpu_ratio is not None else None)
+            + (f" ({cpu_ratio:,.1f}x)" if cpu_ratio is not None else ""),
+        ],
+        [
+            "CPU ms per due run (beat: per message sent)",
+            cell(per_run_big, 2),
+            cell(per_run_small, 2),
+            cell(beat_per_msg, 2),
+            ratio(per_run_big, beat_per_msg),
+            "(cost per due run)",
+            ratio(per_run_big, per_run_small) if per_run_ratio else "",
+        ],
+        [
+            "Due runs in the window that ran (beat: were sent)",
+            on_time(big),
+            on_time(small),
+            f"{bs['sent']:,} of {bs['expected']:,} ({100 * bs['sent'] / bs['expected']:.0f}%)" if bs else "-",
+            "",
+            "every due run on time",
+            verdict(all_on_time),
+        ],
         ["Their lag: p50 / p99 / max (ms)", lag_text(big), lag_text(small), "-", "", "", ""],
     ]
     note = (
@@ -308,12 +448,27 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
         f"the fixed idle work (a poll every 5 s, a heartbeat every 10 s) dominates the per-run figure."
     )
     if bs:
-        note += (f" django-celery-beat sent per minute: {', '.join(f'{v:,}' for v in bs['sent_per_minute'])} "
-                 f"(due per minute: about {sj // 60:,}).")
+        note += (
+            f" django-celery-beat sent per minute: {', '.join(f'{v:,}' for v in bs['sent_per_minute'])} "
+            f"(due per minute: about {sj // 60:,})."
+        )
     if big or small or bs:
-        out.append(section(f"2. Scale: {sj:,} cron jobs spread over the hour (and {ss:,})", note,
-                           ["Figure", f"Ours, {sj:,} jobs", f"Ours, {ss:,} jobs", f"django-celery-beat, {sj:,}",
-                            f"Ours ({sj:,}) / beat", "Target", "Result"], rows))
+        out.append(
+            section(
+                f"2. Scale: {sj:,} cron jobs spread over the hour (and {ss:,})",
+                note,
+                [
+                    "Figure",
+                    f"Ours, {sj:,} jobs",
+                    f"Ours, {ss:,} jobs",
+                    f"django-celery-beat, {sj:,}",
+                    f"Ours ({sj:,}) / beat",
+                    "Target",
+                    "Result",
+                ],
+                rows,
+            )
+        )
 
     # --- lag ---
     l1, l3 = r.get("lag1"), r.get("lag3")
@@ -326,18 +481,38 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
     p99_1, p99_3 = _lag_series(l1, "p99"), _lag_series(l3, "p99")
     rows = [
         ["p50 lag (ms)", cell(_lag_series(l1, "p50"), 1), cell(_lag_series(l3, "p50"), 1), "", ""],
-        ["p99 lag (ms)", cell(p99_1, 1), cell(p99_3, 1), "< 100 ms",
-         _both(p99_1.median < 100 if p99_1 else None, p99_3.median < 100 if p99_3 else None)],
+        [
+            "p99 lag (ms)",
+            cell(p99_1, 1),
+            cell(p99_3, 1),
+            "< 100 ms",
+            _both(p99_1.median < 100 if p99_1 else None, p99_3.median < 100 if p99_3 else None),
+        ],
         ["max lag (ms)", cell(_lag_series(l1, "max"), 1), cell(_lag_series(l3, "max"), 1), "", ""],
-        ["Runs that ran / due, per run", runs_text(l1), runs_text(l3), "every one, once", _both(
-            all(x["ran"] == x["expected"] for x in l1) if l1 else None,
-            all(x["ran"] == x["expected"] for x in l3) if l3 else None)],
+        [
+            "Runs that ran / due, per run",
+            runs_text(l1),
+            runs_text(l3),
+            "every one, once",
+            _both(
+                all(x["ran"] == x["expected"] for x in l1) if l1 else None,
+                all(x["ran"] == x["expected"] for x in l3) if l3 else None,
+            ),
+        ],
     ]
-    note = (f"50 interval jobs every 1 s, first fire times spread 20 ms apart across the second: 50 runs/s "
-            f"for {args.lag_window} s. Lag = execution started_at - scheduled_time.")
+    note = (
+        f"50 interval jobs every 1 s, first fire times spread 20 ms apart across the second: 50 runs/s "
+        f"for {args.lag_window} s. Lag = execution started_at - scheduled_time."
+    )
     if l1 or l3:
-        out.append(section("3. Lag at a steady 50 runs per second", note,
-                           ["Figure", "Ours, 1 process", "Ours, 3 processes", "Target", "Result"], rows))
+        out.append(
+            section(
+                "3. Lag at a steady 50 runs per second",
+                note,
+                ["Figure", "Ours, 1 process", "Ours, 3 processes", "Target", "Result"],
+                rows,
+            )
+        )
 
     # --- propagation ---
     prop, bprop = r.get("prop"), r.get("beat_prop")
@@ -348,29 +523,49 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
     rows = [
         ["Edit to the job's first run start (s)", cell(edit, 2), cell(beat_edit, 2), ratio(edit, beat_edit), "", ""],
         ["  of which the new schedule's own wait (s)", cell(wait, 2), "0", "", "", ""],
-        ["  of which propagation: edit to acted on (s)", cell(heard, 2), cell(beat_edit, 2), ratio(heard, beat_edit),
-         "< 1 s", verdict(heard.median < 1.0 if heard else None)],
-        ["Manual trigger (API action) to the run's start (s)", cell(Series(prop["trigger"]) if prop else Series(), 2),
-         "-", "", "", ""],
+        [
+            "  of which propagation: edit to acted on (s)",
+            cell(heard, 2),
+            cell(beat_edit, 2),
+            ratio(heard, beat_edit),
+            "< 1 s",
+            verdict(heard.median < 1.0 if heard else None),
+        ],
+        [
+            "Manual trigger (API action) to the run's start (s)",
+            cell(Series(prop["trigger"]) if prop else Series(), 2),
+            "-",
+            "",
+            "",
+            "",
+        ],
     ]
     note = (
         "An hourly job that last ran 30 minutes ago gets a real HTTP PATCH /api/v1/scheduler/jobs/{id} "
-        "{\"intervalSeconds\": 1} with a token, sent to gunicorn serving config.wsgi while one scheduler "
+        '{"intervalSeconds": 1} with a token, sent to gunicorn serving config.wsgi while one scheduler '
         "process sleeps. If the edited schedule's first fire time comes after the API answered, that wait "
         "is the schedule's, not propagation: propagation = first run's started_at - request sent - "
-        "max(0, scheduled time - response received). django-celery-beat: the same edit, saved through its model (as its admin does), "
-        "of a PeriodicTask that last ran 30 minutes ago, timed to its first message."
+        "max(0, scheduled time - response received). django-celery-beat: the same edit, saved through its "
+        "model (as its admin does), of a PeriodicTask that last ran 30 minutes ago, timed to its first message."
     )
     if prop or bprop:
-        out.append(section("4. Propagation: API edit (interval changed to 1 s) to the job's first run", note,
-                           ["Figure", "Ours", "django-celery-beat", "Ours / beat", "Target", "Result"], rows))
+        out.append(
+            section(
+                "4. Propagation: API edit (interval changed to 1 s) to the job's first run",
+                note,
+                ["Figure", "Ours", "django-celery-beat", "Ours / beat", "Target", "Result"],
+                rows,
+            )
+        )
 
     rows = [["Single-row INSERT transactions per second, 2 clients", cell(pg, 0)]]
-    note = ("pgbench --client 2 --jobs 2 with a script inserting one row per transaction into a scratch "
-            f"table, {args.pgbench_seconds} s per run, against the same PostgreSQL server (synchronous_commit "
-            f"{_pg_setting('synchronous_commit')}). Each of our runs writes its execution row when claimed, "
-            f"started and ended, but the engine batches those writes across runs, so its rate is not "
-            f"bound one-to-one by this single-row commit rate.")
+    note = (
+        "pgbench --client 2 --jobs 2 with a script inserting one row per transaction into a scratch "
+        f"table, {args.pgbench_seconds} s per run, against the same PostgreSQL server (synchronous_commit "
+        f"{_pg_setting('synchronous_commit')}). Each of our runs writes its execution row when claimed, "
+        f"started and ended, but the engine batches those writes across runs, so its rate is not "
+        f"bound one-to-one by this single-row commit rate."
+    )
     if pg:
         out.append(section("5. The database's own limit (pgbench)", note, ["Figure", "pgbench"], rows))
     return "\n".join(out)
@@ -420,8 +615,10 @@ def main(argv=None) -> int:
         results = run(args)
     except Exception as exc:
         if "terminating connection due to administrator command" in str(exc):
-            sys.exit("PostgreSQL was restarted (or this run's connections were terminated) during the "
-                     "run, so its figures are void; run it again on a quiet server.")
+            sys.exit(
+                "PostgreSQL was restarted (or this run's connections were terminated) during the "
+                "run, so its figures are void; run it again on a quiet server."
+            )
         raise
     if engine_state() != engine:
         engine += f"; CHANGED during the run, now: {engine_state()}"

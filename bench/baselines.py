@@ -1,4 +1,5 @@
 """Baselines: django-celery-beat's DatabaseScheduler fed the same jobs, and pgbench's INSERT rate."""
+
 import math
 import re
 import subprocess
@@ -41,10 +42,18 @@ class Broker:
 
 def _beat_start(name: str) -> Proc:
     return Proc(
-        [str(VENV_BIN / "celery"), "-A", "bench.celeryapp", "beat",
-         "-S", "django_celery_beat.schedulers:DatabaseScheduler",
-         "--schedule", str(Path(tempfile.gettempdir()) / "bench-celerybeat-schedule")],
-        env=baseline_env(), name=name,
+        [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "bench.celeryapp",
+            "beat",
+            "-S",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--schedule",
+            str(Path(tempfile.gettempdir()) / "bench-celerybeat-schedule"),
+        ],
+        env=baseline_env(),
+        name=name,
     )
 
 
@@ -55,8 +64,8 @@ def _probe_insert(prefix: str) -> None:
 
 def _probe_rearm(prefix: str) -> None:
     data.sql(
-        "UPDATE django_celery_beat_periodictask SET last_run_at = now() - interval '1 day 1 minute' "
-        "WHERE name LIKE %s", [prefix + "%"],
+        "UPDATE django_celery_beat_periodictask SET last_run_at = now() - interval '1 day 1 minute' WHERE name LIKE %s",
+        [prefix + "%"],
     )
     data.beat_changed()
 
@@ -93,9 +102,7 @@ def burst(*, jobs: int, tag: str, window: float, lead: float = 8.0) -> dict:
         base = broker.sent()
         sleep_until(due_ts)
         cpu0 = proc.cpu_seconds()
-        done_at = wait_for(
-            lambda: time.time() if broker.sent() - base >= jobs else None, window, interval=0.1
-        )
+        done_at = wait_for(lambda: time.time() if broker.sent() - base >= jobs else None, window, interval=0.1)
         end = done_at or time.time()
         sent = broker.sent() - base
         cpu = proc.cpu_seconds() - cpu0
@@ -179,7 +186,9 @@ def propagation(*, repeats: int, tag: str = "beat-propagation") -> dict:
         every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
         for attempt in range(repeats):
             task = PeriodicTask.objects.create(
-                name=f"{tag}-{attempt}", task="bench.noop", interval=hourly,
+                name=f"{tag}-{attempt}",
+                task="bench.noop",
+                interval=hourly,
                 last_run_at=to_dt(time.time() - 1800),  # ran half an hour ago, as ours did
             )
             time.sleep(6.0)  # beat has loaded it and sleeps in its 5 s loop
@@ -210,9 +219,22 @@ def pgbench(*, seconds: int, repeats: int) -> dict:
     try:
         for _ in range(repeats):
             out = subprocess.run(
-                ["pgbench", "--no-vacuum", "--client", "2", "--jobs", "2", "--time", str(seconds),
-                 "--file", script.name, database_url()],
-                capture_output=True, text=True, check=True,
+                [
+                    "pgbench",
+                    "--no-vacuum",
+                    "--client",
+                    "2",
+                    "--jobs",
+                    "2",
+                    "--time",
+                    str(seconds),
+                    "--file",
+                    script.name,
+                    database_url(),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
             rates.append(float(match.group(1)))

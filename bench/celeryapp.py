@@ -1,4 +1,5 @@
 """The small Celery app of the django-celery-beat baseline: Django settings, no tasks of its own."""
+
 import os
 
 from celery import Celery

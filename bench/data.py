@@ -1,4 +1,5 @@
 """Bulk SQL for the benchmark's jobs and periodic tasks, and the reads that score the runs."""
+
 from datetime import datetime
 
 from django.db import connection
@@ -49,8 +50,14 @@ def interval_jobs_insert(prefix: str, count: int, *, seconds: int, first_run: da
         "SELECT %(prefix)s || i, '', %(seconds)s, NULL, 'UTC', '[]', '{}', 0, 1, 60, true, true, "
         "false, '', true, %(first)s + make_interval(secs => i * %(spread)s / %(count)s), now(), now(), "
         "1, %(function)s FROM generate_series(0, %(count)s - 1) AS i",
-        {"prefix": prefix, "count": count, "seconds": seconds, "first": first_run, "spread": spread,
-         "function": noop_function_id()},
+        {
+            "prefix": prefix,
+            "count": count,
+            "seconds": seconds,
+            "first": first_run,
+            "spread": spread,
+            "function": noop_function_id(),
+        },
     )
     sql("ANALYZE scheduler_scheduledjob")
     announce()
@@ -74,15 +81,14 @@ def cron_jobs_insert(prefix: str, count: int) -> None:
 
 def job_ids(prefix: str) -> tuple[int, int]:
     """(min id, max id) of the jobs whose name starts with `prefix` (inserted in one statement)."""
-    return sql(
-        "SELECT min(id), max(id) FROM scheduler_scheduledjob WHERE name LIKE %s", [prefix + "%"], fetch="one"
-    )
+    return sql("SELECT min(id), max(id) FROM scheduler_scheduledjob WHERE name LIKE %s", [prefix + "%"], fetch="one")
 
 
 def status_counts(id_range) -> dict:
     rows = sql(
         "SELECT status, count(*) FROM scheduler_jobexecution WHERE job_id BETWEEN %s AND %s GROUP BY status",
-        list(id_range), fetch="all",
+        list(id_range),
+        fetch="all",
     )
     return dict(rows)
 
@@ -90,7 +96,8 @@ def status_counts(id_range) -> dict:
 def success_count(id_range) -> int:
     return sql(
         "SELECT count(*) FROM scheduler_jobexecution WHERE status = 'success' AND job_id BETWEEN %s AND %s",
-        list(id_range), fetch="one",
+        list(id_range),
+        fetch="one",
     )[0]
 
 
@@ -100,7 +107,8 @@ def runs_between(id_range, start: datetime, end: datetime):
         "SELECT status, EXTRACT(EPOCH FROM started_at - scheduled_time) * 1000, scheduled_time "
         "FROM scheduler_jobexecution WHERE trigger = 'scheduled' AND job_id BETWEEN %s AND %s "
         "AND scheduled_time >= %s AND scheduled_time < %s",
-        [*id_range, start, end], fetch="all",
+        [*id_range, start, end],
+        fetch="all",
     )
 
 
@@ -117,7 +125,8 @@ def cron_jobs_due_at(prefix: str, minutes) -> int:
     """How many of the cron jobs fire at these minutes of the hour."""
     return sql(
         "SELECT count(*) FROM scheduler_scheduledjob WHERE name LIKE %s AND cron_expression = ANY(%s)",
-        [prefix + "%", [f"{m} * * * *" for m in minutes]], fetch="one",
+        [prefix + "%", [f"{m} * * * *" for m in minutes]],
+        fetch="one",
     )[0]
 
 
@@ -142,7 +151,8 @@ def beat_changed() -> None:
 def beat_interval_schedule(seconds: int) -> int:
     return sql(
         "INSERT INTO django_celery_beat_intervalschedule (every, period) VALUES (%s, 'seconds') RETURNING id",
-        [seconds], fetch="one",
+        [seconds],
+        fetch="one",
     )[0]
 
 

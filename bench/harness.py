@@ -1,4 +1,5 @@
 """Shared plumbing: the benchmark database, subprocesses, /proc readings, clocks and statistics."""
+
 import os
 import signal
 import statistics

@@ -1,4 +1,5 @@
 """Our engine measured through real `manage.py runscheduler` processes: burst, scale, lag, propagation."""
+
 import json
 import math
 import signal
@@ -33,14 +34,29 @@ def _profile(proc: Proc, seconds: float, name: str) -> subprocess.Popen:
     """py-spy record of a running scheduler into artifacts/: samples of the thread holding the GIL."""
     ARTIFACTS.mkdir(exist_ok=True)
     return subprocess.Popen(
-        [str(VENV_BIN / "py-spy"), "record", "--pid", str(proc.pid), "--duration", str(math.ceil(seconds)),
-         "--rate", "200", "--gil", "--format", "raw", "--output", str(ARTIFACTS / f"{name}.txt")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(VENV_BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(proc.pid),
+            "--duration",
+            str(math.ceil(seconds)),
+            "--rate",
+            "200",
+            "--gil",
+            "--format",
+            "raw",
+            "--output",
+            str(ARTIFACTS / f"{name}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
-def burst(*, jobs: int, processes: int, tag: str, lead: float = 3.0, timeout: float = 300.0,
-          profile: bool = False) -> dict:
+def burst(
+    *, jobs: int, processes: int, tag: str, lead: float = 3.0, timeout: float = 300.0, profile: bool = False
+) -> dict:
     """`jobs` interval jobs all due at one moment: seconds until every run is `success`, runs per second."""
     data.product_reset()
     procs = _start_schedulers(tag, processes)
@@ -59,7 +75,8 @@ def burst(*, jobs: int, processes: int, tag: str, lead: float = 3.0, timeout: fl
             spy.wait()
         first_start, last_finish = data.sql(
             "SELECT min(started_at), max(finished_at) FROM scheduler_jobexecution WHERE job_id BETWEEN %s AND %s",
-            list(ids), fetch="one",
+            list(ids),
+            fetch="one",
         )
         statuses = data.status_counts(ids)
     finally:
@@ -112,8 +129,12 @@ def scale(*, jobs: int, minutes: int, repeats: int, tag: str, profile: bool = Fa
         started = wait_for(
             lambda: data.sql(
                 "SELECT started_at FROM scheduler_jobexecution WHERE job_id = %s AND id > %s "
-                "AND started_at IS NOT NULL", [probe_id, before], fetch="one",
-            ), 120, interval=0.02,
+                "AND started_at IS NOT NULL",
+                [probe_id, before],
+                fetch="one",
+            ),
+            120,
+            interval=0.02,
         )
         if not started:
             proc.stop()
@@ -191,9 +212,18 @@ def lag(*, processes: int, window: float, tag: str, per_second: int = 50) -> dic
 
 def _api_server(port: int) -> Proc:
     return Proc(
-        [str(VENV_BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--log-level", "warning"],
-        env=product_env(), name="propagation-gunicorn",
+        [
+            str(VENV_BIN / "gunicorn"),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        env=product_env(),
+        name="propagation-gunicorn",
     )
 
 
@@ -236,13 +266,16 @@ def propagation(*, repeats: int, port: int = 8765) -> dict:
         function = TaskFunction.objects.get(name=data.NOOP)
         for attempt in range(repeats):
             job = job_create(
-                name=f"propagation-{attempt}", task_function_id=function.pk, job_type_id=JobType.INTERVAL,
+                name=f"propagation-{attempt}",
+                task_function_id=function.pk,
+                job_type_id=JobType.INTERVAL,
                 interval_hours=1,
             )
             # An hourly job that last ran half an hour ago: it is not due again for 30 minutes.
             data.sql(
                 "UPDATE scheduler_scheduledjob SET last_run_time = now() - interval '30 minutes', "
-                "next_run_time = now() + interval '30 minutes' WHERE id = %s", [job.pk],
+                "next_run_time = now() + interval '30 minutes' WHERE id = %s",
+                [job.pk],
             )
             time.sleep(2.0)  # the scheduler is asleep until its next poll
             sent = time.time()
@@ -261,8 +294,10 @@ def propagation(*, repeats: int, port: int = 8765) -> dict:
             job_delete(ScheduledJob.objects.get(pk=job.pk))
             time.sleep(1.5)
             job = job_create(
-                name=f"propagation-trigger-{attempt}", task_function_id=function.pk,
-                job_type_id=JobType.INTERVAL, interval_hours=1,
+                name=f"propagation-trigger-{attempt}",
+                task_function_id=function.pk,
+                job_type_id=JobType.INTERVAL,
+                interval_hours=1,
             )
             time.sleep(2.0)
             sent = time.time()
@@ -288,6 +323,7 @@ def _healthy(port: int) -> bool:
 def _first_run(job_id: int, trigger: str):
     return data.sql(
         "SELECT started_at, scheduled_time FROM scheduler_jobexecution WHERE job_id = %s AND trigger = %s "
-        "AND started_at IS NOT NULL ORDER BY started_at LIMIT 1", [job_id, trigger], fetch="one",
+        "AND started_at IS NOT NULL ORDER BY started_at LIMIT 1",
+        [job_id, trigger],
+        fetch="one",
     )
-

@@ -1,4 +1,5 @@
 """Summarise a py-spy raw profile (`--format raw`): each function's share of the samples."""
+
 import argparse
 import re
 from collections import Counter

@@ -1,4 +1,5 @@
 """The printed table: our figures beside the baselines', their ratio, and the issue's targets."""
+
 from bench.harness import Series
 
 

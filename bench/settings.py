@@ -1,4 +1,5 @@
 """Benchmark-only settings: the product's base settings plus django-celery-beat for the baseline."""
+
 from config.settings.base import *  # noqa: F403
 from config.settings.base import INSTALLED_APPS, env
 

@@ -1,4 +1,5 @@
 """The Celery application, configured from Django settings with the CELERY_ prefix."""
+
 import os
 
 from celery import Celery

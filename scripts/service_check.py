@@ -1,4 +1,5 @@
 """Exit 0 when the named service answers at the given URL, 1 (with the reason) when it does not."""
+
 import socket
 import sys
 from urllib.parse import urlparse

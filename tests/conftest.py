@@ -1,4 +1,5 @@
 """Shared fixtures: users, jobs, and the guards for tests that need real external services."""
+import functools
 import os
 
 import pytest
@@ -9,28 +10,61 @@ from tests.factories import CronJobFactory, IntervalJobFactory, UserFactory
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-def service_missing(message: str):
-    """Fail under CI (a missing service must not pass silently); skip, loudly, on a laptop."""
+def service_missing(message: str, remedy: str = "start it to run this test"):
+    """Fail under CI (a missing service must not pass silently); skip, loudly, on a laptop.
+
+    Every test that needs PostgreSQL, Redis, Chromium or a server binary comes here, so the
+    rule lives in one place.
+    """
     if os.environ.get("CI"):
         pytest.fail(f"{message} (CI requires it)", pytrace=False)
-    pytest.skip(f"{message}; start it to run this test")
+    pytest.skip(f"{message}; {remedy} (README: Running the tests)")
 
 
-@pytest.fixture
-def postgres(db):
+def _postgres_missing():
     if connection.vendor != "postgresql":
-        pytest.fail("This test is marked postgres; run it with DATABASE_URL=postgres://...")
-    return connection
+        service_missing(
+            "PostgreSQL is not the test database",
+            "run `make test`, whose second pass uses TEST_DATABASE_URL, or set DATABASE_URL=postgres://...",
+        )
 
 
-@pytest.fixture
-def redis_url():
+@functools.cache
+def _redis_problem() -> str | None:
+    """Asked once per run: every Redis test then skips (or fails) for the same reason."""
     import redis
 
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        service_missing(f"Redis is not reachable at {REDIS_URL}: {exc}")
+        return f"Redis is not reachable at {REDIS_URL} ({exc})"
+    return None
+
+
+def _redis_missing():
+    if problem := _redis_problem():
+        service_missing(problem, "start it or set TEST_REDIS_URL")
+
+
+def pytest_runtest_setup(item):
+    """Check the services here, after skip marks and before any fixture runs, not only in the
+    fixtures below: a skip raised in a fixture is reported at each test's own line, one raised
+    here at this file's, so pytest's summary folds the tests lacking one service into one line."""
+    if item.get_closest_marker("postgres") or "postgres" in item.fixturenames:
+        _postgres_missing()
+    if "redis_url" in item.fixturenames:
+        _redis_missing()
+
+
+@pytest.fixture
+def postgres(db):
+    _postgres_missing()
+    return connection
+
+
+@pytest.fixture
+def redis_url():
+    _redis_missing()
     return REDIS_URL
 
 

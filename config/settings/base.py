@@ -1,4 +1,5 @@
 """Base settings: the one place that reads the environment; defaults give zero-setup SQLite mode."""
+
 from pathlib import Path
 
 import environ
@@ -110,9 +111,7 @@ LOGGING = {
         },
         "json": {"()": "scheduler.logging.JsonFormatter"},
     },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -1,4 +1,5 @@
 """Local (zero-setup) settings: DEBUG on and a development secret unless the environment says otherwise."""
+
 from .base import *  # noqa: F403
 from .base import env
 

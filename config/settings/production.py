@@ -1,4 +1,5 @@
 """Production settings: secrets and hosts must come from the environment; HTTPS hardening on."""
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403

@@ -1,4 +1,5 @@
 """Test settings: the local ones with fast password hashing; DATABASE_URL picks SQLite or PostgreSQL."""
+
 from .base import *  # noqa: F403
 from .base import env
 

@@ -166,7 +166,7 @@ def test_token_of_an_inactive_user_is_refused(db):
 
 
 def test_session_authentication_with_csrf_protection(db, noop):
-    user = user_with("view_scheduledjob", "add_scheduledjob", username="sessionuser")
+    user_with("view_scheduledjob", "add_scheduledjob", username="sessionuser")
     client = APIClient(enforce_csrf_checks=True)
     assert client.login(username="sessionuser", password="pass")
 

@@ -1,13 +1,14 @@
 """Offloaded runs on a real Celery worker with a real Redis broker."""
 import shutil
+import socket
 import subprocess
 
-import pytest
 from django_celery_results.models import TaskResult
 
 from scheduler.models import ExecutionStatus, JobExecution, TaskFunction
 from scheduler.services.jobs import job_trigger
 from scheduler.services.leases import LEASE_EXPIRED
+from tests.conftest import service_missing
 from tests.factories import IntervalJobFactory
 from tests.scheduler.engine.conftest import wait_until
 
@@ -93,9 +94,18 @@ def test_worker_killed_mid_run_is_failed_and_frees_the_slot(start_scheduler, sta
     assert JobExecution.objects.get(pk=execution.pk).status == ExecutionStatus.FAILED
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server to run a private broker")
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_broker_stopped_while_scheduler_runs(start_scheduler, celery_env, tmp_path, user):
-    port = 6391
+    if not (shutil.which("redis-server") and shutil.which("redis-cli")):
+        service_missing("redis-server is not installed (this test runs a private broker and stops it)",
+                        "install Debian's: apt-get install redis-server")
+    # A free port, not a fixed one: other test runs on this machine may run this test at the same time.
+    port = _free_port()
     broker = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
     try:

@@ -94,7 +94,8 @@ def test_history_limit_keeps_newest_finished_per_job(db):
 def test_one_cleanup_run_applies_age_and_cap_without_double_counting(db):
     capped = IntervalJobFactory(history_limit=2)
     recent = [make(capped, S.SUCCESS, minutes_back=m) for m in (1, 2, 3)]
-    old = [make(capped, S.FAILED, age_days=60, minutes_back=m) for m in (1, 2)]
+    for m in (1, 2):
+        make(capped, S.FAILED, age_days=60, minutes_back=m)
     pending_old = make(capped, S.PENDING, age_days=90)
 
     output = run("--older-than", "30", "--dry-run")

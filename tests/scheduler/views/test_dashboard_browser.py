@@ -11,6 +11,7 @@ from scheduler.services.claims import runs_claim
 from scheduler.services.instances import instance_register
 from scheduler.services.runs import execution_run
 from scheduler.services.task_functions import task_functions_sync
+from tests.conftest import service_missing
 from tests.factories import IntervalJobFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,7 +41,7 @@ def migrated_rows(transactional_db):
 @pytest.fixture
 def browser_page(monkeypatch):
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does).", pytrace=False)
+        service_missing(f"Chromium is not installed at {CHROMIUM}", "install Debian's: apt-get install chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
     # between browser steps are still plain synchronous code.
