@@ -12,13 +12,13 @@ from datetime import timedelta
 
 from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Sum
-from django.utils import timezone
 from prometheus_client.core import CollectorRegistry, GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from scheduler.enums import RAN_STATUSES, STARTED_STATUSES, ExecutionStatus, ExecutionTrigger, JobState
 from scheduler.models import JobExecution, JobLease, ScheduledJob, SchedulerInstance
 from scheduler.querysets import JOB_STATE_FILTERS
+from scheduler.selectors import database_now
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class SchedulerCollector(Collector):
 
     def collect(self):
         try:
-            families = list(_collect(timezone.now()))
+            families = list(_collect(database_now()))
         except DatabaseError:
             logger.exception("Metrics scrape: the database query failed")
             families = []
@@ -57,11 +57,22 @@ def _collect(now):
     window = f"{int(METRICS_WINDOW.total_seconds())} s"
     recent = JobExecution.objects.created_since(since)
 
+    alive_instances = list(SchedulerInstance.objects.alive(now).values_list("instance_id", "clock_offset"))
     alive = GaugeMetricFamily(
         "scheduler_instances_alive", "runscheduler processes not stopped and heartbeating."
     )
-    alive.add_metric([], SchedulerInstance.objects.alive(now).count())
+    alive.add_metric([], len(alive_instances))
     yield alive
+    offsets = GaugeMetricFamily(
+        "scheduler_instance_clock_offset_seconds",
+        "The database's clock minus each live scheduler process's host clock (processes schedule by "
+        "the database's; alert when the absolute value grows).",
+        labels=["instance_id"],
+    )
+    for instance_id, offset in alive_instances:
+        if offset is not None:
+            offsets.add_metric([instance_id], offset)
+    yield offsets
 
     leases = JobLease.objects.order_by().aggregate(
         live=Count("pk", filter=Q(expires_at__gt=now)), expired=Count("pk", filter=Q(expires_at__lte=now))

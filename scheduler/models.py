@@ -24,6 +24,11 @@ def interval_total_seconds(seconds, minutes, hours, days) -> int:
     return (seconds or 0) + 60 * (minutes or 0) + 3600 * (hours or 0) + 86400 * (days or 0)
 
 
+def clock_offset_skewed(offset_seconds: float | None) -> bool:
+    """Whether a host clock this far from the database's is worth telling the operator about."""
+    return offset_seconds is not None and abs(offset_seconds) > settings.SCHEDULER_CLOCK_SKEW_WARNING
+
+
 def default_timezone():
     return settings.TIME_ZONE
 
@@ -288,6 +293,9 @@ class SchedulerInstance(models.Model):
     started_at = models.DateTimeField()
     last_heartbeat = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
+    clock_offset = models.FloatField(
+        null=True, blank=True, help_text="Seconds the database's clock is ahead of this process's host clock."
+    )
 
     objects = InstanceQuerySet.as_manager()
 
@@ -296,6 +304,10 @@ class SchedulerInstance(models.Model):
 
     def __str__(self):
         return self.instance_id
+
+    @property
+    def clock_skewed(self) -> bool:
+        return clock_offset_skewed(self.clock_offset)
 
     def is_alive(self, now=None) -> bool:
         """Same rule as SchedulerInstance.objects.alive(), for a row already in hand."""

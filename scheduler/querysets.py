@@ -4,7 +4,7 @@ from datetime import UTC, timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Avg, Count, F, Max, OuterRef, Q, Subquery, Window
-from django.db.models.functions import RowNumber, TruncHour
+from django.db.models.functions import Now, RowNumber, TruncHour
 from django.utils import timezone
 
 from scheduler.enums import (
@@ -24,10 +24,13 @@ JOB_STATE_FILTERS = {
 }
 
 
-def alive_cutoff(now=None):
+def alive_window() -> timedelta:
     """Heartbeats older than three intervals mean the process is dead."""
-    now = now or timezone.now()
-    return now - timedelta(seconds=3 * settings.SCHEDULER_HEARTBEAT_INTERVAL)
+    return timedelta(seconds=3 * settings.SCHEDULER_HEARTBEAT_INTERVAL)
+
+
+def alive_cutoff(now=None):
+    return (now or timezone.now()) - alive_window()
 
 
 class TaskFunctionQuerySet(models.QuerySet):
@@ -144,5 +147,7 @@ class LeaseQuerySet(models.QuerySet):
 
 class InstanceQuerySet(models.QuerySet):
     def alive(self, now=None):
-        """Running processes: not stopped and heard from within three heartbeats."""
-        return self.filter(stopped_at__isnull=True, last_heartbeat__gte=alive_cutoff(now))
+        """Running processes: not stopped and heard from within three heartbeats, by `now` or else
+        by the database's own clock (heartbeats are written on it, whatever this host's says)."""
+        cutoff = alive_cutoff(now) if now is not None else Now() - alive_window()
+        return self.filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from scheduler import clock
+from scheduler.backends import backend
 from scheduler.enums import FINISHED_STATUSES, UNFINISHED_STATUSES, ExecutionStatus
 from scheduler.models import JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
@@ -115,9 +117,14 @@ def job_list_next_runs(limit: int = NEXT_RUNS_LIMIT) -> list[ScheduledJob]:
     )
 
 
+def database_now() -> datetime:
+    """The database's clock (this host's, on SQLite): what the processes' heartbeats are written on."""
+    return backend().database_now() or clock.now()
+
+
 def scheduler_status(now: datetime | None = None) -> SchedulerStatus:
     """Everything the status page shows, read from the database (what the processes recorded)."""
-    now = now or timezone.now()
+    now = now or database_now()
     instances = instance_list_alive(now)
     return SchedulerStatus(
         scheduler_alive=bool(instances),

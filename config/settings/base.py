@@ -23,7 +23,23 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# A connection kept across requests (or across a scheduler's runs) is checked before it is
+# reused, so one killed by a failover or an idle-connection reaper is replaced, not failed on.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # libpq notices a dead server or a silent network within seconds instead of TCP's minutes:
+    # connect_timeout for new connections, keepalives for idle ones, tcp_user_timeout for sent
+    # data nobody acknowledges (milliseconds). Explicit OPTIONS in DATABASE_URL win.
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=5),
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the scheduler share the file: wait for locks instead of failing,
     # and take the write lock at BEGIN so a read never has to be upgraded mid-transaction.
@@ -133,6 +149,17 @@ SCHEDULER_SHUTDOWN_TIMEOUT = env.float("SCHEDULER_SHUTDOWN_TIMEOUT", default=30.
 SCHEDULER_HISTORY_RETENTION_DAYS = env.int("SCHEDULER_HISTORY_RETENTION_DAYS", default=30)
 # Queue for offloaded task functions that do not name one.
 SCHEDULER_DEFAULT_QUEUE = env("SCHEDULER_DEFAULT_QUEUE", default="celery")
+# PostgreSQL ends a scheduler's session idle this long inside a transaction (a process cut off
+# mid-claim), which releases the due rows it had locked for the other processes.
+SCHEDULER_DB_IDLE_IN_TRANSACTION_TIMEOUT = env.float("SCHEDULER_DB_IDLE_IN_TRANSACTION_TIMEOUT", default=5.0)
+# Longest statement, and longest wait for a row lock, of a scheduler's own sessions.
+SCHEDULER_DB_STATEMENT_TIMEOUT = env.float("SCHEDULER_DB_STATEMENT_TIMEOUT", default=10.0)
+# An engine database call (claim, heartbeat, recording) still waiting after this long is on a dead
+# connection: the scheduler closes it, logs it, and reconnects.
+SCHEDULER_DB_OPERATION_TIMEOUT = env.float("SCHEDULER_DB_OPERATION_TIMEOUT", default=15.0)
+# A scheduler whose clock differs from the database's by more than this says so (it schedules by
+# the database's clock either way).
+SCHEDULER_CLOCK_SKEW_WARNING = env.float("SCHEDULER_CLOCK_SKEW_WARNING", default=5.0)
 
 # --- Celery ----------------------------------------------------------------------------------
 # No broker (the default) means offloaded task functions run inside the scheduler process.

@@ -271,7 +271,15 @@ class SchedulerInstanceSerializer(serializers.Serializer):
     hostname = serializers.CharField()
     pid = serializers.IntegerField()
     started_at = serializers.DateTimeField()
-    last_heartbeat = serializers.DateTimeField()
+    last_heartbeat = serializers.DateTimeField(help_text="On the database's clock.")
+    clock_offset = serializers.FloatField(
+        allow_null=True,
+        help_text="Seconds the database's clock is ahead of this process's host clock (null: not measured, "
+        "e.g. SQLite). The process schedules by the database's clock either way.",
+    )
+    clock_skewed = serializers.BooleanField(
+        help_text="The offset is larger than SCHEDULER_CLOCK_SKEW_WARNING: fix the host's time."
+    )
 
 
 class JobCountsSerializer(serializers.Serializer):

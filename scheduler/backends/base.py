@@ -70,9 +70,20 @@ class Backend:
         rows) and delete the leases of ended runs whose rows are finished."""
         raise NotImplementedError
 
-    def outcomes_asynchronous(self) -> None:
-        """From now on, this process's connections need not wait for the durability of ordinary
-        commits (run outcomes); claim_durable still does for claims."""
+    def engine_sessions(self, *, is_engine_thread) -> None:
+        """Configure the sessions the scheduler engine's own threads open from now on (those for
+        which is_engine_thread() is true; task functions' threads keep the defaults): ordinary
+        commits (run outcomes) need not wait for durability (claim_durable still does), and
+        server-side timeouts end a session stuck in a transaction or a statement."""
+
+    def connection_sever(self, wrapper) -> None:
+        """Cut a Django connection under whatever thread is waiting on it, so the wait fails at
+        once (engine/watchdog.py); a no-op where connections have no socket."""
+
+    def database_now(self) -> datetime | None:
+        """The database server's clock, or None where the database has no clock of its own
+        (SQLite lives on this host)."""
+        return None
 
     # --- change notification -----------------------------------------------------------------------
 

@@ -6,25 +6,23 @@ statement replaces a round trip per row.
 """
 import json
 import logging
+import os
+import socket
 import threading
 
 import psycopg
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.backends.signals import connection_created
-from django.utils import timezone
 
+from scheduler import clock
 from scheduler.backends.base import ALWAYS_SET, KEPT_UNLESS_GIVEN, Backend, run_key
 from scheduler.enums import UNFINISHED_STATUSES, ExecutionStatus, ExecutionTrigger
 
 logger = logging.getLogger("scheduler.engine")
 NOTIFY_CHANNEL = "scheduler_changes"
-
-
-def _asynchronous_commit(sender, connection, **kwargs):
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO OFF")
+ENGINE_SESSIONS = "scheduler-engine-sessions"  # the connection_created receiver's dispatch_uid
 
 
 def _isoformat(moment):
@@ -73,7 +71,7 @@ class PostgreSQLBackend(Backend):
                 """,
                 {
                     "runs": json.dumps(rows), "trigger": trigger, "now": now,
-                    "created_at": timezone.now(),  # the insert moment, as auto_now_add sets it
+                    "created_at": clock.now(),  # the insert moment, on the database's clock
                     "pending": ExecutionStatus.PENDING, "instance_id": instance_id,
                     "expires_at": lease_expires_at,
                 },
@@ -134,13 +132,50 @@ class PostgreSQLBackend(Backend):
                 },
             )
 
-    def outcomes_asynchronous(self) -> None:
-        """Record run outcomes without waiting for the WAL flush, the largest single gain in runs
-        per second (README, Performance). If PostgreSQL itself crashes, the last fraction of a
-        second of outcomes may be lost; those runs then show as failed with "lease expired" once
-        their lease runs out. Claims never depend on it (claim_durable)."""
-        connection_created.connect(_asynchronous_commit, dispatch_uid="scheduler-async-commit")
-        connection.close()  # reopened with the setting
+    def engine_sessions(self, *, is_engine_thread) -> None:
+        """synchronous_commit off: run outcomes are recorded without waiting for the WAL flush, the
+        largest single gain in runs per second (README, Performance); if PostgreSQL itself crashes,
+        the last fraction of a second of outcomes may be lost, and those runs show as failed with
+        "lease expired" once their lease runs out. Claims never depend on it (claim_durable).
+
+        idle_in_transaction_session_timeout: a process cut off in the middle of a claim (a network
+        partition, a frozen process) cannot keep the due rows it locked from the other processes
+        for longer. statement_timeout and lock_timeout bound every statement of the engine's.
+        """
+        timeouts = {
+            "idle_in_transaction_session_timeout": settings.SCHEDULER_DB_IDLE_IN_TRANSACTION_TIMEOUT,
+            "statement_timeout": settings.SCHEDULER_DB_STATEMENT_TIMEOUT,
+            "lock_timeout": settings.SCHEDULER_DB_STATEMENT_TIMEOUT,
+        }
+        statement = "SET synchronous_commit TO OFF; " + " ".join(
+            f"SET {name} TO {int(seconds * 1000)};" for name, seconds in timeouts.items()
+        )
+
+        def configure(sender, connection, **kwargs):
+            if connection.vendor == "postgresql" and is_engine_thread():
+                with connection.cursor() as cursor:
+                    cursor.execute(statement)
+
+        connection_created.connect(configure, weak=False, dispatch_uid=ENGINE_SESSIONS)
+        connection.close()  # reopened with the settings
+
+    def connection_sever(self, wrapper) -> None:
+        raw = wrapper.connection  # psycopg's Connection, or None before the first query
+        if raw is None or raw.closed:
+            return
+        # shutdown() acts on the socket itself, so a duplicate of its descriptor is enough.
+        duplicate = socket.socket(fileno=os.dup(raw.pgconn.socket))
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            duplicate.close()
+
+    def database_now(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            return cursor.fetchone()[0]
 
     def changes_announce(self, payload: str) -> None:
         with connection.cursor() as cursor:

@@ -14,6 +14,8 @@ from apscheduler.job import Job
 from apscheduler.triggers.date import DateTrigger
 
 APSCHEDULER_SERIES = "3.11."
+# The executor's threads, which run task functions (engine.process keeps their sessions plain).
+WORKER_THREAD_PREFIX = "scheduler-worker-"
 
 
 class ClaimedRunJob(Job):
@@ -60,7 +62,7 @@ class RunQueueExecutor(BaseExecutor):
     def start(self, scheduler, alias):
         super().start(scheduler, alias)
         self._threads = [
-            threading.Thread(target=self._work, name=f"scheduler-worker-{n}", daemon=True)
+            threading.Thread(target=self._work, name=f"{WORKER_THREAD_PREFIX}{n}", daemon=True)
             for n in range(self.workers)
         ]
         for thread in self._threads:

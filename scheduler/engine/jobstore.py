@@ -13,6 +13,7 @@ from apscheduler.jobstores.base import BaseJobStore
 from django.db import connection
 from django.db.models import Min
 
+from scheduler import clock
 from scheduler.engine.apscheduler_glue import ClaimedRunJob
 from scheduler.models import JobExecution, ScheduledJob
 from scheduler.services.claims import runs_claim
@@ -23,8 +24,9 @@ CLAIM_LANES = 3
 
 
 class DatabaseJobStore(BaseJobStore):
-    def __init__(self, *, instance_id: str, dispatch, on_claimed, batch_size: int):
+    def __init__(self, *, instance_id: str, dispatch, on_claimed, batch_size: int, guard):
         super().__init__()
+        self.guard = guard  # the watchdog's: cuts a database call stuck on a dead connection
         self.instance_id = instance_id
         self.dispatch = dispatch
         self.on_claimed = on_claimed
@@ -48,8 +50,12 @@ class DatabaseJobStore(BaseJobStore):
         with self._claim_pass:
             if not self.claiming:
                 return []
-            extra = [self._lanes.submit(self._claim, now) for _ in range(CLAIM_LANES - 1)] if self._more_due else []
-            claimed = self._claim(now)
+            # Due is decided on the database's clock; APScheduler's `now` is this host's.
+            database_now = clock.now()
+            extra = (
+                [self._lanes.submit(self._claim, database_now) for _ in range(CLAIM_LANES - 1)] if self._more_due else []
+            )
+            claimed = self._claim(database_now)
             for lane in extra:
                 claimed += lane.result()
             claimed.sort(key=lambda run: (-run.priority, run.scheduled_time, run.execution_id))
@@ -60,7 +66,8 @@ class DatabaseJobStore(BaseJobStore):
 
     def _claim(self, now):
         try:
-            return runs_claim(instance_id=self.instance_id, now=now, batch_size=self.batch_size)
+            with self.guard("claim"):
+                return runs_claim(instance_id=self.instance_id, now=now, batch_size=self.batch_size)
         except Exception:
             connection.close()  # a dropped connection is reopened on the next call
             raise
@@ -71,18 +78,21 @@ class DatabaseJobStore(BaseJobStore):
         if self._more_due:
             return datetime.now(UTC)
         try:
-            if JobExecution.objects.unclaimed().exists():
-                return datetime.now(UTC)
-            return ScheduledJob.objects.schedulable().aggregate(t=Min("next_run_time"))["t"]
+            with self.guard("next run time"):
+                if JobExecution.objects.unclaimed().exists():
+                    return datetime.now(UTC)
+                next_run_time = ScheduledJob.objects.schedulable().aggregate(t=Min("next_run_time"))["t"]
+            # APScheduler waits by this host's clock until a time on the database's.
+            return None if next_run_time is None else next_run_time - clock.offset()
         except Exception:
             connection.close()
             logger.exception("Could not read the next run time; retrying shortly.")
             return datetime.now(UTC)
 
     def _single_shot(self, run, now) -> "ClaimedRunJob":
-        # APScheduler submits only run times <= the `now` it passed us; a manual run asked for a
-        # moment after that instant must still be submitted, never silently dropped.
-        return ClaimedRunJob(self._scheduler, self._alias, self.dispatch, run, min(run.scheduled_time, now))
+        # APScheduler submits only run times <= the `now` (host clock) it passed us; a claimed run
+        # is due by the database's clock, so it is handed over for that `now`, never dropped.
+        return ClaimedRunJob(self._scheduler, self._alias, self.dispatch, run, now)
 
     # The schedule is the jobs table, edited through the service layer; APScheduler never owns it.
     def lookup_job(self, job_id):

@@ -16,16 +16,29 @@ from django.conf import settings
 from django.db import connection, connections
 
 from scheduler.backends import SchedulerAlreadyRunning, backend
-from scheduler.engine.apscheduler_glue import RunQueueExecutor
+from scheduler.engine.apscheduler_glue import WORKER_THREAD_PREFIX, RunQueueExecutor
 from scheduler.engine.jobstore import DatabaseJobStore
 from scheduler.engine.recorder import BatchRecorder
 from scheduler.engine.runner import Runner
+from scheduler.engine.watchdog import Watchdog
+from scheduler.models import clock_offset_skewed
 from scheduler.services.claims import runs_release
-from scheduler.services.instances import executions_abandon, instance_heartbeat, instance_register, instance_stop
+from scheduler.services.instances import (
+    clock_offset_measure,
+    clock_skew_report,
+    executions_abandon,
+    instance_heartbeat,
+    instance_register,
+    instance_stop,
+)
 from scheduler.services.leases import leases_reap
 from scheduler.services.task_functions import task_functions_sync
 
 logger = logging.getLogger("scheduler.engine")
+def _is_engine_thread() -> bool:
+    """Threads that run task functions keep the database's session defaults: the engine's timeouts
+    and asynchronous commit are for the engine's own statements, not for a task's work."""
+    return not threading.current_thread().name.startswith(WORKER_THREAD_PREFIX)
 
 __all__ = ["EngineConfig", "SchedulerAlreadyRunning", "SchedulerProcess"]
 
@@ -61,6 +74,8 @@ class SchedulerProcess:
         self.jobstore = None
         self.recorder = None
         self.runner = None
+        self.watchdog = None
+        self.clock_offset = None
         self.log_extra = {"instance_id": self.instance_id}
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -69,17 +84,24 @@ class SchedulerProcess:
         self._log_listener = _logging_off_the_hot_path()
         db = backend()
         db.single_process_guard()
-        db.outcomes_asynchronous()
+        db.engine_sessions(is_engine_thread=_is_engine_thread)
         task_functions_sync()
-        self.recorder = BatchRecorder()
+        self.clock_offset = clock_offset_measure()
+        clock_skew_report(self.instance_id, self.clock_offset)
+        self.watchdog = Watchdog(settings.SCHEDULER_DB_OPERATION_TIMEOUT, self._threads_stop)
+        self.watchdog.start()
+        self.recorder = BatchRecorder(guard=self.watchdog.guard)
         self.recorder.start()
         self.runner = Runner(instance_id=self.instance_id, hostname=self.hostname, recorder=self.recorder)
-        instance_register(instance_id=self.instance_id, hostname=self.hostname, pid=os.getpid())
+        instance_register(
+            instance_id=self.instance_id, hostname=self.hostname, pid=os.getpid(), clock_offset=self.clock_offset
+        )
         self.jobstore = DatabaseJobStore(
             instance_id=self.instance_id,
             dispatch=self.runner.dispatch,
             on_claimed=self.runner.claimed,
             batch_size=self.config.batch_size,
+            guard=self.watchdog.guard,
         )
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self.jobstore},
@@ -95,10 +117,11 @@ class SchedulerProcess:
             listener.start()
         logger.info(
             "Scheduler %s started: database=%s workers=%d poll=%.1fs heartbeat=%.1fs batch=%d "
-            "lock_ttl=%ds shutdown_timeout=%.0fs change_notifications=%s",
+            "lock_ttl=%ds shutdown_timeout=%.0fs change_notifications=%s clock_offset=%s",
             self.instance_id, db.vendor, self.config.workers, db.poll_interval(self.config.poll_interval),
             self.config.heartbeat_interval, self.config.batch_size, settings.SCHEDULER_LOCK_TTL,
             self.config.shutdown_timeout, db.change_notifications,
+            "-" if self.clock_offset is None else f"{self.clock_offset:+.3f}s",
             extra=self.log_extra,
         )
 
@@ -158,8 +181,13 @@ class SchedulerProcess:
     def _heartbeat_loop(self):
         while not self._threads_stop.wait(self.config.heartbeat_interval):
             try:
-                instance_heartbeat(self.instance_id, running_execution_ids=self.runner.held())
-                leases_reap()
+                with self.watchdog.guard("heartbeat"):
+                    offset = clock_offset_measure()
+                    if clock_offset_skewed(offset) and not clock_offset_skewed(self.clock_offset):
+                        clock_skew_report(self.instance_id, offset)  # once each time it starts
+                    self.clock_offset = offset
+                    instance_heartbeat(self.instance_id, running_execution_ids=self.runner.held(), clock_offset=offset)
+                    leases_reap()
             except Exception as exc:
                 logger.warning("Heartbeat failed (%s); retrying", exc, extra=self.log_extra)
                 connection.close()

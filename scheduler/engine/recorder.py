@@ -1,5 +1,6 @@
 """The engine's Recorder (services.runs): batches the lifecycle writes of a process's inline runs
 into short transactions."""
+import contextlib
 import logging
 import threading
 
@@ -31,8 +32,9 @@ class BatchRecorder(threading.Thread):
     it, since the claim already made the run this process's alone.
     """
 
-    def __init__(self, *, interval: float = 0.05, max_batch: int = 500):
+    def __init__(self, *, interval: float = 0.05, max_batch: int = 500, guard=None):
         super().__init__(name="scheduler-recorder", daemon=True)
+        self.guard = guard or (lambda what: contextlib.nullcontext())  # the engine watchdog's
         self.interval = interval
         self.max_batch = max_batch
         self._lock = threading.Lock()
@@ -90,11 +92,15 @@ class BatchRecorder(threading.Thread):
         if not started and not ended:
             return
         try:
-            with_reconnect(lambda: executions_record(started, ended))
+            with_reconnect(lambda: self._record(started, ended))
         except Exception:
             # Their leases expire and the reaper fails them with the reason: not lost silently.
             logger.exception("Could not record %d run starts and %d run ends", len(started), len(ended))
             connection.close()
+
+    def _record(self, started, ended) -> None:
+        with self.guard("recording runs"):
+            executions_record(started, ended)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -4,8 +4,11 @@ import logging
 import threading
 import time
 
+from django.conf import settings
 from django.db import connection
+from django_apscheduler.util import close_old_connections
 
+from scheduler.services.leases import lease_confirm
 from scheduler.services.offload import offloaded_run_send
 from scheduler.services.runs import Recorder, run_target_execute
 
@@ -17,16 +20,21 @@ class Runner:
         self.instance_id = instance_id
         self.hostname = hostname
         self.recorder = recorder
-        self._claimed: set[int] = set()
+        # execution id -> (monotonic, wall-clock) time of its claim
+        self._claimed: dict[int, tuple[float, float]] = {}
         self._running: set[int] = set()
         self._closed = False  # set by close(): no run starts in this process after it
         self._lock = threading.Condition()
         self.log_extra = {"instance_id": instance_id}
+        # A run that waited longer than this since its claim (the process was frozen, say) may
+        # have lost its lease: the database is asked before it starts.
+        self.confirm_after = settings.SCHEDULER_LOCK_TTL / 3
 
     def claimed(self, runs) -> None:
         """The job store claimed these runs; they are this process's until they end or go back."""
+        at = (time.monotonic(), time.time())
         with self._lock:
-            self._claimed.update(run.execution_id for run in runs)
+            self._claimed.update((run.execution_id, at) for run in runs)
 
     def held(self) -> set[int]:
         """Runs claimed and not yet ended: their leases are renewed with each heartbeat."""
@@ -39,13 +47,11 @@ class Runner:
         with self._lock:
             if self._closed:
                 return
+            claimed_at = self._claimed.get(run.execution_id)
             self._running.add(run.execution_id)
         try:
-            if run.offload:
-                offloaded_run_send(run.execution_id)
-            else:
-                run_target_execute(run.target, instance_id=self.instance_id, hostname=self.hostname,
-                                   recorder=self.recorder)
+            if claimed_at is None or self._still_ours(run, claimed_at):
+                self._run(run)
         except Exception:
             logger.exception(
                 "Run of execution %s could not be recorded; its lease will expire and fail it",
@@ -55,8 +61,30 @@ class Runner:
         finally:
             with self._lock:
                 self._running.discard(run.execution_id)
-                self._claimed.discard(run.execution_id)
+                self._claimed.pop(run.execution_id, None)
                 self._lock.notify_all()
+
+    # Every run starts (and ends) with usable database connections in this thread, as a request
+    # does: one a failover or an idle-connection reaper killed is replaced, not failed on.
+    @close_old_connections
+    def _run(self, run) -> None:
+        if run.offload:
+            offloaded_run_send(run.execution_id)
+        else:
+            run_target_execute(run.target, instance_id=self.instance_id, hostname=self.hostname,
+                               recorder=self.recorder)
+
+    def _still_ours(self, run, claimed_at: tuple[float, float]) -> bool:
+        waited = max(time.monotonic() - claimed_at[0], time.time() - claimed_at[1])
+        if waited <= self.confirm_after or lease_confirm(run.execution_id, instance_id=self.instance_id):
+            return True
+        logger.warning(
+            "Not starting execution %s of job %s: it waited %.0f s since this process claimed it (was "
+            "the process frozen?) and is no longer this process's to run",
+            run.execution_id, run.job_id, waited,
+            extra={**self.log_extra, "job_id": run.job_id, "execution_id": run.execution_id},
+        )
+        return False
 
     def close(self, timeout: float) -> tuple[set[int], set[int]]:
         """Let claimed runs finish for up to `timeout` seconds, then let no more start.

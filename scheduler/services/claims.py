@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.utils import timezone
 
+from scheduler import clock
 from scheduler.backends import NewRun, backend
 from scheduler.backends.base import run_key
 from scheduler.enums import ExecutionStatus, ExecutionTrigger
@@ -138,7 +138,7 @@ def runs_claim(
     *, instance_id: str, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> list[ClaimedRun]:
     """Claim up to `batch_size` due jobs and any unclaimed pending executions, highest priority first."""
-    now = now or timezone.now()
+    now = now or clock.now()
     claimed = _claim_due_jobs(instance_id, now, batch_size)
     claimed += _claim_unclaimed_executions(instance_id, now, batch_size)
     claimed.sort(key=lambda run: (-run.priority, run.scheduled_time, run.execution_id))

@@ -5,8 +5,8 @@ from datetime import datetime
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.utils import timezone
 
+from scheduler import clock
 from scheduler.backends import backend
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution, JobLease
@@ -45,7 +45,7 @@ def _transition(execution: JobExecution, to: str, sources=None, **fields) -> Job
 def execution_start(
     execution: JobExecution, *, instance_id: str = "", hostname: str = "", celery_task_id: str = ""
 ) -> JobExecution:
-    now = timezone.now()
+    now = clock.now()
     fields = {"started_at": now}
     for key, value in (("instance_id", instance_id), ("hostname", hostname), ("celery_task_id", celery_task_id)):
         if value:
@@ -54,7 +54,7 @@ def execution_start(
 
 
 def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
-    now = timezone.now()
+    now = clock.now()
     _transition(
         execution,
         S.SUCCESS,
@@ -68,7 +68,7 @@ def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
 
 def execution_fail(execution: JobExecution, *, error: str, traceback: str = "", only_if_pending=False) -> JobExecution:
     """Record a failed run; only_if_pending refuses to touch a run someone has already started."""
-    now = timezone.now()
+    now = clock.now()
     _transition(
         execution,
         S.FAILED,

@@ -4,8 +4,8 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
+from scheduler import clock
 from scheduler.enums import ExecutionStatus, ExecutionTrigger
 from scheduler.models import JobExecution, JobType, ScheduledJob, TaskFunction
 from scheduler.services.changes import changes_announce
@@ -248,7 +248,7 @@ def job_create(*, user=None, **fields) -> ScheduledJob:
     job = ScheduledJob(created_by=_user_or_none(user), updated_by=_user_or_none(user))
     _job_assign(job, fields)
     _job_validate(job, check_task_function=True)
-    job.next_run_time = job_first_fire_time(job, timezone.now()) if job.is_enabled else None
+    job.next_run_time = job_first_fire_time(job, clock.now()) if job.is_enabled else None
     with transaction.atomic():
         _save(job)
         changes_announce(job_id=job.pk)
@@ -266,7 +266,7 @@ def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
         _job_validate(
             current, check_task_function=current.task_function_id != before["task_function_id"]
         )
-        now = timezone.now()
+        now = clock.now()
         schedule_changed = any(getattr(current, f) != before[f] for f in SCHEDULE_FIELDS)
         if not current.is_enabled:
             current.next_run_time = None
@@ -312,7 +312,7 @@ def job_resume(job: ScheduledJob, *, user=None) -> ScheduledJob:
         current.is_paused = False
         current.pause_reason = ""
         if current.is_enabled:
-            current.next_run_time = job_next_fire_time(current, timezone.now())
+            current.next_run_time = job_next_fire_time(current, clock.now())
         current.updated_by = _user_or_none(user)
         current.save(
             update_fields=["is_paused", "pause_reason", "next_run_time", "updated_by", "updated_at"]
@@ -327,7 +327,7 @@ def job_enable(job: ScheduledJob, *, user=None) -> ScheduledJob:
         current = _locked(job)
         if not current.is_enabled:
             current.is_enabled = True
-            current.next_run_time = job_first_fire_time(current, timezone.now())
+            current.next_run_time = job_first_fire_time(current, clock.now())
         current.updated_by = _user_or_none(user)
         current.save(update_fields=["is_enabled", "next_run_time", "updated_by", "updated_at"])
         changes_announce(job_id=current.pk)
@@ -365,7 +365,7 @@ def job_trigger(job: ScheduledJob, *, user=None) -> JobExecution:
             job=current,
             status=ExecutionStatus.PENDING,
             trigger=ExecutionTrigger.MANUAL,
-            scheduled_time=timezone.now(),
+            scheduled_time=clock.now(),
             triggered_by=_user_or_none(user),
         )
         changes_announce(job_id=job.pk, execution_id=execution.pk)

@@ -5,8 +5,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count
-from django.utils import timezone
 
+from scheduler import clock
+from scheduler.enums import ExecutionStatus
 from scheduler.models import JobLease
 from scheduler.services.executions import InvalidTransition, execution_fail
 
@@ -40,8 +41,21 @@ def lease_reserve(job, held: dict[int, int]) -> str:
 
 def leases_renew(execution_ids, *, now=None) -> int:
     """Push back the expiry of live runs' leases, so a healthy long run is never reclaimed."""
-    now = now or timezone.now()
+    now = now or clock.now()
     return JobLease.objects.of_executions(execution_ids).update(expires_at=lease_expiry(now))
+
+
+def lease_confirm(execution_id: int, *, instance_id: str, now=None) -> bool:
+    """Whether this process still holds the run's lease and the run is still pending, renewing the
+    lease if so: a process that was frozen asks before it starts a run it claimed long ago, which
+    the reaper may have failed or another process may have run meanwhile."""
+    now = now or clock.now()
+    return bool(
+        JobLease.objects.filter(
+            execution_id=execution_id, locked_by=instance_id, expires_at__gt=now,
+            execution__status=ExecutionStatus.PENDING,
+        ).update(expires_at=lease_expiry(now))
+    )
 
 
 def leases_release(execution_ids, *, instance_id: str) -> None:
@@ -55,7 +69,7 @@ def leases_reap(*, now=None) -> int:
     Also sweeps leases left behind by runs that finished (a process that stopped between
     recording a run's end and deleting its lease), so they stop counting against max_instances.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     JobLease.objects.of_finished_runs().delete()
     reaped = 0
     for lease in JobLease.objects.expired(now).select_related("execution")[:REAP_BATCH]:

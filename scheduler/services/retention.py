@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
+from scheduler import clock
 from scheduler.models import JobExecution
 
 CLEANUP_BATCH_SIZE = 1000
@@ -29,7 +29,7 @@ def executions_cleanup(
         raise ValueError("older_than_days must be 0 or more")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    cutoff = timezone.now() - timedelta(days=days)
+    cutoff = clock.now() - timedelta(days=days)
     old = JobExecution.objects.finished().filter(created_at__lt=cutoff)
     if dry_run:
         # Old rows are each job's oldest, so deleting them first never changes which rows are a

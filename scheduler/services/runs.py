@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from django.db import InterfaceError, OperationalError, connection
-from django.utils import timezone
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
+from scheduler import clock
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution
 from scheduler.services.executions import (
@@ -136,12 +136,12 @@ def run_target_execute(
         spec = task_function_resolve(target.task_function_name, active=target.task_function_active)
     except TaskFunctionUnavailable as exc:
         # Only a run still pending is failed here: a running one belongs to whoever started it.
-        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, None, timezone.now(), error=str(exc))
+        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, None, clock.now(), error=str(exc))
         if not recorder.run_ended(execution, ended):
             return None
         _log_outcome(target, ended, log_extra)
         return execution
-    started_at = timezone.now()
+    started_at = clock.now()
     if not recorder.run_started(execution, instance_id=instance_id, hostname=hostname,
                           celery_task_id=celery_task_id, started_at=started_at):
         return None
@@ -149,14 +149,14 @@ def run_target_execute(
     try:
         result = spec.func(*target.args, **target.kwargs)
     except timeout_errors:
-        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, timezone.now(),
+        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, clock.now(),
                          error=f"timed out: exceeded the task function's timeout of {target.task_function_timeout}s",
                          traceback=traceback_module.format_exc())
     except Exception as exc:  # the task function's own failure is the run's outcome
-        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, timezone.now(),
+        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, clock.now(),
                          error=f"{type(exc).__name__}: {exc}", traceback=traceback_module.format_exc())
     else:
-        ended = RunEnded(target.execution_id, ExecutionStatus.SUCCESS, started_at, timezone.now(), result=result)
+        ended = RunEnded(target.execution_id, ExecutionStatus.SUCCESS, started_at, clock.now(), result=result)
     recorder.run_ended(execution, ended)
     execution.status = ended.status
     _log_outcome(target, ended, log_extra)
@@ -196,13 +196,22 @@ def with_reconnect(operation, *, deadline_seconds: float = RECONNECT_DEADLINE):
     while True:
         try:
             return operation()
-        except (OperationalError, InterfaceError) as exc:
+        except DatabaseError as exc:
+            # A session the server ended (a failover, an idle-in-transaction timeout) can surface as
+            # another DatabaseError; what they share is a connection that no longer works.
+            if not isinstance(exc, (OperationalError, InterfaceError)) and connection_usable():
+                raise
             connection.close()
             if time.monotonic() + delay > deadline:
                 raise
             logger.warning("Database unavailable (%s); retrying in %.1fs", exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def connection_usable() -> bool:
+    """Whether this thread's database connection still works (asked only after an error)."""
+    return connection.connection is not None and connection.is_usable()
 
 
 def _log_outcome(target: RunTarget, ended: RunEnded, extra: dict) -> None:

@@ -6,8 +6,8 @@ scheduled_time) identifies a run); cron jobs follow services.cron in the job's t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.utils import timezone
 
+from scheduler import clock
 from scheduler.durations import interval_words
 from scheduler.models import JobType, ScheduledJob, interval_total_seconds
 from scheduler.services.cron import cron_describe, cron_next_fire_time
@@ -55,7 +55,7 @@ class Schedule:
         (its persisted next run time), or starts a fresh one."""
         if self.cron_expression is not None:
             return cron_next_fire_time(self.cron_expression, self.timezone, after + _TICK)
-        return interval_next_fire_time(anchor or timezone.now() + self.interval, self.interval, after)
+        return interval_next_fire_time(anchor or clock.now() + self.interval, self.interval, after)
 
     def following(self, fire_time: datetime) -> datetime:
         """The fire time after `fire_time`: what the engine schedules after each run."""
@@ -106,7 +106,7 @@ def job_rescheduled_fire_time(job: ScheduledJob, now: datetime) -> datetime:
 def job_upcoming_fire_times(job: ScheduledJob, count: int = 5, now=None) -> list[datetime]:
     """The next `count` fire times, starting from the persisted next_run_time when there is one."""
     schedule = Schedule.of(job)
-    first = job.next_run_time or schedule.first_fire_time(now or timezone.now())
+    first = job.next_run_time or schedule.first_fire_time(now or clock.now())
     return schedule.upcoming(first, count)
 
 

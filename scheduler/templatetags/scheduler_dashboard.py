@@ -14,6 +14,14 @@ def duration(value_ms):
 
 
 @register.filter
-def age(value):
-    """How long ago an aware datetime was, to the second: '4 s ago', '3 min ago'."""
-    return age_words(value, timezone.now())
+def age(value, now=None):
+    """How long ago an aware datetime was (by `now`, else this host's clock): '4 s ago', '3 min ago'."""
+    return age_words(value, now or timezone.now())
+
+
+@register.filter
+def clock_offset(seconds):
+    """A process's clock offset from the database: '+0.002 s', '-90.0 s'; '-' when not measured."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:+.3f} s" if abs(seconds) < 1 else f"{seconds:+.1f} s"

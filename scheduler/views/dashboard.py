@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST, require_safe
 from scheduler.enums import RAN_STATUSES, ExecutionStatus
 from scheduler.models import JobExecution, ScheduledJob
 from scheduler.permissions import VIEW_JOB
-from scheduler.selectors import job_execution_list, job_list, scheduler_status
+from scheduler.selectors import database_now, job_execution_list, job_list, scheduler_status
 from scheduler.services.job_actions import (
     JOB_ACTIONS,
     job_action_apply,
@@ -41,7 +41,7 @@ def _viewer(view):
 @_viewer
 @require_safe
 def dashboard(request):
-    now = timezone.now()
+    now = database_now()  # heartbeats and run times are on the database's clock
     since = now - timedelta(hours=CHART_HOURS)
     failures_only = request.GET.get("failures") == "1"
     recent = JobExecution.objects.created_since(since).select_related("job", "triggered_by").newest_first()
