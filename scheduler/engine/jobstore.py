@@ -16,7 +16,7 @@ from django.db.models import Min
 from scheduler import clock
 from scheduler.engine.apscheduler_glue import ClaimedRunJob
 from scheduler.models import JobExecution, ScheduledJob
-from scheduler.services.claims import runs_claim
+from scheduler.services.claims import ClaimedRun, runs_claim
 
 logger = logging.getLogger("scheduler.engine")
 # Claim transactions in flight at once while a backlog of due runs lasts.
@@ -58,7 +58,7 @@ class DatabaseJobStore(BaseJobStore):
             claimed = self._claim(database_now)
             for lane in extra:
                 claimed += lane.result()
-            claimed.sort(key=lambda run: (-run.priority, run.scheduled_time, run.execution_id))
+            claimed.sort(key=ClaimedRun.dispatch_order)
             self.on_claimed(claimed)
         # A full batch means more may be due right now: skip the next-run-time read, loop at once.
         self._more_due = len(claimed) >= self.batch_size

@@ -86,6 +86,10 @@ class ClaimedRun:
     # What running it needs, so the engine's hot path reads nothing back from the database.
     target: RunTarget
 
+    def dispatch_order(self) -> tuple:
+        """Highest priority first, then the earliest fire time, then the oldest execution."""
+        return -self.priority, self.scheduled_time, self.execution_id
+
 
 @dataclass(frozen=True)
 class PlannedRun:
@@ -141,7 +145,7 @@ def runs_claim(
     now = now or clock.now()
     claimed = _claim_due_jobs(instance_id, now, batch_size)
     claimed += _claim_unclaimed_executions(instance_id, now, batch_size)
-    claimed.sort(key=lambda run: (-run.priority, run.scheduled_time, run.execution_id))
+    claimed.sort(key=ClaimedRun.dispatch_order)
     return claimed
 
 
