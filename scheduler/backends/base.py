@@ -65,9 +65,10 @@ class Backend:
 
     # --- run outcomes ----------------------------------------------------------------------------
 
-    def lifecycle_write(self, rows: list[dict], ended_ids: list[int]) -> None:
+    def lifecycle_write(self, rows: list[dict], ended_ids: list[int]) -> set[int]:
         """Apply conditional lifecycle updates (services.executions.executions_record builds the
-        rows) and delete the leases of ended runs whose rows are finished."""
+        rows), delete the leases of ended runs whose rows are finished, and return the ids of the
+        rows that moved (a row already moved on by someone else stays as it is)."""
         raise NotImplementedError
 
     def engine_sessions(self, *, is_engine_thread) -> None:

@@ -90,7 +90,8 @@ class PostgreSQLBackend(Backend):
             )
 
     def lifecycle_write(self, rows, ended_ids):
-        """All rows in one UPDATE and the ended runs' leases in the same statement.
+        """All rows in one UPDATE and the ended runs' leases in the same statement; returns the ids
+        of the rows that moved.
 
         An ended run's lease goes only once its row is finished: a row whose end could not apply
         (its start was never recorded) keeps the lease, which expires and fails it with the reason.
@@ -116,14 +117,16 @@ class PostgreSQLBackend(Backend):
                     UPDATE {table} AS e SET {assignments}
                     FROM batch WHERE e.id = batch.id AND e.status = batch.source
                     RETURNING e.id, e.status
+                ), released AS (
+                    DELETE FROM {self.quote(self.lease_table)} AS lease
+                    WHERE lease.execution_id = ANY(%(ended)s::bigint[]) AND (
+                        lease.execution_id IN (SELECT id FROM updated WHERE status <> ALL(%(unfinished)s))
+                        -- the rest of the statement sees the rows as they were before the UPDATE
+                        OR EXISTS (SELECT 1 FROM {table} AS done WHERE done.id = lease.execution_id
+                                   AND done.status <> ALL(%(unfinished)s))
+                    )
                 )
-                DELETE FROM {self.quote(self.lease_table)} AS lease
-                WHERE lease.execution_id = ANY(%(ended)s::bigint[]) AND (
-                    lease.execution_id IN (SELECT id FROM updated WHERE status <> ALL(%(unfinished)s))
-                    -- the rest of the statement sees the rows as they were before the UPDATE
-                    OR EXISTS (SELECT 1 FROM {table} AS done WHERE done.id = lease.execution_id
-                               AND done.status <> ALL(%(unfinished)s))
-                )
+                SELECT id FROM updated
                 """,
                 {
                     "rows": json.dumps(rows, cls=DjangoJSONEncoder),
@@ -131,6 +134,7 @@ class PostgreSQLBackend(Backend):
                     "unfinished": list(UNFINISHED_STATUSES),
                 },
             )
+            return {pk for (pk,) in cursor}
 
     def engine_sessions(self, *, is_engine_thread) -> None:
         """synchronous_commit off: run outcomes are recorded without waiting for the WAL flush, the

@@ -55,19 +55,20 @@ class SQLiteBackend(Backend):
     def lifecycle_write(self, rows, ended_ids):
         field = JobExecution._meta.get_field
         assignments = ", ".join([f"{c} = COALESCE(%s, {c})" for c in KEPT_UNLESS_GIVEN] + [f"{c} = %s" for c in ALWAYS_SET])
+        statement = f"UPDATE {self.quote(self.execution_table)} SET {assignments} WHERE id = %s AND status = %s"
+        moved = set()
         with connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {self.quote(self.execution_table)} SET {assignments} WHERE id = %s AND status = %s",
-                [
-                    [field(c).get_db_prep_save(row[c], connection) for c in (*KEPT_UNLESS_GIVEN, *ALWAYS_SET)]
-                    + [row["id"], row["source"]]
-                    for row in rows
-                ],
-            )
+            # One statement per row: SQLite answers in-process, and each row's count says whether it moved.
+            for row in rows:
+                values = [field(c).get_db_prep_save(row[c], connection) for c in (*KEPT_UNLESS_GIVEN, *ALWAYS_SET)]
+                cursor.execute(statement, [*values, row["id"], row["source"]])
+                if cursor.rowcount:
+                    moved.add(row["id"])
         if ended_ids:
             JobLease.objects.filter(execution_id__in=ended_ids).exclude(
                 execution__status__in=UNFINISHED_STATUSES
             ).delete()
+        return moved
 
     def poll_interval(self, configured: float) -> float:
         return min(configured, MAX_POLL_INTERVAL)

@@ -32,6 +32,7 @@ from scheduler.services.instances import (
     instance_stop,
 )
 from scheduler.services.leases import leases_reap
+from scheduler.services.runs import with_reconnect
 from scheduler.services.task_functions import task_functions_sync
 
 logger = logging.getLogger("scheduler.engine")
@@ -151,18 +152,20 @@ class SchedulerProcess:
         unstarted, running = self.runner.close(self.config.shutdown_timeout)
         self.scheduler.shutdown(wait=False)
         self.recorder.stop()  # every finished run's outcome is written before anything else
+        # This thread's connection dates from start-up; a failover since may have killed it.
+        connection.close()
         if unstarted or running:
-            released = runs_release(unstarted, instance_id=self.instance_id)
-            abandoned = executions_abandon(
+            released = with_reconnect(lambda: runs_release(unstarted, instance_id=self.instance_id))
+            abandoned = with_reconnect(lambda: executions_abandon(
                 running,
                 reason=f"scheduler {self.instance_id} stopped before the run finished "
                 f"(shutdown timeout {self.config.shutdown_timeout:.0f}s)",
-            )
+            ))
             logger.warning(
                 "Scheduler %s stopped with %d runs unfinished: %d given back, %d failed",
                 self.instance_id, len(unstarted) + len(running), released, abandoned, extra=self.log_extra,
             )
-        instance_stop(self.instance_id)
+        with_reconnect(lambda: instance_stop(self.instance_id))
         connections.close_all()
         logger.info("Scheduler %s stopped", self.instance_id, extra=self.log_extra)
         self._log_listener.stop()

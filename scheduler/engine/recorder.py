@@ -100,7 +100,14 @@ class BatchRecorder(threading.Thread):
 
     def _record(self, started, ended) -> None:
         with self.guard("recording runs"):
-            executions_record(started, ended)
+            moved = executions_record(started, ended)
+        for run in ended:
+            if run.execution_id not in moved:
+                logger.warning(
+                    "Execution %s ended %s here, but its row had moved on without this process (failed when its "
+                    "lease expired while the process was frozen, say): its record stays as it is",
+                    run.execution_id, run.status, extra={"execution_id": run.execution_id},
+                )
 
     def stop(self) -> None:
         self._stopping.set()

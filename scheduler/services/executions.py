@@ -144,17 +144,18 @@ class RunEnded:
     traceback: str = ""
 
 
-def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> None:
+def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> set[int]:
     """Apply many lifecycle transitions in one short transaction (the engine's inline runs).
 
     Each row moves pending -> running -> success | failed through a conditional update, exactly
     as execution_start/finish/fail would; a run that started and ended within the same batch
     makes both moves in one update (its running state was never visible outside this
     transaction). A row another process or the lease reaper already moved on is left alone.
+    Returns the ids of the executions whose rows moved.
     """
     rows = _lifecycle_rows(started, ended)
     with transaction.atomic():
-        backend().lifecycle_write(rows, [e.execution_id for e in ended])
+        return backend().lifecycle_write(rows, [e.execution_id for e in ended])
 
 
 def _lifecycle_rows(started: list[RunStarted], ended: list[RunEnded]) -> list[dict]:

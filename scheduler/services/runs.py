@@ -4,7 +4,7 @@ import socket
 import time
 import traceback as traceback_module
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
@@ -146,17 +146,24 @@ def run_target_execute(
                           celery_task_id=celery_task_id, started_at=started_at):
         return None
     started_at = execution.started_at or started_at
+    began = time.monotonic()
+
+    def finished_at():
+        # From the start by a monotonic clock: the offset from the database's clock may be
+        # measured again while the function runs, and a duration must never come out negative.
+        return started_at + timedelta(seconds=time.monotonic() - began)
+
     try:
         result = spec.func(*target.args, **target.kwargs)
     except timeout_errors:
-        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, clock.now(),
+        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, finished_at(),
                          error=f"timed out: exceeded the task function's timeout of {target.task_function_timeout}s",
                          traceback=traceback_module.format_exc())
     except Exception as exc:  # the task function's own failure is the run's outcome
-        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, clock.now(),
+        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, finished_at(),
                          error=f"{type(exc).__name__}: {exc}", traceback=traceback_module.format_exc())
     else:
-        ended = RunEnded(target.execution_id, ExecutionStatus.SUCCESS, started_at, clock.now(), result=result)
+        ended = RunEnded(target.execution_id, ExecutionStatus.SUCCESS, started_at, finished_at(), result=result)
     recorder.run_ended(execution, ended)
     execution.status = ended.status
     _log_outcome(target, ended, log_extra)

@@ -74,7 +74,8 @@ def test_lifecycle_write_moves_rows_only_from_where_they_must_be_and_frees_ended
     started = [RunStarted(e.pk, NOW, "proc-1", "host") for e in (ran, reaped)]
     ended = [RunEnded(e.pk, S.SUCCESS, NOW, NOW + timedelta(seconds=2), result={"ok": 1}) for e in (ran, reaped)]
     with transaction.atomic():
-        backend().lifecycle_write(_lifecycle_rows(started, ended), [ran.pk, reaped.pk])
+        moved = backend().lifecycle_write(_lifecycle_rows(started, ended), [ran.pk, reaped.pk])
+    assert moved == {ran.pk}
     ran.refresh_from_db(), reaped.refresh_from_db()
     assert (ran.status, ran.started_at, ran.duration_ms, ran.result, ran.hostname) == (S.SUCCESS, NOW, 2000, {"ok": 1}, "host")
     assert reaped.status == S.FAILED and reaped.result is None  # the reaper's outcome stands

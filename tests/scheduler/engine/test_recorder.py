@@ -47,3 +47,17 @@ def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
     assert not JobLease.objects.exists()
     sample = JobExecution.objects.get(pk=executions[0].pk)
     assert sample.hostname == "here" and sample.result == {"n": sample.pk} and sample.duration_ms is not None
+
+
+def test_an_end_the_database_no_longer_takes_is_said_in_the_log_and_changes_nothing(engine_db, caplog):
+    job = IntervalJobFactory()
+    reaped = ExecutionFactory(job=job, status=ExecutionStatus.FAILED, error_message="lease expired: ...",
+                              instance_id="me")
+    recorder = BatchRecorder()
+    recorder.start()
+    now = timezone.now()
+    recorder.run_ended(reaped, RunEnded(reaped.pk, ExecutionStatus.SUCCESS, now, now, result="late"))
+    recorder.stop()
+    reaped.refresh_from_db()
+    assert reaped.status == ExecutionStatus.FAILED and reaped.result is None
+    assert f"Execution {reaped.pk} ended success here, but its row had moved on" in caplog.text

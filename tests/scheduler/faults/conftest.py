@@ -4,6 +4,7 @@ pg_terminate_backend for a failover, SIGSTOP/SIGCONT for a frozen process.
 
 The engine fixtures (`start_scheduler`, `engine_db`) and `wait_until` come from the engine tests.
 """
+
 import functools
 import glob
 import json
@@ -45,8 +46,11 @@ def task_function(name: str) -> TaskFunction:
 
 def instance_of(proc) -> SchedulerInstance:
     """The SchedulerInstance row of a scheduler subprocess."""
-    return wait_until(lambda: SchedulerInstance.objects.filter(pid=proc.pid).order_by("-started_at").first(), 10,
-                      f"instance row of pid {proc.pid}")
+    return wait_until(
+        lambda: SchedulerInstance.objects.filter(pid=proc.pid).order_by("-started_at").first(),
+        10,
+        f"instance row of pid {proc.pid}",
+    )
 
 
 def executions_of(proc):
@@ -202,8 +206,9 @@ def _faketime_check(offset_seconds: int, url: str) -> str | None:
     env = {**os.environ, **faketime_env_for(offset_seconds)}
     before = time.time()
     try:
-        done = subprocess.run([sys.executable, "-c", _CLOCK_PROBE, url], env=env, capture_output=True, text=True,
-                              timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-c", _CLOCK_PROBE, url], env=env, capture_output=True, text=True, timeout=30
+        )
     except subprocess.TimeoutExpired:
         return "a child process under libfaketime hung"
     after = time.time()
@@ -252,7 +257,9 @@ def reap_leftovers(timeout: float) -> None:
 
 
 def fire_times(job) -> list[datetime]:
-    return list(JobExecution.objects.filter(job=job).order_by("scheduled_time").values_list("scheduled_time", flat=True))
+    return list(
+        JobExecution.objects.filter(job=job).order_by("scheduled_time").values_list("scheduled_time", flat=True)
+    )
 
 
 def grid_gaps(times: list[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
@@ -261,6 +268,7 @@ def grid_gaps(times: list[datetime], step: timedelta) -> list[tuple[datetime, da
 
 
 # --- the marks file of task_functions.marked_sleep ------------------------------------------------
+
 
 def marks(path) -> list[dict]:
     """The lines marked_sleep wrote: [{"event": "start"|"end", "token", "pid", "label", "db"}]."""

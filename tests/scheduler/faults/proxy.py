@@ -19,6 +19,7 @@ One limit of any proxy on the same host: the proxy's own kernel still acknowledg
 sends and answers its TCP keepalives, so libpq's keepalives and tcp_user_timeout cannot notice this
 partition. Only a timeout in the application (the scheduler's watchdog) or on the server side can.
 """
+
 import re
 import selectors
 import socket

@@ -7,6 +7,7 @@ every start and end of a run in the order they happened.
 The test process never imports this module (it would add these functions to its own registry, which
 other tests count); conftest.py reads the marks file.
 """
+
 import os
 import time
 import uuid
@@ -38,10 +39,17 @@ def db_clock(**kwargs):
 
 
 @task_function(description="Notes its start and end in the file `path` and sleeps in between (fault tests).")
-def marked_sleep(path: str, seconds: float = 0, label: str = "", **kwargs):
+def marked_sleep(path: str, seconds: float = 0, label: str = "", release: str = "", **kwargs):
+    """Sleeps `seconds`, or, given `release`, until that file exists (at most `seconds`): a test then
+    ends the run when it is ready, however slowly the machine got there."""
     token = uuid.uuid4().hex[:12]
     _append(path, f"start {token} pid={os.getpid()} label={label} db={_database_clock()}")
-    time.sleep(float(seconds))
+    deadline = time.monotonic() + float(seconds)
+    if release:
+        while time.monotonic() < deadline and not os.path.exists(release):
+            time.sleep(0.05)
+    else:
+        time.sleep(float(seconds))
     _append(path, f"end {token} pid={os.getpid()} label={label} db={_database_clock()}")
     return {"token": token, "pid": os.getpid()}
 
@@ -49,4 +57,3 @@ def marked_sleep(path: str, seconds: float = 0, label: str = "", **kwargs):
 @task_function(description="Reads through the ORM on a Celery worker (fault tests).", offload=True)
 def orm_read_offloaded(**kwargs):
     return {"executions": JobExecution.objects.count(), "pid": os.getpid()}
-

@@ -1,6 +1,7 @@
 """The fault harness itself: the proxy forwards, a partition stops everything, heal() kills and
 restores; a claim cut holds its rows locked; libfaketime shifts a child's clock. A fault test that
 fails should fail on the fault, never on its tools."""
+
 import threading
 import time
 from datetime import timedelta
@@ -81,7 +82,9 @@ def test_partition_after_claim_leaves_the_claimed_rows_locked(postgres, engine_d
     assert pg_proxy.claim_cut.rows_locked == 1
     assert rows_locked([job.pk]) == {job.pk}, "the cut claim's transaction should still hold its row"
     sessions = wait_until(
-        lambda: [s for s in sessions_through(pg_proxy) if s[1] == "idle in transaction"], 5, "session idle in transaction"
+        lambda: [s for s in sessions_through(pg_proxy) if s[1] == "idle in transaction"],
+        5,
+        "session idle in transaction",
     )
     assert sessions[0][2] is not None, "a session holding row locks has a transaction id"
 
