@@ -324,12 +324,98 @@ def cron_next_fire_times(
 
 # --- the schedule in words ---------------------------------------------------------------------
 
+_WEEKDAY_WORDS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_NTH_WORDS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _joined(words: list[str], conjunction: str) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+class _VixieDescriptor(ExpressionDescriptor):
+    """cron-descriptor's words, with the day fields combined as Vixie cron combines them.
+
+    cron-descriptor always joins a restricted day of month and day of week with "or"; when
+    either field starts with '*' both must match, which reads "..., if it is a Monday". Weekday
+    steps ("*/2") are named day by day, and a day-of-month step from '*' reads "every 2nd day of
+    the month" (days 1, 3, 5, ...; not every other day across month ends).
+    """
+
+    def __init__(self, fields: list[str], options: Options):
+        super().__init__(" ".join(fields), options)
+        self._fields = fields
+        self._expanded, self._nth = croniter.expand(" ".join(fields))
+        both_restricted = fields[DAY_OF_MONTH] != "*" and fields[DAY_OF_WEEK] != "*"
+        self._days_and = both_restricted and (
+            fields[DAY_OF_MONTH].startswith("*") or fields[DAY_OF_WEEK].startswith("*")
+        )
+
+    def get_day_of_month_description(self) -> str:
+        field = self._fields[DAY_OF_MONTH]
+        base, _, step = field.partition("/")
+        if base == "*" and step.isdigit() and int(step) > 1:
+            return f", on every {_ordinal(int(step))} day of the month"
+        terms = field.split(",")
+        if "L" in terms and len(terms) > 1 and all(term.isdigit() for term in terms if term != "L"):
+            days = sorted({int(term) for term in terms if term != "L"})
+            return f", on day {_joined([str(day) for day in days] + ['the last day'], 'and')} of the month"
+        return super().get_day_of_month_description()
+
+    def get_day_of_week_description(self) -> str:
+        weekdays, days_of_month = self._fields[DAY_OF_WEEK], self._fields[DAY_OF_MONTH]
+        if weekdays == "*":
+            return ""
+        if days_of_month in ("*", "*/1"):  # any day of the month: the weekdays alone decide
+            if days_of_month == "*" and "/" not in weekdays:
+                return super().get_day_of_week_description()
+            template, conjunction, article = ", only on {}", "and", False
+        elif self._days_and:
+            template, conjunction, article = ", if it is {}", "or", True
+        elif "/" in weekdays:
+            template, conjunction, article = ", or on {}", "and", False
+        else:
+            return super().get_day_of_week_description()
+        phrase = self._weekdays(conjunction, article=article)
+        return template.format(phrase) if phrase else ""
+
+    def _weekdays(self, conjunction: str, *, article: bool) -> str:
+        """The weekdays of the day-of-week field, Monday first, runs of three or more as ranges."""
+        if self._nth:
+            words = [
+                f"the {_NTH_WORDS[nth]} {_WEEKDAY_WORDS[day]}"
+                for day in sorted(self._nth, key=lambda day: (day - 1) % 7)
+                for nth in sorted(self._nth[day])
+            ]
+            return f"{_joined(words, conjunction)} of the month"
+        days = self._expanded[DAY_OF_WEEK]
+        monday_first = sorted({(int(day) - 1) % 7 for day in (range(7) if "*" in days else days)})
+        if len(monday_first) == 7:
+            return ""  # every day of the week: no condition on it
+        runs: list[list[int]] = []
+        for position in monday_first:
+            if runs and runs[-1][-1] == position - 1:
+                runs[-1].append(position)
+            else:
+                runs.append([position])
+        words = []
+        for run in runs:
+            names = [_WEEKDAY_WORDS[(position + 1) % 7] for position in run]
+            words.extend([f"{names[0]} through {names[-1]}"] if len(names) >= 3 else names)
+        phrase = _joined(words, conjunction)
+        return f"a {phrase}" if article else phrase
+
 
 def cron_describe(expression: str) -> str:
+    """The schedule in words, e.g. 'At 00:00, on every 2nd day of the month, if it is a Monday'."""
     options = Options()
     options.use_24hour_time_format = True
     options.verbose = False
     try:
-        return ExpressionDescriptor(" ".join(cron_fields(expression)), options).get_description()
-    except Exception:  # cron-descriptor raises its own assorted errors on odd input
+        return _VixieDescriptor(cron_fields(expression), options).get_description()
+    except Exception:  # cron-descriptor and croniter raise their own assorted errors on odd input
         return expression
