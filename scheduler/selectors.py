@@ -143,9 +143,12 @@ class CronPreview:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
 
-def cron_preview(expression: str, timezone_name: str, count: int, now: datetime | None = None) -> CronPreview:
-    """Check a cron expression the way job validation does and list its next `count` fire times."""
-    now = now or timezone.now()
+def cron_preview(
+    expression: str, timezone_name: str, count: int, after: datetime | None = None
+) -> CronPreview:
+    """Check a cron expression the way job validation does and list its next `count` fire times
+    after `after` (default: now)."""
+    after = after or timezone.now()
     errors: dict[str, list[str]] = {}
     try:
         zone_get(timezone_name)
@@ -158,10 +161,15 @@ def cron_preview(expression: str, timezone_name: str, count: int, now: datetime 
     if errors:
         return CronPreview(expression=expression, timezone=timezone_name, valid=False, errors=errors)
     try:
-        times = cron_next_fire_times(normalised, timezone_name, now, count)
+        times = cron_next_fire_times(normalised, timezone_name, after, count)
     except ValueError as exc:
         return CronPreview(
             expression=normalised, timezone=timezone_name, valid=False, errors={"expression": [str(exc)]}
+        )
+    except OverflowError:  # the calendar ends (year 9999) before `count` fire times
+        return CronPreview(
+            expression=normalised, timezone=timezone_name, valid=False,
+            errors={"after": [f"There are no {count} fire times after {after.isoformat()}."]},
         )
     return CronPreview(
         expression=normalised,
@@ -170,3 +178,4 @@ def cron_preview(expression: str, timezone_name: str, count: int, now: datetime 
         description=cron_describe(normalised),
         next_run_times=times,
     )
+

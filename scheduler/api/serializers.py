@@ -7,6 +7,8 @@ decides what is valid.
 from collections.abc import Mapping
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -19,6 +21,7 @@ from scheduler.models import (
     ScheduledJob,
     TaskFunction,
 )
+from scheduler.services.cron import instant_parse
 from scheduler.services.jobs import job_schedule_describe
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -318,6 +321,26 @@ class SchedulerStatusSerializer(serializers.Serializer):
 # --- cron preview ----------------------------------------------------------------------------------
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
+class InstantField(serializers.Field):
+    """A moment given as ISO 8601 with an offset or Z (a naive time is refused: whose clock?)."""
+
+    def to_internal_value(self, data):
+        try:
+            return instant_parse(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def to_representation(self, value):
+        return serializers.DateTimeField().to_representation(value)
+
+
+AFTER_HELP = (
+    "List the fire times after this moment: ISO 8601 with an offset or Z, e.g. "
+    "2026-11-01T01:30:00-04:00. Default: now."
+)
+
+
 class CronPreviewQuerySerializer(serializers.Serializer):
     """The query string of GET /cron/preview."""
 
@@ -328,6 +351,7 @@ class CronPreviewQuerySerializer(serializers.Serializer):
     count = serializers.IntegerField(
         min_value=1, max_value=CRON_PREVIEW_MAX_COUNT, default=5, help_text="How many fire times to list."
     )
+    after = InstantField(required=False, help_text=AFTER_HELP)
 
 
 class CronPreviewSerializer(serializers.Serializer):

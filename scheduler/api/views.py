@@ -241,8 +241,10 @@ class CronPreviewView(APIView):
     @extend_schema(
         summary="Preview a cron expression",
         description=(
+            "The next `count` fire times after `after` (default: now), as jobs fire them. "
             "200 with valid=false and errors when the expression or timezone is not acceptable; "
-            "400 only when the query string itself is malformed (missing expression, bad count)."
+            "400 only when the query string itself is malformed (missing expression, bad count, "
+            "an `after` that is not ISO 8601 with an offset)."
         ),
         parameters=[CronPreviewQuerySerializer],
         responses={
@@ -258,6 +260,7 @@ class CronPreviewView(APIView):
             query.validated_data["expression"],
             query.validated_data["timezone"],
             query.validated_data["count"],
+            after=query.validated_data.get("after"),
         )
         return Response(CronPreviewSerializer(preview).data)
 

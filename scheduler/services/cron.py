@@ -55,6 +55,9 @@ _MAX_SKIPPED_CANDIDATES = 1000
 # every change.
 _OFFSET_CHECK_STEP = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
+# Previews may start anywhere in this span; beyond it the calendar arithmetic overflows.
+INSTANT_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+INSTANT_MAX = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 @functools.cache
@@ -70,6 +73,35 @@ def zone_get(name: str) -> ZoneInfo:
             code="invalid_timezone",
         )
     return ZoneInfo(name)
+
+
+_ISO_INSTANT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?P<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def instant_parse(text: str) -> datetime:
+    """An ISO 8601 date and time with an offset or Z (where a preview starts), as aware UTC."""
+    example = "e.g. 2026-11-01T01:30:00-04:00 or 2026-11-01T05:30:00Z"
+    match = _ISO_INSTANT.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match and not match["offset"]:
+        raise ValidationError(
+            f"{text!r} has no UTC offset: add one, or Z for UTC ({example}).", code="naive_instant"
+        )
+    try:
+        moment = datetime.fromisoformat(match[0].upper().replace(",", ".")) if match else None
+    except ValueError:  # well-formed but not a real date or offset, such as 2026-02-30
+        moment = None
+    if moment is None:
+        raise ValidationError(
+            f"{text!r} is not an ISO 8601 date and time ({example}).", code="invalid_instant"
+        )
+    if not INSTANT_MIN <= moment < INSTANT_MAX:
+        raise ValidationError(
+            f"{text!r} is out of range: give a moment from {INSTANT_MIN.year} to {INSTANT_MAX.year - 1}.",
+            code="instant_out_of_range",
+        )
+    return moment.astimezone(UTC)
 
 
 # --- validation --------------------------------------------------------------------------------
