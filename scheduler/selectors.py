@@ -1,4 +1,4 @@
-"""Reads of the scheduler's state for the API and the dashboard: job lists, history, status, cron previews."""
+"""Reads of the scheduler's state for the API and the dashboard: job lists, history, status, previews."""
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
+from scheduler.services.jobs import job_preview_fire_times, job_schedule_describe
 
 NEXT_RUNS_LIMIT = 10
 RECENT_EXECUTIONS_WINDOW = timedelta(hours=24)
@@ -179,3 +180,22 @@ def cron_preview(
         next_run_times=times,
     )
 
+
+@dataclass(frozen=True)
+class JobPreview:
+    """A saved job's schedule in words and its next fire times, as the engine will fire them."""
+
+    job_id: int
+    schedule: str
+    timezone: str
+    next_run_times: list[datetime]
+
+
+def job_preview(job: ScheduledJob, count: int, after: datetime | None = None) -> JobPreview:
+    """The job's next `count` fire times after `after` (default: from its next run)."""
+    return JobPreview(
+        job_id=job.pk,
+        schedule=job_schedule_describe(job),
+        timezone=job.timezone,
+        next_run_times=job_preview_fire_times(job, count=count, after=after),
+    )

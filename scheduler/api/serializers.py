@@ -368,6 +368,27 @@ class CronPreviewSerializer(serializers.Serializer):
     )
 
 
+class JobPreviewQuerySerializer(serializers.Serializer):
+    """The query string of GET /jobs/{id}/preview."""
+
+    after = InstantField(
+        required=False,
+        help_text=AFTER_HELP.replace("Default: now.", "Default: from the job's next run."),
+    )
+    count = serializers.IntegerField(
+        min_value=1, max_value=CRON_PREVIEW_MAX_COUNT, default=5, help_text="How many fire times to list."
+    )
+
+
+class JobPreviewSerializer(serializers.Serializer):
+    """A saved job's next fire times, as the engine will fire them."""
+
+    job_id = serializers.IntegerField()
+    schedule = serializers.CharField(help_text="The schedule in words.")
+    timezone = serializers.CharField()
+    next_run_times = serializers.ListField(child=serializers.DateTimeField(), help_text="In UTC.")
+
+
 # --- errors (documentation only) ---------------------------------------------------------------------
 
 

@@ -70,6 +70,23 @@ def job_upcoming_fire_times(job: ScheduledJob, count: int = 5, now=None) -> list
     return times
 
 
+def job_preview_fire_times(
+    job: ScheduledJob, *, count: int = 5, after: datetime | None = None, now=None
+) -> list[datetime]:
+    """A saved job's next `count` fire times after `after` (default: from its next run), as the
+    engine will fire them: it fires the persisted next_run_time first, so a preview from a moment
+    before that starts there; from a later moment, at the schedule's first time after it."""
+    if after is None or (job.next_run_time and after < job.next_run_time):
+        return job_upcoming_fire_times(job, count=count, now=now)
+    try:
+        times = [job_next_fire_time(job, after)]
+        while len(times) < count:
+            times.append(job_following_fire_time(job, times[-1]))
+    except (ValueError, OverflowError):  # croniter finds no date, or the calendar runs out
+        raise ValidationError({"after": f"This job has no {count} fire times after {after.isoformat()}."}) from None
+    return times
+
+
 def _fresh_next_run_time(job: ScheduledJob, now: datetime) -> datetime:
     """First fire time of a schedule (re)started now: one interval from now, or the next cron time."""
     if job.is_cron:
