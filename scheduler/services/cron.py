@@ -76,29 +76,37 @@ def zone_get(name: str) -> ZoneInfo:
 
 
 _ISO_INSTANT = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?P<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?P<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII,
 )
+# "+02:00" in a query string typed by hand arrives as " 02:00": a URL decodes '+' as a space.
+_PLUS_AS_SPACE = re.compile(r".*\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,6})?)? \d{2}(?::?\d{2})?", re.ASCII)
 
 
 def instant_parse(text: str) -> datetime:
     """An ISO 8601 date and time with an offset or Z (where a preview starts), as aware UTC."""
     example = "e.g. 2026-11-01T01:30:00-04:00 or 2026-11-01T05:30:00Z"
-    match = _ISO_INSTANT.fullmatch(text.strip()) if isinstance(text, str) else None
+    text = text.strip() if isinstance(text, str) else ""
+    shown = repr(text if len(text) <= 40 else text[:40] + "...")
+    match = _ISO_INSTANT.fullmatch(text)
     if match and not match["offset"]:
         raise ValidationError(
-            f"{text!r} has no UTC offset: add one, or Z for UTC ({example}).", code="naive_instant"
+            f"{shown} has no UTC offset: add one, or Z for UTC ({example}).", code="naive_instant"
+        )
+    if not match and _PLUS_AS_SPACE.fullmatch(text):
+        raise ValidationError(
+            f"{shown} has a space where its offset's '+' belongs: in a URL, send '+' as %2B, or use Z.",
+            code="invalid_instant",
         )
     try:
         moment = datetime.fromisoformat(match[0].upper().replace(",", ".")) if match else None
     except ValueError:  # well-formed but not a real date or offset, such as 2026-02-30
         moment = None
     if moment is None:
-        raise ValidationError(
-            f"{text!r} is not an ISO 8601 date and time ({example}).", code="invalid_instant"
-        )
+        raise ValidationError(f"{shown} is not an ISO 8601 date and time ({example}).", code="invalid_instant")
     if not INSTANT_MIN <= moment < INSTANT_MAX:
         raise ValidationError(
-            f"{text!r} is out of range: give a moment from {INSTANT_MIN.year} to {INSTANT_MAX.year - 1}.",
+            f"{shown} is out of range: give a moment from {INSTANT_MIN.year} to {INSTANT_MAX.year - 1}.",
             code="instant_out_of_range",
         )
     return moment.astimezone(UTC)

@@ -143,6 +143,9 @@ def test_empty_after_means_now(client):
         ("9999-12-31T23:59:59-14:00", "out of range"),
         ("0001-01-01T00:00:00+14:00", "out of range"),
         ("2026-11-01T01:30:00\x00Z", "not an ISO 8601 date and time"),
+        ("2026-11-01T01:30:00 02:00", "in a URL, send '+' as %2B"),
+        ("2026-11-01T01:30:00" + "0" * 500, "not an ISO 8601 date and time"),
+        ("２０２６-11-01T01:30:00Z", "not an ISO 8601 date and time"),
     ],
 )
 def test_malformed_or_naive_after_is_a_400_naming_after(client, after, fragment):
