@@ -1,4 +1,4 @@
-"""Reads of the scheduler's state for the API and the dashboard: job lists, history, status, cron previews."""
+"""Reads of the scheduler's state for the API and the dashboard: job lists, history, status, previews."""
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -11,6 +11,7 @@ from scheduler.backends import backend
 from scheduler.enums import FINISHED_STATUSES, UNFINISHED_STATUSES, ExecutionStatus
 from scheduler.models import JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
+from scheduler.services.schedules import job_preview_fire_times, job_schedule_describe
 
 NEXT_RUNS_LIMIT = 10
 RECENT_EXECUTIONS_WINDOW = timedelta(hours=24)
@@ -151,9 +152,12 @@ class CronPreview:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
 
-def cron_preview(expression: str, timezone_name: str, count: int, now: datetime | None = None) -> CronPreview:
-    """Check a cron expression the way job validation does and list its next `count` fire times."""
-    now = now or timezone.now()
+def cron_preview(
+    expression: str, timezone_name: str, count: int, after: datetime | None = None
+) -> CronPreview:
+    """Check a cron expression the way job validation does and list its next `count` fire times
+    after `after` (default: now)."""
+    after = after or timezone.now()
     errors: dict[str, list[str]] = {}
     try:
         zone_get(timezone_name)
@@ -166,10 +170,15 @@ def cron_preview(expression: str, timezone_name: str, count: int, now: datetime 
     if errors:
         return CronPreview(expression=expression, timezone=timezone_name, valid=False, errors=errors)
     try:
-        times = cron_next_fire_times(normalised, timezone_name, now, count)
+        times = cron_next_fire_times(normalised, timezone_name, after, count)
     except ValueError as exc:
         return CronPreview(
             expression=normalised, timezone=timezone_name, valid=False, errors={"expression": [str(exc)]}
+        )
+    except OverflowError:  # the calendar ends (year 9999) before `count` fire times
+        return CronPreview(
+            expression=normalised, timezone=timezone_name, valid=False,
+            errors={"after": [f"There are no {count} fire times after {after.isoformat()}."]},
         )
     return CronPreview(
         expression=normalised,
@@ -177,4 +186,24 @@ def cron_preview(expression: str, timezone_name: str, count: int, now: datetime 
         valid=True,
         description=cron_describe(normalised),
         next_run_times=times,
+    )
+
+
+@dataclass(frozen=True)
+class JobPreview:
+    """A saved job's schedule in words and its next fire times, as the engine will fire them."""
+
+    job_id: int
+    schedule: str
+    timezone: str
+    next_run_times: list[datetime]
+
+
+def job_preview(job: ScheduledJob, count: int, after: datetime | None = None) -> JobPreview:
+    """The job's next `count` fire times after `after` (default: from its next run)."""
+    return JobPreview(
+        job_id=job.pk,
+        schedule=job_schedule_describe(job),
+        timezone=job.timezone,
+        next_run_times=job_preview_fire_times(job, count=count, after=after),
     )

@@ -7,11 +7,14 @@ decides what is valid.
 from collections.abc import Mapping
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scheduler.enums import ExecutionStatus, ExecutionTrigger
 from scheduler.models import MAX_INSTANCES_LIMIT, JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.services.cron import instant_parse
 from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS
 from scheduler.services.schedules import job_schedule_describe
 
@@ -321,6 +324,26 @@ class SchedulerStatusSerializer(serializers.Serializer):
 # --- cron preview ----------------------------------------------------------------------------------
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
+class InstantField(serializers.Field):
+    """A moment given as ISO 8601 with an offset or Z (a naive time is refused: whose clock?)."""
+
+    def to_internal_value(self, data):
+        try:
+            return instant_parse(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def to_representation(self, value):
+        return serializers.DateTimeField().to_representation(value)
+
+
+AFTER_HELP = (
+    "List the fire times after this moment: ISO 8601 with an offset or Z, e.g. "
+    "2026-11-01T01:30:00-04:00. Default: now."
+)
+
+
 class CronPreviewQuerySerializer(serializers.Serializer):
     """The query string of GET /cron/preview."""
 
@@ -331,6 +354,7 @@ class CronPreviewQuerySerializer(serializers.Serializer):
     count = serializers.IntegerField(
         min_value=1, max_value=CRON_PREVIEW_MAX_COUNT, default=5, help_text="How many fire times to list."
     )
+    after = InstantField(required=False, help_text=AFTER_HELP)
 
 
 class CronPreviewSerializer(serializers.Serializer):
@@ -345,6 +369,27 @@ class CronPreviewSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Why the expression or timezone is invalid, by parameter name; empty when valid.",
     )
+
+
+class JobPreviewQuerySerializer(serializers.Serializer):
+    """The query string of GET /jobs/{id}/preview."""
+
+    after = InstantField(
+        required=False,
+        help_text=AFTER_HELP.replace("Default: now.", "Default: from the job's next run."),
+    )
+    count = serializers.IntegerField(
+        min_value=1, max_value=CRON_PREVIEW_MAX_COUNT, default=5, help_text="How many fire times to list."
+    )
+
+
+class JobPreviewSerializer(serializers.Serializer):
+    """A saved job's next fire times, as the engine will fire them."""
+
+    job_id = serializers.IntegerField()
+    schedule = serializers.CharField(help_text="The schedule in words.")
+    timezone = serializers.CharField()
+    next_run_times = serializers.ListField(child=serializers.DateTimeField(), help_text="In UTC.")
 
 
 # --- errors (documentation only) ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 from scheduler.api.views import (
     CronPreviewView,
     JobHistoryView,
+    JobPreviewView,
     JobViewSet,
     SchedulerStatusView,
     TaskFunctionViewSet,
@@ -29,6 +30,7 @@ urlpatterns = [
     re_path(r"^status/?$", SchedulerStatusView.as_view(), name="status"),
     re_path(r"^cron/preview/?$", CronPreviewView.as_view(), name="cron-preview"),
     re_path(r"^jobs/(?P<pk>[^/]+)/history/?$", JobHistoryView.as_view(), name="job-history"),
+    re_path(r"^jobs/(?P<pk>[^/]+)/preview/?$", JobPreviewView.as_view(), name="job-preview"),
     *router.urls,
     re_path(r"", api_not_found),
 ]

@@ -20,6 +20,8 @@ from scheduler.api.serializers import (
     CronPreviewSerializer,
     ExecutionSerializer,
     JobActionSerializer,
+    JobPreviewQuerySerializer,
+    JobPreviewSerializer,
     JobSerializer,
     JobWriteSerializer,
     SchedulerStatusSerializer,
@@ -223,8 +225,10 @@ class CronPreviewView(APIView):
     @extend_schema(
         summary="Preview a cron expression",
         description=(
+            "The next `count` fire times after `after` (default: now), as jobs fire them. "
             "200 with valid=false and errors when the expression or timezone is not acceptable; "
-            "400 only when the query string itself is malformed (missing expression, bad count)."
+            "400 only when the query string itself is malformed (missing expression, bad count, "
+            "an `after` that is not ISO 8601 with an offset)."
         ),
         parameters=[CronPreviewQuerySerializer],
         responses={
@@ -240,8 +244,40 @@ class CronPreviewView(APIView):
             query.validated_data["expression"],
             query.validated_data["timezone"],
             query.validated_data["count"],
+            after=query.validated_data.get("after"),
         )
         return Response(CronPreviewSerializer(preview).data)
+
+
+class JobPreviewView(APIView):
+    """A saved job's next fire times (interval or cron) after a moment, as the engine will fire them."""
+
+    permission_classes = [CanReadJobs]
+
+    @extend_schema(
+        summary="A job's next fire times",
+        description=(
+            "The next `count` fire times after `after`, as the scheduler will fire them; without "
+            "`after`, from the job's next run. A paused or disabled job does not fire at these times "
+            "until it is resumed or enabled."
+        ),
+        parameters=[
+            OpenApiParameter("id", int, OpenApiParameter.PATH, description="The job's id."),
+            JobPreviewQuerySerializer,
+        ],
+        responses={
+            200: JobPreviewSerializer,
+            400: schema.field_errors(JobPreviewQuerySerializer, "JobPreviewQueryError"),
+            404: schema.NOT_FOUND,
+            **schema.READ_ERRORS,
+        },
+    )
+    def get(self, request, pk):
+        job = active_job_or_404(pk)
+        query = JobPreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        preview = selectors.job_preview(job, query.validated_data["count"], after=query.validated_data.get("after"))
+        return Response(JobPreviewSerializer(preview).data)
 
 
 def api_not_found(request, *args, **kwargs):

@@ -6,6 +6,7 @@ scheduled_time) identifies a run); cron jobs follow services.cron in the job's t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 
 from scheduler import clock
 from scheduler.durations import interval_words
@@ -108,6 +109,21 @@ def job_upcoming_fire_times(job: ScheduledJob, count: int = 5, now=None) -> list
     schedule = Schedule.of(job)
     first = job.next_run_time or schedule.first_fire_time(now or clock.now())
     return schedule.upcoming(first, count)
+
+
+def job_preview_fire_times(
+    job: ScheduledJob, *, count: int = 5, after: datetime | None = None, now=None
+) -> list[datetime]:
+    """A saved job's next `count` fire times after `after` (default: from its next run), as the
+    engine will fire them: it fires the persisted next_run_time first, so a preview from a moment
+    before that starts there; from a later moment, at the schedule's first time after it."""
+    if after is None or (job.next_run_time and after < job.next_run_time):
+        return job_upcoming_fire_times(job, count=count, now=now)
+    schedule = Schedule.of(job)
+    try:
+        return schedule.upcoming(schedule.next_fire_time(after, anchor=job.next_run_time), count)
+    except (ValueError, OverflowError):  # croniter finds no date, or the calendar runs out
+        raise ValidationError({"after": f"This job has no {count} fire times after {after.isoformat()}."}) from None
 
 
 def job_schedule_describe(job: ScheduledJob) -> str:

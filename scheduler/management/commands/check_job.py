@@ -7,11 +7,13 @@ from django.utils import timezone
 
 from scheduler.durations import relative_words
 from scheduler.models import ScheduledJob, SchedulerInstance
-from scheduler.services.schedules import job_schedule_describe
+from scheduler.services.cron import zone_get
+from scheduler.services.schedules import job_preview_fire_times, job_schedule_describe
 
 EXIT_NOT_FOUND = 1
 EXIT_BAD_ARGUMENTS = 2
 MAX_LIMIT = 200
+UPCOMING = 5
 
 
 class Command(BaseCommand):
@@ -73,6 +75,10 @@ def _job_report(job: ScheduledJob, limit: int) -> dict:
         "interval_seconds": job.interval_total_seconds if job.is_interval else None,
         "timezone": job.timezone,
         "next_run_time": job.next_run_time,
+        # What the scheduler fires from the next run on (none while disabled or paused).
+        "upcoming_fire_times": job_preview_fire_times(job, count=UPCOMING)
+        if job.is_enabled and not job.is_paused and job.next_run_time
+        else [],
         "last_run_time": job.last_run_time,
         "priority": job.priority,
         "max_instances": job.max_instances,
@@ -113,6 +119,13 @@ def _when(value) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC ({relative_words(value, timezone.now())})"
 
 
+def _upcoming(times, zone_name: str) -> str:
+    if not times:
+        return "-"
+    zone = zone_get(zone_name)
+    return ", ".join(f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z}" for moment in times)
+
+
 def _as_text(report: dict) -> str:
     state = report["state"]
     if state == "paused" and report["pause_reason"]:
@@ -129,6 +142,7 @@ def _as_text(report: dict) -> str:
         f"  Task:       {task}",
         f"  Schedule:   {schedule}",
         f"  Next run:   {_when(report['next_run_time'])}",
+        f"  Upcoming:   {_upcoming(report['upcoming_fire_times'], report['timezone'])}",
         f"  Last run:   {_when(report['last_run_time'])}",
         f"  Limits:     max {report['max_instances']} at once, misfire grace {report['misfire_grace_time']} s, "
         f"coalesce {'on' if report['coalesce'] else 'off'}, priority {report['priority']}, "

@@ -38,6 +38,7 @@ def test_every_endpoint_is_documented(schema):
         (f"{PREFIX}/jobs/{{id}}/", "delete"),
         (f"{PREFIX}/jobs/{{id}}/action/", "post"),
         (f"{PREFIX}/jobs/{{id}}/history/", "get"),
+        (f"{PREFIX}/jobs/{{id}}/preview/", "get"),
         (f"{PREFIX}/status/", "get"),
         (f"{PREFIX}/task-functions/", "get"),
         (f"{PREFIX}/task-functions/{{id}}/", "get"),

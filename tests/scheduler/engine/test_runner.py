@@ -13,7 +13,6 @@ from scheduler.services.claims import runs_claim
 from scheduler.services.leases import leases_reap
 from scheduler.services.runs import IMMEDIATE
 from tests.factories import IntervalJobFactory
-from tests.scheduler.engine.conftest import engine_db  # noqa: F401
 
 ME = "runner-test"
 

@@ -1,6 +1,7 @@
 """check_job: state, schedule, executions and leases in text and JSON; clear failures."""
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from io import StringIO
 
 import pytest
@@ -11,6 +12,7 @@ from django.utils import timezone
 from scheduler.models import JobLease, SchedulerInstance
 from scheduler.services.executions import execution_fail, execution_start
 from scheduler.services.jobs import job_delete, job_pause
+from scheduler.services.schedules import job_upcoming_fire_times
 from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory
 
 
@@ -70,6 +72,21 @@ def test_json_report(busy_job):
             "expired": False,
         }
     ]
+
+
+def test_upcoming_fire_times_are_the_engines(db):
+    job = CronJobFactory(cron_expression="*/30 * * * *", timezone="America/New_York")
+    report = json.loads(run("--job-id", str(job.pk), "--json"))
+    expected = job_upcoming_fire_times(job, 5)
+    assert [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in report["upcoming_fire_times"]] == expected
+    output = run("--job-id", str(job.pk))
+    assert f"Upcoming:   {expected[0].astimezone(ZoneInfo('America/New_York')):%Y-%m-%d %H:%M %Z}, " in output
+
+
+def test_a_paused_job_has_no_upcoming_fire_times(busy_job):
+    job, _, _ = busy_job
+    assert json.loads(run("--job-id", str(job.pk), "--json"))["upcoming_fire_times"] == []
+    assert "Upcoming:   -" in run("--job-id", str(job.pk))
 
 
 def test_limit_caps_recent_executions(db):

@@ -107,6 +107,46 @@ def test_cron_validate_refuses_with_a_reason(expression, fragment):
     assert fragment in exc.value.messages[0]
 
 
+@pytest.mark.parametrize(
+    "expression, field, fragment",
+    [
+        # croniter accepts these but reads them differently from Vixie cron and cronsim.
+        ("5-5 * * * *", "minute field '5-5'", "write '5'"),  # croniter: every minute
+        ("0 0 * * 1-1", "day of week field '1-1'", "from a value to itself"),
+        ("0 0 * jan-jan *", "month field 'jan-jan'", "from a value to itself"),
+        ("0 22-2 * * *", "hour field '22-2'", "runs backwards"),  # croniter wraps around midnight
+        ("0 0 * * fri-sun", "day of week field 'fri-sun'", "runs backwards"),
+        ("0 0 * DEC-JAN *", "month field 'DEC-JAN'", "runs backwards"),
+        ("0 0 * * 1/2", "day of week field '1/2'", "'1-7/2'"),  # cronsim counts Sunday as 7 here
+        ("0 0 * * mon/2", "day of week field 'mon/2'", "a start with a step"),
+        ("0 0 1-L * *", "day of month field '1-L'", "'L' (the last day of the month) stands alone"),
+        ("0 0 LW * *", "day of month field 'LW'", "stands alone"),
+        ("0 0 15W * *", "day of month field '15W'", "'W' (nearest weekday)"),
+        ("0 0 * * 5L", "day of week field '5L'", "'L' (a last weekday of the month)"),
+        ("0 0 * * L5", "day of week field 'L5'", "'L' (a last weekday of the month)"),
+        ("0 0 * * MON-FRI#2", "day of week field 'MON-FRI#2'", "mixes '#'"),
+        ("0 0 * * 1,5#3", "day of week field '1,5#3'", "mixes '#'"),
+        ("0 0 1 * 5#3", "day of week field '5#3'", "cannot be ORed with the day of month '1'"),
+        ("0 0 1,* * 1", "day of month field '1,*'", "'*' inside a list"),
+        ("*,5 * * * *", "minute field '*,5'", "'*' inside a list"),
+    ],
+)
+def test_cron_validate_refuses_what_croniter_and_vixie_cron_read_differently(expression, field, fragment):
+    with pytest.raises(ValidationError) as exc:
+        cron_validate(expression)
+    message = exc.value.messages[0]
+    assert message.startswith(f"The {field} ") and fragment in message, message
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["0 0 L * *", "0 0 1,15,L * *", "0 0 * * 5#3", "0 0 * * fri#5,MON#1", "0 0 */2 * 1#2", "0 0 * * 5-7",
+     "0 0 * * 1-7/2", "*/10 9-17/2 * * Sat,SUN", "10/5 * * * *", "0 0 * jan/3 *", "0 0 * DEC/3 *"],
+)
+def test_cron_validate_accepts_what_both_evaluators_read_alike(expression):
+    assert cron_validate(expression) == expression
+
+
 def test_cron_validate_names_the_field_holding_a_non_standard_token():
     with pytest.raises(ValidationError) as exc:
         cron_validate("0 0 ? * MON")
@@ -192,6 +232,28 @@ def test_day_of_month_or_day_of_week_when_both_are_restricted():
     ]
 
 
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        # "At midnight on odd days of the month that are Mondays" (crontab.guru: "on every 2nd
+        # day-of-month if it's on Monday"), not every odd day and every Monday.
+        ("0 0 */2 * 1", [utc(2026, 1, 5), utc(2026, 1, 19), utc(2026, 2, 9), utc(2026, 2, 23), utc(2026, 3, 9)]),
+        # The 1st and 15th when they are a Sunday or a Friday (*/5: days 0 and 5).
+        ("0 0 1,15 * */5", [utc(2026, 2, 1), utc(2026, 2, 15), utc(2026, 3, 1), utc(2026, 3, 15), utc(2026, 5, 1)]),
+        # Either field starting with '*' is enough, even when it means every day.
+        ("0 0 */1 * 1", [utc(2026, 1, 5), utc(2026, 1, 12), utc(2026, 1, 19), utc(2026, 1, 26), utc(2026, 2, 2)]),
+        ("0 0 13 * */7", [utc(2026, 9, 13), utc(2026, 12, 13), utc(2027, 6, 13), utc(2028, 2, 13), utc(2028, 8, 13)]),
+    ],
+)
+def test_day_fields_must_both_match_when_either_starts_with_a_star(expression, expected):
+    assert cron_next_fire_times(expression, "UTC", utc(2026, 1, 1), len(expected)) == expected
+
+
+def test_day_fields_and_rule_reads_the_written_field_not_its_values():
+    # "1-31" covers every day but does not start with '*': ORed, so every day fires.
+    assert cron_next_fire_times("0 0 1-31 * 1", "UTC", utc(2026, 1, 1), 3) == [utc(2026, 1, 2), utc(2026, 1, 3), utc(2026, 1, 4)]
+
+
 def test_restricted_day_of_month_with_any_weekday_is_day_of_month_only():
     assert cron_next_fire_times("0 0 1 * *", "UTC", utc(2026, 1, 1, 12), 2) == [utc(2026, 2, 1), utc(2026, 3, 1)]
 
@@ -259,11 +321,23 @@ def test_spring_forward_gap_fires_at_the_first_instant_after_it(expression, zone
     assert cron_next_fire_times(expression, zone, after, len(expected)) == expected
 
 
-def test_spring_forward_sub_hourly_runs_collapse_into_one_after_the_gap():
+def test_spring_forward_wildcard_job_skips_the_times_that_do_not_exist():
     times = cron_next_fire_times("*/30 * * * *", "America/New_York", utc(2026, 3, 8, 5, 40), 5)
-    # 01:00 EST, 01:30 EST, then 02:00 and 02:30 do not exist: one run at 03:00 EDT, then 03:30 EDT.
+    # 01:00 EST, 01:30 EST; 02:00 and 02:30 never happen; then 03:00 EDT (a time of its own), 03:30 EDT.
     assert times == [utc(2026, 3, 8, 6, 0), utc(2026, 3, 8, 6, 30), utc(2026, 3, 8, 7, 0), utc(2026, 3, 8, 7, 30), utc(2026, 3, 8, 8, 0)]
     assert len(set(times)) == len(times)
+
+
+def test_spring_forward_wildcard_job_inside_the_gap_does_not_run_that_night():
+    # The minute field starts with '*': a wildcard job; 02:xx does not exist on 8 March.
+    times = cron_next_fire_times("*/20 2 * * *", "America/New_York", utc(2026, 3, 8, 6), 3)
+    assert times == [utc(2026, 3, 9, 6, 0), utc(2026, 3, 9, 6, 20), utc(2026, 3, 9, 6, 40)]
+
+
+def test_spring_forward_fixed_times_inside_the_gap_run_once_after_it():
+    # Minute and hour fixed: 02:00, 02:20 and 02:40 are all skipped, so they run once, at 03:00 EDT.
+    times = cron_next_fire_times("0,20,40 2 * * *", "America/New_York", utc(2026, 3, 8, 6), 3)
+    assert times == [utc(2026, 3, 8, 7, 0), utc(2026, 3, 9, 6, 0), utc(2026, 3, 9, 6, 20)]
 
 
 @pytest.mark.parametrize(
@@ -292,16 +366,91 @@ def test_fall_back_asked_from_inside_the_repeated_hour():
     assert cron_next_fire_time("45 1 * * *", "America/New_York", utc(2026, 11, 1, 6, 10)) == utc(2026, 11, 2, 6, 45)
 
 
-def test_fall_back_sub_hourly_runs_once_per_wall_clock_time():
-    times = cron_next_fire_times("*/30 * * * *", "America/New_York", utc(2026, 11, 1, 4, 50), 4)
-    assert times == [utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 7, 0), utc(2026, 11, 1, 7, 30)]
-    local = [t.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") for t in times]
-    assert local == ["01:00", "01:30", "02:00", "02:30"]
+def test_fall_back_sub_hourly_wildcard_job_runs_in_both_copies_of_the_hour():
+    times = cron_next_fire_times("*/30 * * * *", "America/New_York", utc(2026, 11, 1, 4, 50), 5)
+    assert times == [utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 6, 30), utc(2026, 11, 1, 7, 0)]
+    local = [t.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M %Z") for t in times]
+    assert local == ["01:00 EDT", "01:30 EDT", "01:00 EST", "01:30 EST", "02:00 EST"]
 
 
-def test_fall_back_hourly_job_runs_each_wall_clock_hour_once():
+def test_fall_back_every_15_minutes_runs_eight_times_between_01_00_edt_and_01_45_est():
+    times = cron_next_fire_times("*/15 * * * *", "America/New_York", utc(2026, 11, 1, 4, 50), 9)
+    assert times == [utc(2026, 11, 1, 5, 0) + timedelta(minutes=15 * n) for n in range(9)]
+    assert times[-1].astimezone(ZoneInfo("America/New_York")).strftime("%H:%M %Z") == "02:00 EST"
+
+
+def test_fall_back_hourly_job_runs_every_real_hour():
     times = cron_next_fire_times("0 * * * *", "America/New_York", utc(2026, 11, 1, 4, 30), 3)
-    assert times == [utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 7, 0), utc(2026, 11, 1, 8, 0)]
+    # 01:00 EDT, 01:00 EST, 02:00 EST.
+    assert times == [utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 7, 0)]
+
+
+def test_fall_back_wildcard_job_with_a_fixed_hour_runs_in_both_copies_of_it():
+    times = cron_next_fire_times("*/20 1 * * *", "America/New_York", utc(2026, 11, 1, 4, 50), 7)
+    assert times == [
+        utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 5, 20), utc(2026, 11, 1, 5, 40),  # EDT
+        utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 6, 20), utc(2026, 11, 1, 6, 40),  # EST
+        utc(2026, 11, 2, 6, 0),
+    ]
+
+
+def test_fall_back_fixed_times_run_at_their_first_occurrence_only():
+    times = cron_next_fire_times("0,20,40 1 * * *", "America/New_York", utc(2026, 11, 1, 4, 50), 4)
+    assert times == [utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 5, 20), utc(2026, 11, 1, 5, 40), utc(2026, 11, 2, 6, 0)]
+
+
+def test_wildcard_job_asked_from_inside_the_repeated_hour():
+    # 01:10 EST, the second 01:10: the wildcard job's next run is 01:15 EST, a real time of its own.
+    assert cron_next_fire_time("*/15 * * * *", "America/New_York", utc(2026, 11, 1, 6, 10)) == utc(2026, 11, 1, 6, 15)
+
+
+def test_macros_keep_the_dst_rule_of_their_five_field_form():
+    # @hourly is "0 * * * *" (a wildcard job); @daily is "0 0 * * *" (fixed).
+    assert cron_next_fire_times("@hourly", "America/New_York", utc(2026, 11, 1, 5, 30), 2) == [
+        utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 7, 0),
+    ]
+
+
+# Australia/Lord_Howe moves its clocks by 30 minutes: 2026-04-05 02:00 +11 -> 01:30 +1030 (15:00
+# UTC on the 4th); 2026-10-04 02:00 +1030 -> 02:30 +11 (15:30 UTC on the 3rd).
+
+
+def test_thirty_minute_fall_back_repeats_half_an_hour_for_wildcard_jobs():
+    times = cron_next_fire_times("*/15 * * * *", "Australia/Lord_Howe", utc(2026, 4, 4, 14, 20), 6)
+    local = [t.astimezone(ZoneInfo("Australia/Lord_Howe")).strftime("%H:%M%z") for t in times]
+    assert local == ["01:30+1100", "01:45+1100", "01:30+1030", "01:45+1030", "02:00+1030", "02:15+1030"]
+    assert times == [utc(2026, 4, 4, 14, 30) + timedelta(minutes=15 * n) for n in range(6)]
+
+
+def test_thirty_minute_spring_forward_gap_fixed_time_runs_when_the_gap_ends():
+    assert cron_next_fire_times("15 2 * * *", "Australia/Lord_Howe", utc(2026, 10, 3, 12), 2) == [
+        utc(2026, 10, 3, 15, 30), utc(2026, 10, 4, 15, 15),  # 02:30 +11 (the gap's end), then 02:15 +11
+    ]
+
+
+# America/Santiago moves its clocks at midnight: 2026-09-06 00:00 -04 -> 01:00 -03 (04:00 UTC);
+# 2026-04-05 00:00 -03 -> 23:00 -04 on the 4th (03:00 UTC).
+
+
+def test_midnight_gap_fixed_midnight_runs_at_01_00():
+    assert cron_next_fire_times("0 0 * * *", "America/Santiago", utc(2026, 9, 5, 12), 2) == [
+        utc(2026, 9, 6, 4, 0), utc(2026, 9, 7, 3, 0),
+    ]
+
+
+def test_midnight_gap_wildcard_midnight_job_does_not_run_that_day():
+    assert cron_next_fire_times("*/30 0 * * *", "America/Santiago", utc(2026, 9, 5, 12), 2) == [
+        utc(2026, 9, 7, 3, 0), utc(2026, 9, 7, 3, 30),
+    ]
+
+
+def test_repeated_evening_hour_fixed_and_wildcard():
+    after = utc(2026, 4, 4, 12)
+    # 23:30 -03 (02:30 UTC) and again 23:30 -04 (03:30 UTC): the fixed job takes the first only.
+    assert cron_next_fire_times("30 23 * * *", "America/Santiago", after, 2) == [utc(2026, 4, 5, 2, 30), utc(2026, 4, 6, 3, 30)]
+    assert cron_next_fire_times("30 * * * *", "America/Santiago", utc(2026, 4, 5, 2), 3) == [
+        utc(2026, 4, 5, 2, 30), utc(2026, 4, 5, 3, 30), utc(2026, 4, 5, 4, 30),
+    ]
 
 
 def test_utc_jobs_ignore_local_dst():
@@ -325,6 +474,19 @@ def test_a_year_of_daily_runs_in_paris_is_one_per_day():
         ("30 3 * * *", "At 03:30"),
         ("0 9 * * 1-5", "At 09:00, Monday through Friday"),
         ("0 0 1 * mon", "At 00:00, on day 1 of the month, or on Monday"),
+        ("*/5 * 1-7 * mon", "Every 5 minutes, between day 1 and 7 of the month, or on Monday"),
+        # When either day field starts with '*', both must match: never "or".
+        ("0 0 */2 * 1", "At 00:00, on every 2nd day of the month, if it is a Monday"),
+        ("0 0 1,15 * */5", "At 00:00, on day 1 and 15 of the month, if it is a Friday or Sunday"),
+        ("0 0 */10 * mon-fri", "At 00:00, on every 10th day of the month, if it is a Monday through Friday"),
+        ("0 0 L * */2", "At 00:00, on the last day of the month, if it is a Tuesday, Thursday, Saturday or Sunday"),
+        ("0 0 */2 * 5#3", "At 00:00, on every 2nd day of the month, if it is the third Friday of the month"),
+        ("0 0 */1 * 1", "At 00:00, only on Monday"),
+        ("0 0 */2 * *", "At 00:00, on every 2nd day of the month"),
+        ("0 0 * * */2", "At 00:00, only on Tuesday, Thursday, Saturday and Sunday"),
+        ("0 0 1 * 1-5/2", "At 00:00, on day 1 of the month, or on Monday, Wednesday and Friday"),
+        ("0 0 1,L * *", "At 00:00, on day 1 and the last day of the month"),
+        ("0 0 * * 5#3", "At 00:00, on the third Friday of the month"),
         ("@daily", "At 00:00"),
         ("@hourly", "Every hour"),
         ("@weekly", "At 00:00, only on Sunday"),

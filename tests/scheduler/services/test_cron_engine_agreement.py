@@ -1,5 +1,8 @@
 """The engine fires cron jobs exactly at the times the preview shows, in every timezone, across DST.
 
+Fixed jobs (minute and hour fields fixed) fire once per wall-clock time; wildcard jobs (minute or
+hour starting with '*') keep their cadence in real time, in both copies of a repeated hour.
+
 The engine is simulated with a fake clock: wake at the earliest persisted next_run_time, call
 runs_claim with that `now`, record the scheduled times of the runs it creates, repeat. No test
 waits for real time.
@@ -13,6 +16,7 @@ from django.db.models import Min
 
 from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, JobLease
 from scheduler.services.claims import runs_claim
+from scheduler.services.cron import cron_is_wildcard
 from scheduler.services.schedules import job_next_fire_time, job_upcoming_fire_times
 from tests.factories import CronJobFactory
 
@@ -129,6 +133,25 @@ def assert_each_wall_time_fires_once(times, zone: str) -> None:
     assert times == sorted(times) and len(set(times)) == len(times)
 
 
+def assert_fires_in_real_time(times, zone: str) -> None:
+    """A wildcard job: strictly increasing instants; a wall-clock time fires twice only when a
+    fall-back change repeats it, once in each copy."""
+    assert times == sorted(times) and len(set(times)) == len(times)
+    by_wall = defaultdict(list)
+    for moment in local(times, zone):
+        by_wall[moment.replace(tzinfo=None, fold=0)].append(moment)
+    for wall, moments in by_wall.items():
+        if len(moments) > 1:
+            assert [m.fold for m in moments] == [0, 1] and is_second_occurrence(moments[1]), wall
+
+
+def assert_follows_the_dst_rule(times, expression: str, zone: str) -> None:
+    if cron_is_wildcard(expression):
+        assert_fires_in_real_time(times, zone)
+    else:
+        assert_each_wall_time_fires_once(times, zone)
+
+
 def test_the_dst_table_matches_the_zone_database():
     for zone, changes in DST_2026.items():
         tz = ZoneInfo(zone)
@@ -154,7 +177,7 @@ def test_engine_fire_times_equal_the_preview(zone):
 
     for job in jobs:
         assert fired[job.pk] == previews[job.pk], f"{job.cron_expression!r} in {zone}"
-        assert_each_wall_time_fires_once(fired[job.pk], zone)
+        assert_follows_the_dst_rule(fired[job.pk], job.cron_expression, zone)
 
 
 # --- standard cron semantics, checked against hand-written calendars --------------------------
@@ -210,7 +233,8 @@ def test_engine_follows_the_job_timezone():
 
 # --- daylight saving time -----------------------------------------------------------------------
 
-# (zone, change, a daily wall time in the gap/overlap, a job firing three times inside it)
+# (zone, change, a daily wall time in the gap/overlap, a wildcard job firing three times an hour
+# inside it; its fixed twin "0,20,40 <hour> * * *" names the same three wall times)
 DST_CASES = [
     ("Europe/Paris", "spring", time(2, 30), "*/20 2 * * *"),
     ("Europe/Paris", "fall", time(2, 30), "*/20 2 * * *"),
@@ -244,15 +268,18 @@ def expected_daily(wall: time, zone: str, first_day: date, count: int, change: d
 def test_dst_changes_follow_the_rule(zone, kind, wall, window_expression):
     change = change_of(zone, kind)
     tz = ZoneInfo(zone)
+    fixed_window_expression = "0,20,40 " + window_expression.split(" ", 1)[1]
     daily = job_starting_after(f"{wall.minute} {wall.hour} * * *", zone, change - 5 * DAY)
     window = job_starting_after(window_expression, zone, change - 2 * DAY)
-    previews = {job.pk: job_upcoming_fire_times(job, DST_FIRES) for job in (daily, window)}
+    fixed_window = job_starting_after(fixed_window_expression, zone, change - 2 * DAY)
+    jobs = (daily, window, fixed_window)
+    previews = {job.pk: job_upcoming_fire_times(job, DST_FIRES) for job in jobs}
 
-    fired = simulate_engine([daily, window], fires=DST_FIRES)
+    fired = simulate_engine(list(jobs), fires=DST_FIRES)
 
-    for job in (daily, window):
+    for job in jobs:
         assert fired[job.pk] == previews[job.pk], job.cron_expression
-        assert_each_wall_time_fires_once(fired[job.pk], zone)
+        assert_follows_the_dst_rule(fired[job.pk], job.cron_expression, zone)
 
     # The daily job fires once on every local day, by the rule, and never twice in a day.
     first_day = fired[daily.pk][0].astimezone(tz).date()
@@ -261,28 +288,42 @@ def test_dst_changes_follow_the_rule(zone, kind, wall, window_expression):
     assert days == [first_day + timedelta(days=n) for n in range(DST_FIRES)]
 
     change_day = change.astimezone(tz).date()
-    on_change_day = [m for m in local(fired[window.pk], zone) if m.date() == change_day]
+    on_change_day = {
+        job.pk: [m for m in local(fired[job.pk], zone) if m.date() == change_day] for job in (window, fixed_window)
+    }
+    summer_offset = (change - timedelta(seconds=1)).astimezone(tz).utcoffset()
     if kind == "spring":
-        # Every time inside the gap fires once, together, at the first instant after it.
-        assert [m.astimezone(UTC) for m in on_change_day] == [change]
+        # The fixed job: the three skipped wall times fire once, together, at the first instant
+        # after the gap. The wildcard job: those times never happen, so it does not fire.
+        assert [m.astimezone(UTC) for m in on_change_day[fixed_window.pk]] == [change]
         assert change in fired[daily.pk]
+        assert on_change_day[window.pk] == []
     else:
-        # The three wall times fire once each, at their first occurrence (before the change).
-        assert len(on_change_day) == 3
-        assert all(m.astimezone(UTC) < change for m in on_change_day)
-        summer_offset = (change - timedelta(seconds=1)).astimezone(tz).utcoffset()
-        assert all(m.utcoffset() == summer_offset for m in on_change_day)
+        # The fixed job: the three wall times fire once each, at their first occurrence.
+        fixed = on_change_day[fixed_window.pk]
+        assert len(fixed) == 3
+        assert all(m.astimezone(UTC) < change for m in fixed)
+        assert all(m.utcoffset() == summer_offset for m in fixed)
+        # The wildcard job: in both copies of the repeated hour, three before the change and
+        # three after it, each wall time twice.
+        wildcard = on_change_day[window.pk]
+        assert len(wildcard) == 6
+        assert [m.astimezone(UTC) < change for m in wildcard] == [True] * 3 + [False] * 3
+        assert [m.replace(tzinfo=None, fold=0) for m in wildcard[:3]] == [
+            m.replace(tzinfo=None, fold=0) for m in wildcard[3:]
+        ]
 
 
 @pytest.mark.parametrize(("zone", "kind"), [("America/New_York", "fall"), ("Europe/Paris", "spring")])
-def test_hourly_job_across_a_change_fires_each_wall_hour_once(zone, kind):
+def test_hourly_job_across_a_change_fires_every_real_hour(zone, kind):
     change = change_of(zone, kind)
     job = job_starting_after("0 * * * *", zone, change - 4 * HOUR)
     preview = job_upcoming_fire_times(job, 8)
     fired = simulate_engine([job], fires=8)[job.pk]
     assert fired == preview
-    assert_each_wall_time_fires_once(fired, zone)
-    gaps = {later - earlier for earlier, later in zip(fired, fired[1:])}
-    # Spring: the missing hour is simply absent. Fall: the repeated hour does not fire again, so
-    # one gap is two real hours long.
-    assert gaps == ({HOUR, 2 * HOUR} if kind == "fall" else {HOUR})
+    assert_fires_in_real_time(fired, zone)
+    # A wildcard job keeps its cadence in real time: spring's missing hour is simply absent, and
+    # fall's repeated hour fires in both copies.
+    assert {later - earlier for earlier, later in zip(fired, fired[1:])} == {HOUR}
+    walls = [moment.replace(tzinfo=None, fold=0) for moment in local(fired, zone)]
+    assert len(set(walls)) == len(walls) - (1 if kind == "fall" else 0)
