@@ -1,6 +1,8 @@
 """Shared fixtures: users, jobs, and the guards for tests that need real external services."""
 import functools
+import glob
 import os
+import subprocess
 
 import pytest
 from django.db import connection
@@ -19,6 +21,26 @@ def service_missing(message: str, remedy: str = "start it to run this test"):
     if os.environ.get("CI"):
         pytest.fail(f"{message} (CI requires it)", pytrace=False)
     pytest.skip(f"{message}; {remedy} (README: Running the tests)")
+
+
+@functools.cache
+def libfaketime_path() -> str | None:
+    """The preload library of Debian's `faketime` package (the thread-safe build when present)."""
+    candidates = []
+    try:
+        listing = subprocess.run(["dpkg", "-L", "libfaketime"], capture_output=True, text=True, timeout=10).stdout
+        candidates += listing.split()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    candidates += glob.glob("/usr/lib/*/faketime/*.so.1") + glob.glob("/usr/lib/faketime/*.so.1")
+    candidates += glob.glob("/usr/local/lib/faketime/*.so.1")
+    existing = [path for path in candidates if os.path.isfile(path)]
+    # A scheduler is multi-threaded: libfaketimeMT synchronises the library's own caches.
+    for name in ("libfaketimeMT.so.1", "libfaketime.so.1"):
+        for path in existing:
+            if os.path.basename(path) == name:
+                return path
+    return None
 
 
 def _postgres_missing():

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -112,8 +113,6 @@ LOGIN_URL = "admin:login"
 # Empty counts as unset, as an empty line in a .env file usually means.
 LOG_FORMAT = env("LOG_FORMAT", default="plain").strip().lower() or "plain"
 if LOG_FORMAT not in ("plain", "json"):
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
@@ -157,8 +156,13 @@ SCHEDULER_DB_STATEMENT_TIMEOUT = env.float("SCHEDULER_DB_STATEMENT_TIMEOUT", def
 # An engine database call (claim, heartbeat, recording) still waiting after this long is on a dead
 # connection: the scheduler closes it, logs it, and reconnects.
 SCHEDULER_DB_OPERATION_TIMEOUT = env.float("SCHEDULER_DB_OPERATION_TIMEOUT", default=15.0)
-# A scheduler whose clock differs from the database's by more than this says so (it schedules by
-# the database's clock either way).
+# Whose clock the scheduler engine schedules by: "database" (the default: one wrong host clock
+# can neither fire runs early nor take over a lease) or "host" (trust this host's clock, say for
+# a test that fakes it). The offset is measured and reported either way.
+SCHEDULER_CLOCK_SOURCE = env("SCHEDULER_CLOCK_SOURCE", default="database")
+if SCHEDULER_CLOCK_SOURCE not in ("database", "host"):
+    raise ImproperlyConfigured(f"SCHEDULER_CLOCK_SOURCE must be 'database' or 'host', not {SCHEDULER_CLOCK_SOURCE!r}.")
+# A scheduler whose clock differs from the database's by more than this says so.
 SCHEDULER_CLOCK_SKEW_WARNING = env.float("SCHEDULER_CLOCK_SKEW_WARNING", default=5.0)
 
 # --- Celery ----------------------------------------------------------------------------------

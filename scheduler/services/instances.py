@@ -2,6 +2,7 @@
 from the database, and stopping."""
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,8 +18,9 @@ logger = logging.getLogger("scheduler.engine")
 
 
 def clock_offset_measure() -> float | None:
-    """Read the database's clock, set this process's offset from it (scheduler.clock) and return it
-    in seconds (database minus host), or None where the database has no clock of its own.
+    """Read the database's clock, set this process's offset from it (scheduler.clock, unless
+    SCHEDULER_CLOCK_SOURCE is "host") and return it in seconds (database minus host), or None
+    where the database has no clock of its own.
 
     The host time is taken as the middle of the round trip, so the error is at most half of it.
     """
@@ -28,7 +30,8 @@ def clock_offset_measure() -> float | None:
     if database_now is None:
         return None
     offset = database_now - (before + (after - before) / 2)
-    clock.offset_set(offset)
+    if settings.SCHEDULER_CLOCK_SOURCE == "database":
+        clock.offset_set(offset)
     return offset.total_seconds()
 
 

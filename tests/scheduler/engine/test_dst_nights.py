@@ -13,7 +13,6 @@ timed wait hang. FAKETIME_DONT_FAKE_MONOTONIC=1 keeps the monotonic clock real: 
 timeouts last real time while the wall clock runs fast. time.sleep then fails with EINVAL, and
 the engine calls it only to back off from a database that does not answer.
 """
-import glob
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import pytest
 
 from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob
 from scheduler.services.schedules import Schedule, job_next_fire_time
-from tests.conftest import service_missing
+from tests.conftest import libfaketime_path, service_missing
 from tests.factories import CronJobFactory
 from tests.scheduler.engine.conftest import wait_until
 
@@ -59,10 +58,10 @@ WINDOW_AFTER = timedelta(minutes=62)  # compared up to this long after the chang
 
 
 def faketime_library() -> str:
-    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1") + glob.glob("/usr/lib/faketime/libfaketime.so.1"))
-    if not found:
-        service_missing("libfaketime is not installed (apt-get install faketime)")
-    return found[0]
+    path = libfaketime_path()
+    if path is None:
+        service_missing("libfaketime is not installed", "apt-get install faketime (Debian) to run this test")
+    return path
 
 
 def faketime_env(start: datetime) -> dict[str, str]:
@@ -72,6 +71,8 @@ def faketime_env(start: datetime) -> dict[str, str]:
         "TZ": "UTC",  # libfaketime reads FAKETIME's date in the process's local time
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         "SCHEDULER_POLL_INTERVAL": "0.5",
+        # The engine normally schedules by the database's clock; here the night is this host's.
+        "SCHEDULER_CLOCK_SOURCE": "host",
     }
 
 

@@ -6,7 +6,6 @@ The engine fixtures (`start_scheduler`, `engine_db`) and `wait_until` come from 
 """
 
 import functools
-import glob
 import json
 import os
 import signal
@@ -19,7 +18,7 @@ import pytest
 from django.db import connection
 
 from scheduler.models import JobExecution, SchedulerInstance, TaskFunction
-from tests.conftest import service_missing
+from tests.conftest import libfaketime_path, service_missing
 from tests.scheduler.engine.conftest import database_url, engine_db, start_scheduler, wait_until  # noqa: F401
 from tests.scheduler.faults.proxy import PgProxy
 
@@ -147,26 +146,6 @@ def rows_locked(job_ids) -> set[int]:
 
 
 # --- libfaketime ----------------------------------------------------------------------------------------
-
-
-@functools.cache
-def libfaketime_path() -> str | None:
-    """The preload library of Debian's `faketime` package (the thread-safe build when present)."""
-    candidates = []
-    try:
-        listing = subprocess.run(["dpkg", "-L", "libfaketime"], capture_output=True, text=True, timeout=10).stdout
-        candidates += listing.split()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    candidates += glob.glob("/usr/lib/*/faketime/*.so.1") + glob.glob("/usr/lib/faketime/*.so.1")
-    candidates += glob.glob("/usr/local/lib/faketime/*.so.1")
-    existing = [path for path in candidates if os.path.isfile(path)]
-    # A scheduler is multi-threaded: libfaketimeMT synchronises the library's own caches.
-    for name in ("libfaketimeMT.so.1", "libfaketime.so.1"):
-        for path in existing:
-            if os.path.basename(path) == name:
-                return path
-    return None
 
 
 def pytest_runtest_setup(item):

@@ -13,7 +13,10 @@ from scheduler.models import (
 )
 from scheduler.services.claims import runs_claim
 from scheduler.services.executions import execution_start
+from scheduler import clock
+from scheduler.backends import backend
 from scheduler.services.instances import (
+    clock_offset_measure,
     executions_abandon,
     instance_heartbeat,
     instance_register,
@@ -105,3 +108,26 @@ def test_abandon_fails_the_running_runs_with_the_reason_and_frees_their_slots():
     assert not JobLease.objects.filter(execution=started).exists()
     assert JobExecution.objects.get(pk=not_started.pk).status == ExecutionStatus.PENDING
     assert executions_abandon([started.pk], reason=reason) == 0, "a finished run is not failed again"
+
+
+# --- the clock offset from the database ----------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("source, applied", [("database", True), ("host", False)])
+def test_the_measured_offset_is_what_the_engine_schedules_by_unless_told_to_trust_the_host(
+    settings, monkeypatch, source, applied
+):
+    settings.SCHEDULER_CLOCK_SOURCE = source
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=90))  # a host 90 s fast
+    monkeypatch.setattr(clock, "_offset", timedelta(0))
+    offset = clock_offset_measure()
+    assert -91 < offset < -89
+    assert abs((clock.now() - real_now()).total_seconds()) < 1 if applied else clock.offset() == timedelta(0)
+
+
+def test_sqlite_has_no_clock_of_its_own_so_nothing_is_measured(settings):
+    if backend().database_now() is not None:
+        pytest.skip("this database has a clock of its own")  # the PostgreSQL pass: see the test above
+    assert clock_offset_measure() is None and clock.offset() == timedelta(0)
