@@ -1,4 +1,5 @@
 """The Django admin as the management interface; every write goes through the service layer."""
+
 import json
 
 from django import forms
@@ -60,9 +61,7 @@ class ScheduledJobForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "task_function" in self.fields:
             current = self.instance.task_function_id if self.instance.pk else None
-            self.fields["task_function"].queryset = TaskFunction.objects.filter(
-                Q(is_active=True) | Q(pk=current)
-            )
+            self.fields["task_function"].queryset = TaskFunction.objects.filter(Q(is_active=True) | Q(pk=current))
 
     def clean(self):
         cleaned = super().clean()
@@ -142,7 +141,16 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         ("Cron", {"classes": ("schedule-cron",), "fields": ("cron_expression",)}),
         (
             "Schedule",
-            {"fields": ("timezone", "upcoming_fire_times", "schedule", "next_run_time", "last_run_time", "pause_state")},
+            {
+                "fields": (
+                    "timezone",
+                    "upcoming_fire_times",
+                    "schedule",
+                    "next_run_time",
+                    "last_run_time",
+                    "pause_state",
+                )
+            },
         ),
         ("Arguments", {"fields": ("args", "kwargs")}),
         (
@@ -199,7 +207,8 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def audit(self, job):
         if not job.pk:
             return "-"
-        return f"created {job.created_at:%Y-%m-%d %H:%M} by {job.created_by or '-'}; updated {job.updated_at:%Y-%m-%d %H:%M} by {job.updated_by or '-'}"
+        created = f"created {job.created_at:%Y-%m-%d %H:%M} by {job.created_by or '-'}"
+        return f"{created}; updated {job.updated_at:%Y-%m-%d %H:%M} by {job.updated_by or '-'}"
 
     # --- writes through the service layer -------------------------------------------------------
 
@@ -258,9 +267,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             description, times = job_services.job_schedule_preview(count=5, **fields)
         except ValidationError as exc:
             return JsonResponse({"errors": exc.message_dict}, status=400)
-        return JsonResponse(
-            {"description": description, "fireTimes": [_local(t, fields["timezone"]) for t in times]}
-        )
+        return JsonResponse({"description": description, "fireTimes": [_local(t, fields["timezone"]) for t in times]})
 
 
 def _local(moment, timezone_name):
@@ -300,7 +307,14 @@ class JobLeaseAdmin(ReadOnlyAdmin):
 @admin.register(SchedulerInstance)
 class SchedulerInstanceAdmin(ReadOnlyAdmin):
     list_display = (
-        "instance_id", "hostname", "pid", "started_at", "last_heartbeat", "stopped_at", "clock_offset", "alive",
+        "instance_id",
+        "hostname",
+        "pid",
+        "started_at",
+        "last_heartbeat",
+        "stopped_at",
+        "clock_offset",
+        "alive",
     )
     list_filter = ("hostname",)
 
@@ -325,8 +339,11 @@ def _admin_job_action(name: str):
         return job_action_permitted(request.user, name)
 
     apply.__name__ = f"{name}_jobs"
-    setattr(ScheduledJobAdmin, apply.__name__, admin.action(description=action.admin_description,
-                                                            permissions=[f"job_{name}"])(apply))
+    setattr(
+        ScheduledJobAdmin,
+        apply.__name__,
+        admin.action(description=action.admin_description, permissions=[f"job_{name}"])(apply),
+    )
     setattr(ScheduledJobAdmin, f"has_job_{name}_permission", has_permission)
 
 

@@ -1,4 +1,5 @@
 """App config: loads the task-function registry and keeps the TaskFunction table in step with it."""
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -16,5 +17,7 @@ class SchedulerConfig(AppConfig):
         registry.load()
         post_migrate.connect(
             lambda sender, using, **kwargs: task_functions_sync(using=using),
-            sender=self, weak=False, dispatch_uid="scheduler-sync-tasks",
+            sender=self,
+            weak=False,
+            dispatch_uid="scheduler-sync-tasks",
         )

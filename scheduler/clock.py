@@ -6,6 +6,7 @@ process's lease. The scheduler engine measures the offset at start and with ever
 (services.instances.clock_offset_measure); a process that never measures it (a web process, a
 test) uses its host clock.
 """
+
 from datetime import datetime, timedelta
 
 from django.utils import timezone

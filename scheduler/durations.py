@@ -1,4 +1,5 @@
 """Durations in words, the one way every page, command and description says how long something is."""
+
 from datetime import datetime
 
 # (long name, short name, seconds), largest first.
@@ -13,10 +14,10 @@ def duration_words(seconds: int, *, parts: int = 1, long: bool = False, largest:
     '1 d 6 h').
     """
     seconds = max(0, int(seconds))
-    units = UNITS[[name for name, _, _ in UNITS].index(largest):]
+    units = UNITS[[name for name, _, _ in UNITS].index(largest) :]
     lead = next((i for i, (_, _, size) in enumerate(units) if seconds >= size), len(units) - 1)
     words = []
-    for name, short, size in units[lead:lead + parts]:
+    for name, short, size in units[lead : lead + parts]:
         value, seconds = divmod(seconds, size)
         if value or not words and size == 1:
             words.append(f"{value} {name}{'s' if value != 1 else ''}" if long else f"{value} {short}")

@@ -1,4 +1,5 @@
 """The scheduler's vocabularies: execution statuses and triggers, and job states."""
+
 from django.db import models
 
 

@@ -1,4 +1,5 @@
 """Log record context (job, execution, scheduler instance) and a JSON formatter; chosen by LOG_FORMAT."""
+
 import contextlib
 import contextvars
 import json
@@ -9,7 +10,8 @@ from datetime import UTC, datetime
 CONTEXT_FIELDS = ("job_id", "execution_id", "instance_id")
 MISSING = "-"
 
-_context: contextvars.ContextVar[dict] = contextvars.ContextVar("scheduler_log_context", default={})
+# The default is never changed in place: log_context sets a new dict each time.
+_context: contextvars.ContextVar[dict] = contextvars.ContextVar("scheduler_log_context", default={})  # noqa: B039
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is kept in JSON.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

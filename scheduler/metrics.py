@@ -7,6 +7,7 @@ delete rows, and a counter computed from a shrinking table would drop, which Pro
 as a reset and turns into a false burst in rate() and increase(). Every figure comes from a
 handful of aggregate queries, so a scrape costs the same however long the history is.
 """
+
 import logging
 from datetime import timedelta
 
@@ -58,9 +59,7 @@ def _collect(now):
     recent = JobExecution.objects.created_since(since)
 
     alive_instances = list(SchedulerInstance.objects.alive(now).values_list("instance_id", "clock_offset"))
-    alive = GaugeMetricFamily(
-        "scheduler_instances_alive", "runscheduler processes not stopped and heartbeating."
-    )
+    alive = GaugeMetricFamily("scheduler_instances_alive", "runscheduler processes not stopped and heartbeating.")
     alive.add_metric([], len(alive_instances))
     yield alive
     offsets = GaugeMetricFamily(
@@ -77,19 +76,17 @@ def _collect(now):
     leases = JobLease.objects.order_by().aggregate(
         live=Count("pk", filter=Q(expires_at__gt=now)), expired=Count("pk", filter=Q(expires_at__lte=now))
     )
-    held = GaugeMetricFamily(
-        "scheduler_leases_held", "Live leases (max_instances slots held by running executions)."
-    )
+    held = GaugeMetricFamily("scheduler_leases_held", "Live leases (max_instances slots held by running executions).")
     held.add_metric([], leases["live"])
     yield held
-    expired = GaugeMetricFamily(
-        "scheduler_leases_expired", "Expired leases not yet reclaimed by a scheduler process."
-    )
+    expired = GaugeMetricFamily("scheduler_leases_expired", "Expired leases not yet reclaimed by a scheduler process.")
     expired.add_metric([], leases["expired"])
     yield expired
 
-    jobs = ScheduledJob.objects.active().order_by().aggregate(
-        **{state.value: Count("pk", filter=JOB_STATE_FILTERS[state]) for state in REPORTED_JOB_STATES}
+    jobs = (
+        ScheduledJob.objects.active()
+        .order_by()
+        .aggregate(**{state.value: Count("pk", filter=JOB_STATE_FILTERS[state]) for state in REPORTED_JOB_STATES})
     )
     job_states = GaugeMetricFamily("scheduler_jobs", "Jobs (not deleted) by state.", labels=["state"])
     for state, count in jobs.items():
@@ -127,10 +124,7 @@ def _collect(now):
         f"(success, failed, skipped, missed, pending, running).",
         labels=["job_id", "job_name", "status"],
     )
-    for row in (
-        recent.values("job_id", "job__name", "status")
-        .annotate(count=Count("pk"))
-    ):
+    for row in recent.values("job_id", "job__name", "status").annotate(count=Count("pk")):
         runs.add_metric([str(row["job_id"]), row["job__name"], row["status"]], row["count"])
     yield runs
 
@@ -140,9 +134,7 @@ def _collect(now):
 
 
 def _duration_histogram(recent, window):
-    buckets = {
-        f"le_{i}": Count("pk", filter=Q(duration_ms__lte=b * 1000)) for i, b in enumerate(DURATION_BUCKETS)
-    }
+    buckets = {f"le_{i}": Count("pk", filter=Q(duration_ms__lte=b * 1000)) for i, b in enumerate(DURATION_BUCKETS)}
     rows = (
         recent.filter(status__in=RAN_STATUSES, duration_ms__isnull=False)
         .values("job_id", "job__name")
@@ -164,9 +156,7 @@ def _duration_histogram(recent, window):
 
 def _lag_metrics(recent, window):
     lag = ExpressionWrapper(F("started_at") - F("scheduled_time"), output_field=DurationField())
-    buckets = {
-        f"le_{i}": Count("pk", filter=Q(lag__lte=timedelta(seconds=b))) for i, b in enumerate(LAG_BUCKETS)
-    }
+    buckets = {f"le_{i}": Count("pk", filter=Q(lag__lte=timedelta(seconds=b))) for i, b in enumerate(LAG_BUCKETS)}
     row = (
         recent.filter(status__in=STARTED_STATUSES, trigger=ExecutionTrigger.SCHEDULED, started_at__isnull=False)
         .annotate(lag=lag)
@@ -193,10 +183,7 @@ def _lag_metrics(recent, window):
 
 def _last_outcome_metrics():
     """Whether each job's latest finished run succeeded: the signal for "this job is failing"."""
-    latest = (
-        JobExecution.objects.filter(job=OuterRef("pk"), status__in=RAN_STATUSES)
-        .order_by("-created_at", "-pk")
-    )
+    latest = JobExecution.objects.filter(job=OuterRef("pk"), status__in=RAN_STATUSES).order_by("-created_at", "-pk")
     rows = (
         ScheduledJob.objects.active()
         .order_by()

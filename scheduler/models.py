@@ -1,4 +1,5 @@
 """The scheduler's data model: task functions, jobs, their executions, leases and processes."""
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -43,9 +44,7 @@ class TaskFunction(models.Model):
     )
     queue = models.CharField(max_length=100, default="celery")
     timeout = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds; empty for none.")
-    is_active = models.BooleanField(
-        default=True, help_text="False once the function is no longer registered in code."
-    )
+    is_active = models.BooleanField(default=True, help_text="False once the function is no longer registered in code.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -94,9 +93,7 @@ class ScheduledJob(models.Model):
         blank=True,
         help_text="Standard 5-field cron: minute hour day-of-month month day-of-week.",
     )
-    timezone = models.CharField(
-        max_length=64, default=default_timezone, help_text="IANA name, e.g. Europe/Paris."
-    )
+    timezone = models.CharField(max_length=64, default=default_timezone, help_text="IANA name, e.g. Europe/Paris.")
     args = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
     kwargs = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     priority = models.IntegerField(default=0, help_text="Higher runs first when runs are due together.")
@@ -110,9 +107,7 @@ class ScheduledJob(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Seconds a run may start late; later than that it is recorded as missed.",
     )
-    coalesce = models.BooleanField(
-        default=True, help_text="Collapse several overdue runs into one after downtime."
-    )
+    coalesce = models.BooleanField(default=True, help_text="Collapse several overdue runs into one after downtime.")
     history_limit = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -155,9 +150,7 @@ class ScheduledJob(models.Model):
                 condition=Q(max_instances__gte=1, max_instances__lte=MAX_INSTANCES_LIMIT),
                 name="scheduler_job_max_instances_range",
             ),
-            models.CheckConstraint(
-                condition=Q(misfire_grace_time__gte=1), name="scheduler_job_misfire_grace_positive"
-            ),
+            models.CheckConstraint(condition=Q(misfire_grace_time__gte=1), name="scheduler_job_misfire_grace_positive"),
             models.CheckConstraint(
                 condition=(
                     Q(job_type_id=JobType.INTERVAL, cron_expression__isnull=True)
@@ -217,9 +210,7 @@ class JobExecution(models.Model):
     """One run of a job, from the moment it is due (or asked for) to its outcome."""
 
     job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="executions")
-    status = models.CharField(
-        max_length=10, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING
-    )
+    status = models.CharField(max_length=10, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
     trigger = models.CharField(max_length=10, choices=ExecutionTrigger.choices)
     scheduled_time = models.DateTimeField(help_text="The fire time (or the request time, if manual).")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -229,9 +220,7 @@ class JobExecution(models.Model):
     result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     error_message = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
-    instance_id = models.CharField(
-        max_length=100, blank=True, help_text="The scheduler process that claimed the run."
-    )
+    instance_id = models.CharField(max_length=100, blank=True, help_text="The scheduler process that claimed the run.")
     hostname = models.CharField(max_length=255, blank=True, help_text="Where the run executed.")
     celery_task_id = models.CharField(max_length=255, blank=True)
     triggered_by = models.ForeignKey(

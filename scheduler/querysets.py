@@ -1,4 +1,5 @@
 """Querysets (used as managers) holding the reusable reads of the scheduler's tables."""
+
 from datetime import UTC, timedelta
 
 from django.conf import settings
@@ -53,11 +54,7 @@ class JobQuerySet(models.QuerySet):
     def due(self, now=None):
         """Schedulable jobs whose next run time has come, highest priority first."""
         now = now or timezone.now()
-        return (
-            self.schedulable()
-            .filter(next_run_time__lte=now)
-            .order_by("-priority", "next_run_time", "pk")
-        )
+        return self.schedulable().filter(next_run_time__lte=now).order_by("-priority", "next_run_time", "pk")
 
     def with_last_execution(self):
         """Annotate last_execution_status/_id without a query per row."""

@@ -1,7 +1,8 @@
 """Registry of task functions: only functions registered here can ever be run by a job."""
+
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from django.conf import settings
 

@@ -1,4 +1,5 @@
 """Reads of the scheduler's state for the API and the dashboard: job lists, history, status, previews."""
+
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -152,9 +153,7 @@ class CronPreview:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
 
-def cron_preview(
-    expression: str, timezone_name: str, count: int, after: datetime | None = None
-) -> CronPreview:
+def cron_preview(expression: str, timezone_name: str, count: int, after: datetime | None = None) -> CronPreview:
     """Check a cron expression the way job validation does and list its next `count` fire times
     after `after` (default: now)."""
     after = after or timezone.now()
@@ -177,7 +176,9 @@ def cron_preview(
         )
     except OverflowError:  # the calendar ends (year 9999) before `count` fire times
         return CronPreview(
-            expression=normalised, timezone=timezone_name, valid=False,
+            expression=normalised,
+            timezone=timezone_name,
+            valid=False,
             errors={"after": [f"There are no {count} fire times after {after.isoformat()}."]},
         )
     return CronPreview(

@@ -1,4 +1,5 @@
 """The Celery task: the worker side of offloaded runs. Thin: it calls the run services."""
+
 import threading
 
 from celery import shared_task, signals

@@ -1,4 +1,5 @@
 """Routes of the scheduler app's own pages: health, metrics and the dashboard."""
+
 from django.urls import path
 
 from scheduler.views import dashboard, health, metrics

@@ -1,4 +1,5 @@
 """Built-in task functions: useful for trying the scheduler, for tests, and for housekeeping."""
+
 import time
 
 from scheduler.registry import task_function
@@ -41,8 +42,7 @@ def fail(message: str = "failed on purpose", **kwargs):
 
 
 @task_function(
-    description="Deletes finished executions older than `older_than_days` "
-    "(default: SCHEDULER_HISTORY_RETENTION_DAYS)."
+    description="Deletes finished executions older than `older_than_days` (default: SCHEDULER_HISTORY_RETENTION_DAYS)."
 )
 def cleanup_executions(older_than_days: int | None = None, **kwargs):
     deleted = executions_cleanup(older_than_days=older_than_days)

@@ -1,4 +1,5 @@
 """Shared fixtures: users, jobs, and the guards for tests that need real external services."""
+
 import functools
 import glob
 import os

@@ -1,4 +1,5 @@
 """factory_boy factories; jobs are created through the service layer so every rule applies."""
+
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone

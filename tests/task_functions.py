@@ -1,4 +1,5 @@
 """Task functions registered only in tests (SCHEDULER_TASK_MODULES adds this module)."""
+
 import time
 
 from scheduler.registry import task_function

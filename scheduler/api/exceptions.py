@@ -1,4 +1,5 @@
 """Turns the service layer's Django ValidationErrors into DRF 400s keyed by the API's field names."""
+
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions

@@ -1,4 +1,5 @@
 """Query-string filters and ordering for job lists, job history and task functions."""
+
 from django import forms
 from django.core.validators import EMPTY_VALUES
 from django.db.models import F
@@ -53,9 +54,7 @@ class NullsLastOrderingFilter(filters.OrderingFilter):
             field_name = self.get_ordering_value(param)
             expression = F(field_name.lstrip("-"))
             descending = field_name.startswith("-")
-            ordering.append(
-                expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
-            )
+            ordering.append(expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True))
         return qs.order_by(*ordering, "pk")
 
 

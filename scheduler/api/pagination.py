@@ -1,4 +1,5 @@
 """Page-number pagination with a client-chosen page size (`pageSize`), capped at 100."""
+
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 

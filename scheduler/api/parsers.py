@@ -1,4 +1,5 @@
 """Request parsing: camelCase JSON in, snake_case out, refusing what strict JSON does not allow."""
+
 import json
 import math
 

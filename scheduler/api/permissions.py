@@ -1,5 +1,6 @@
 """Who may do what through the API: Django's model permissions on jobs, chosen by viewset action,
 and for a job action the permission the job actions table names."""
+
 from rest_framework.permissions import BasePermission
 
 from scheduler.permissions import (
@@ -52,6 +53,4 @@ class CanReadTaskFunctions(BasePermission):
     """Task functions are readable by whoever may view them or read or create jobs (to pick one)."""
 
     def has_permission(self, request, view):
-        return _authenticated(request) and has_any_perm(
-            request.user, (VIEW_TASK_FUNCTION, *READ_JOBS, ADD_JOB)
-        )
+        return _authenticated(request) and has_any_perm(request.user, (VIEW_TASK_FUNCTION, *READ_JOBS, ADD_JOB))

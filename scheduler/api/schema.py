@@ -1,4 +1,5 @@
 """OpenAPI documentation of the error responses each endpoint can give (for drf-spectacular)."""
+
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.settings import api_settings

@@ -4,6 +4,7 @@ Field names are snake_case here; the camelCase parser and renderer translate the
 Input serializers check shape only (types, lengths, ranges of the columns); the service layer
 decides what is valid.
 """
+
 from collections.abc import Mapping
 
 from django.conf import settings
@@ -58,9 +59,7 @@ class JobSerializer(serializers.ModelSerializer):
     job_type_name = serializers.CharField(source="job_type.name", read_only=True)
     schedule = serializers.SerializerMethodField(help_text="The schedule in words, e.g. 'every 5 minutes'.")
     last_execution_id = serializers.IntegerField(read_only=True, allow_null=True)
-    last_execution_status = serializers.ChoiceField(
-        choices=ExecutionStatus.choices, read_only=True, allow_null=True
-    )
+    last_execution_status = serializers.ChoiceField(choices=ExecutionStatus.choices, read_only=True, allow_null=True)
     args = serializers.ListField(child=serializers.JSONField(allow_null=True), read_only=True)
     kwargs = serializers.DictField(child=serializers.JSONField(allow_null=True), read_only=True)
     is_active = serializers.BooleanField(
@@ -167,9 +166,7 @@ class JobWriteSerializer(StrictInputSerializer):
         child=serializers.JSONField(allow_null=True),
         default=dict,
         help_text="Keyword arguments of the task function (a JSON object; keys are passed as sent).",
-        error_messages={
-            "not_a_dict": 'kwargs must be a JSON object, e.g. {{"seconds": 5}}; got {input_type}.'
-        },
+        error_messages={"not_a_dict": 'kwargs must be a JSON object, e.g. {{"seconds": 5}}; got {input_type}.'},
     )
     priority = serializers.IntegerField(
         min_value=INT32_MIN, max_value=INT32_MAX, default=0, help_text="Higher runs first."
@@ -191,15 +188,10 @@ class JobWriteSerializer(StrictInputSerializer):
     def validate(self, attrs):
         job = self.instance
         switches_type = (
-            self.partial
-            and job is not None
-            and "job_type_id" in attrs
-            and attrs["job_type_id"] != job.job_type_id
+            self.partial and job is not None and "job_type_id" in attrs and attrs["job_type_id"] != job.job_type_id
         )
         if switches_type:
-            other_kind = (
-                ScheduledJob.INTERVAL_FIELDS if attrs["job_type_id"] == JobType.CRON else ("cron_expression",)
-            )
+            other_kind = ScheduledJob.INTERVAL_FIELDS if attrs["job_type_id"] == JobType.CRON else ("cron_expression",)
             for field_name in other_kind:
                 attrs.setdefault(field_name, None)
         return attrs
@@ -227,9 +219,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
     triggered_by = serializers.CharField(source="triggered_by.username", read_only=True, allow_null=True)
     status = serializers.ChoiceField(choices=ExecutionStatus.choices, read_only=True)
     trigger = serializers.ChoiceField(choices=ExecutionTrigger.choices, read_only=True)
-    result = serializers.JSONField(
-        read_only=True, allow_null=True, help_text="The task function's return value."
-    )
+    result = serializers.JSONField(read_only=True, allow_null=True, help_text="The task function's return value.")
 
     class Meta:
         model = JobExecution
@@ -339,8 +329,7 @@ class InstantField(serializers.Field):
 
 
 AFTER_HELP = (
-    "List the fire times after this moment: ISO 8601 with an offset or Z, e.g. "
-    "2026-11-01T01:30:00-04:00. Default: now."
+    "List the fire times after this moment: ISO 8601 with an offset or Z, e.g. 2026-11-01T01:30:00-04:00. Default: now."
 )
 
 

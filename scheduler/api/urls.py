@@ -1,4 +1,5 @@
 """URLs of the scheduler's REST API, mounted at /api/v1/scheduler/; the trailing slash is optional."""
+
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 

@@ -1,4 +1,5 @@
 """API views: they check the shape of the input, call the service layer or a selector, and render."""
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from django_filters.rest_framework import DjangoFilterBackend
@@ -52,9 +53,7 @@ JOB_ACTION_ERRORS = schema.field_errors(JobActionSerializer, "JobActionValidatio
         summary="List active jobs",
         responses={200: JobSerializer(many=True), **schema.LIST_ERRORS},
     ),
-    retrieve=extend_schema(
-        summary="One job", responses={200: JobSerializer, **schema.DETAIL_ERRORS}
-    ),
+    retrieve=extend_schema(summary="One job", responses={200: JobSerializer, **schema.DETAIL_ERRORS}),
     create=extend_schema(
         summary="Create a job",
         request=JobWriteSerializer,
@@ -210,9 +209,7 @@ class SchedulerStatusView(APIView):
 
     permission_classes = [CanReadJobs]
 
-    @extend_schema(
-        summary="Scheduler status", responses={200: SchedulerStatusSerializer, **schema.READ_ERRORS}
-    )
+    @extend_schema(summary="Scheduler status", responses={200: SchedulerStatusSerializer, **schema.READ_ERRORS})
     def get(self, request):
         return Response(SchedulerStatusSerializer(selectors.scheduler_status()).data)
 

@@ -4,6 +4,7 @@
 its engine: PostgreSQL (several scheduler processes, set-based statements, LISTEN/NOTIFY) or
 SQLite (one scheduler process, plain ORM statements, polling).
 """
+
 import functools
 
 from django.db import connections

@@ -1,4 +1,5 @@
 """The interface every database backend implements, and the values that cross it."""
+
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -6,7 +7,6 @@ from datetime import UTC, datetime
 from django.db import connection
 
 from scheduler.models import JobExecution, JobLease, ScheduledJob
-
 
 # The columns of a lifecycle row (services.executions): a None in these keeps what the row
 # holds; the outcome columns are always set.

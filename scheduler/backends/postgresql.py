@@ -4,6 +4,7 @@ Batches travel as one JSON document expanded by jsonb_to_recordset: Python's C e
 it far faster than psycopg quotes thousands of separate values or array elements, and one
 statement replaces a round trip per row.
 """
+
 import json
 import logging
 import os
@@ -40,8 +41,12 @@ class PostgreSQLBackend(Backend):
 
     def runs_insert(self, runs, *, trigger, instance_id, now, lease_expires_at):
         rows = [
-            {"job_id": r.job_id, "status": r.status, "scheduled_time": r.scheduled_time.isoformat(),
-             "error_message": r.error_message}
+            {
+                "job_id": r.job_id,
+                "status": r.status,
+                "scheduled_time": r.scheduled_time.isoformat(),
+                "error_message": r.error_message,
+            }
             for r in runs
         ]
         with connection.cursor() as cursor:
@@ -70,16 +75,21 @@ class PostgreSQLBackend(Backend):
                 SELECT id, job_id, scheduled_time, status FROM inserted
                 """,
                 {
-                    "runs": json.dumps(rows), "trigger": trigger, "now": now,
+                    "runs": json.dumps(rows),
+                    "trigger": trigger,
+                    "now": now,
                     "created_at": clock.now(),  # the insert moment, on the database's clock
-                    "pending": ExecutionStatus.PENDING, "instance_id": instance_id,
+                    "pending": ExecutionStatus.PENDING,
+                    "instance_id": instance_id,
                     "expires_at": lease_expires_at,
                 },
             )
             return {run_key(job_id, at): (pk, status) for pk, job_id, at, status in cursor}
 
     def jobs_advance(self, jobs):
-        rows = [{"id": pk, "next_run_time": _isoformat(nxt), "last_run_time": _isoformat(last)} for pk, nxt, last in jobs]
+        rows = [
+            {"id": pk, "next_run_time": _isoformat(nxt), "last_run_time": _isoformat(last)} for pk, nxt, last in jobs
+        ]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {self.quote(self.job_table)} AS job SET next_run_time = batch.next_run_time, "

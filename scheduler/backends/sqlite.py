@@ -1,4 +1,5 @@
 """SQLite: one scheduler process at a time, plain ORM statements, changes found by polling."""
+
 import fcntl
 from pathlib import Path
 
@@ -21,8 +22,12 @@ class SQLiteBackend(Backend):
     def runs_insert(self, runs, *, trigger, instance_id, now, lease_expires_at):
         executions = [
             JobExecution(
-                job_id=r.job_id, status=r.status, trigger=trigger, scheduled_time=r.scheduled_time,
-                instance_id=instance_id, error_message=r.error_message,
+                job_id=r.job_id,
+                status=r.status,
+                trigger=trigger,
+                scheduled_time=r.scheduled_time,
+                instance_id=instance_id,
+                error_message=r.error_message,
                 finished_at=None if r.status == ExecutionStatus.PENDING else now,
             )
             for r in runs
@@ -30,8 +35,13 @@ class SQLiteBackend(Backend):
         inserted = _insert_dropping_duplicates(executions)
         JobLease.objects.bulk_create(
             [
-                JobLease(job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now,
-                         expires_at=lease_expires_at)
+                JobLease(
+                    job_id=e.job_id,
+                    execution_id=e.pk,
+                    locked_by=instance_id,
+                    locked_at=now,
+                    expires_at=lease_expires_at,
+                )
                 for e in inserted
                 if e.status == ExecutionStatus.PENDING
             ]
@@ -46,15 +56,20 @@ class SQLiteBackend(Backend):
             cursor.executemany(
                 f"UPDATE {self.quote(self.job_table)} SET next_run_time = %s, last_run_time = %s WHERE id = %s",
                 [
-                    (field("next_run_time").get_db_prep_save(nxt, connection),
-                     field("last_run_time").get_db_prep_save(last, connection), pk)
+                    (
+                        field("next_run_time").get_db_prep_save(nxt, connection),
+                        field("last_run_time").get_db_prep_save(last, connection),
+                        pk,
+                    )
                     for pk, nxt, last in jobs
                 ],
             )
 
     def lifecycle_write(self, rows, ended_ids):
         field = JobExecution._meta.get_field
-        assignments = ", ".join([f"{c} = COALESCE(%s, {c})" for c in KEPT_UNLESS_GIVEN] + [f"{c} = %s" for c in ALWAYS_SET])
+        assignments = ", ".join(
+            [f"{c} = COALESCE(%s, {c})" for c in KEPT_UNLESS_GIVEN] + [f"{c} = %s" for c in ALWAYS_SET]
+        )
         statement = f"UPDATE {self.quote(self.execution_table)} SET {assignments} WHERE id = %s AND status = %s"
         moved = set()
         with connection.cursor() as cursor:

@@ -5,6 +5,7 @@ executor calls apscheduler.executors.base.run_job and BaseExecutor's _run_job_su
 _run_job_error as APScheduler's own executors do. tests/scheduler/engine/test_apscheduler_glue.py
 fails if an upgrade changes any of these.
 """
+
 import queue
 import threading
 from datetime import UTC

@@ -4,6 +4,7 @@ Each call to get_due_jobs claims due runs through the database (see services.cla
 APScheduler one single-shot job per claimed run; the schedule itself never lives in memory, so
 every process sees edits at its next wake-up and start-up costs nothing per job.
 """
+
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,9 @@ class DatabaseJobStore(BaseJobStore):
             # Due is decided on the database's clock; APScheduler's `now` is this host's.
             database_now = clock.now()
             extra = (
-                [self._lanes.submit(self._claim, database_now) for _ in range(CLAIM_LANES - 1)] if self._more_due else []
+                [self._lanes.submit(self._claim, database_now) for _ in range(CLAIM_LANES - 1)]
+                if self._more_due
+                else []
             )
             claimed = self._claim(database_now)
             for lane in extra:

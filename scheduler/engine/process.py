@@ -1,5 +1,6 @@
 """One `runscheduler` process: APScheduler over the job store, the runner and the recorder,
 heartbeats, change wake-ups and a clean shutdown."""
+
 import logging
 import os
 import queue
@@ -36,10 +37,13 @@ from scheduler.services.runs import with_reconnect
 from scheduler.services.task_functions import task_functions_sync
 
 logger = logging.getLogger("scheduler.engine")
+
+
 def _is_engine_thread() -> bool:
     """Threads that run task functions keep the database's session defaults: the engine's timeouts
     and asynchronous commit are for the engine's own statements, not for a task's work."""
     return not threading.current_thread().name.startswith(WORKER_THREAD_PREFIX)
+
 
 __all__ = ["EngineConfig", "SchedulerAlreadyRunning", "SchedulerProcess"]
 
@@ -119,9 +123,15 @@ class SchedulerProcess:
         logger.info(
             "Scheduler %s started: database=%s workers=%d poll=%.1fs heartbeat=%.1fs batch=%d "
             "lock_ttl=%ds shutdown_timeout=%.0fs change_notifications=%s clock_offset=%s",
-            self.instance_id, db.vendor, self.config.workers, db.poll_interval(self.config.poll_interval),
-            self.config.heartbeat_interval, self.config.batch_size, settings.SCHEDULER_LOCK_TTL,
-            self.config.shutdown_timeout, db.change_notifications,
+            self.instance_id,
+            db.vendor,
+            self.config.workers,
+            db.poll_interval(self.config.poll_interval),
+            self.config.heartbeat_interval,
+            self.config.batch_size,
+            settings.SCHEDULER_LOCK_TTL,
+            self.config.shutdown_timeout,
+            db.change_notifications,
             "-" if self.clock_offset is None else f"{self.clock_offset:+.3f}s",
             extra=self.log_extra,
         )
@@ -156,14 +166,20 @@ class SchedulerProcess:
         connection.close()
         if unstarted or running:
             released = with_reconnect(lambda: runs_release(unstarted, instance_id=self.instance_id))
-            abandoned = with_reconnect(lambda: executions_abandon(
-                running,
-                reason=f"scheduler {self.instance_id} stopped before the run finished "
-                f"(shutdown timeout {self.config.shutdown_timeout:.0f}s)",
-            ))
+            abandoned = with_reconnect(
+                lambda: executions_abandon(
+                    running,
+                    reason=f"scheduler {self.instance_id} stopped before the run finished "
+                    f"(shutdown timeout {self.config.shutdown_timeout:.0f}s)",
+                )
+            )
             logger.warning(
                 "Scheduler %s stopped with %d runs unfinished: %d given back, %d failed",
-                self.instance_id, len(unstarted) + len(running), released, abandoned, extra=self.log_extra,
+                self.instance_id,
+                len(unstarted) + len(running),
+                released,
+                abandoned,
+                extra=self.log_extra,
             )
         with_reconnect(lambda: instance_stop(self.instance_id))
         connections.close_all()

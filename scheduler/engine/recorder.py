@@ -1,5 +1,6 @@
 """The engine's Recorder (services.runs): batches the lifecycle writes of a process's inline runs
 into short transactions."""
+
 import contextlib
 import logging
 import threading
@@ -106,7 +107,9 @@ class BatchRecorder(threading.Thread):
                 logger.warning(
                     "Execution %s ended %s here, but its row had moved on without this process (failed when its "
                     "lease expired while the process was frozen, say): its record stays as it is",
-                    run.execution_id, run.status, extra={"execution_id": run.execution_id},
+                    run.execution_id,
+                    run.status,
+                    extra={"execution_id": run.execution_id},
                 )
 
     def stop(self) -> None:

@@ -1,5 +1,6 @@
 """Runs what the job store claimed: inline task functions through the recorder, offloaded ones
 sent to Celery; keeps account of claimed and running runs for heartbeats and for a clean stop."""
+
 import logging
 import threading
 import time
@@ -55,7 +56,8 @@ class Runner:
         except Exception:
             logger.exception(
                 "Run of execution %s could not be recorded; its lease will expire and fail it",
-                run.execution_id, extra={**self.log_extra, "job_id": run.job_id, "execution_id": run.execution_id},
+                run.execution_id,
+                extra={**self.log_extra, "job_id": run.job_id, "execution_id": run.execution_id},
             )
             connection.close()
         finally:
@@ -71,8 +73,7 @@ class Runner:
         if run.offload:
             offloaded_run_send(run.execution_id)
         else:
-            run_target_execute(run.target, instance_id=self.instance_id, hostname=self.hostname,
-                               recorder=self.recorder)
+            run_target_execute(run.target, instance_id=self.instance_id, hostname=self.hostname, recorder=self.recorder)
 
     def _still_ours(self, run, claimed_at: tuple[float, float]) -> bool:
         waited = max(time.monotonic() - claimed_at[0], time.time() - claimed_at[1])
@@ -81,7 +82,9 @@ class Runner:
         logger.warning(
             "Not starting execution %s of job %s: it waited %.0f s since this process claimed it (was "
             "the process frozen?) and is no longer this process's to run",
-            run.execution_id, run.job_id, waited,
+            run.execution_id,
+            run.job_id,
+            waited,
             extra={**self.log_extra, "job_id": run.job_id, "execution_id": run.execution_id},
         )
         return False

@@ -6,6 +6,7 @@ in between keeps answering them). Each engine call runs inside guard(); a call s
 after SCHEDULER_DB_OPERATION_TIMEOUT has its socket shut down, so it fails at once with a
 connection error, and the engine's usual reconnect path takes over.
 """
+
 import contextlib
 import logging
 import threading
@@ -50,6 +51,8 @@ class Watchdog(threading.Thread):
             for _, (what, _, wrapper, thread) in stuck:
                 logger.warning(
                     "Database call stuck for %.0f s (%s, thread %s): closing its connection to reconnect",
-                    self.timeout, what, thread,
+                    self.timeout,
+                    what,
+                    thread,
                 )
                 backend().connection_sever(wrapper)

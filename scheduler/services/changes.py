@@ -1,4 +1,5 @@
 """Announcements to running scheduler processes that jobs or manual runs changed."""
+
 import json
 
 from django.db import transaction

@@ -4,6 +4,7 @@ A process claims due job rows with SELECT ... FOR UPDATE SKIP LOCKED, writes eac
 next_run_time and the runs' execution rows in the same short transaction, and takes a lease per
 run. The unique (job, scheduled_time) constraint is the last guard against a duplicate run.
 """
+
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,9 +62,23 @@ class DueJob:
     task_function: DueTaskFunction
 
     COLUMNS = (
-        "pk", "name", "job_type_id", *ScheduledJob.INTERVAL_FIELDS, "cron_expression", "timezone", "args",
-        "kwargs", "priority", "max_instances", "misfire_grace_time", "coalesce", "next_run_time",
-        "last_run_time", "task_function__name", "task_function__is_active", "task_function__offload",
+        "pk",
+        "name",
+        "job_type_id",
+        *ScheduledJob.INTERVAL_FIELDS,
+        "cron_expression",
+        "timezone",
+        "args",
+        "kwargs",
+        "priority",
+        "max_instances",
+        "misfire_grace_time",
+        "coalesce",
+        "next_run_time",
+        "last_run_time",
+        "task_function__name",
+        "task_function__is_active",
+        "task_function__offload",
         "task_function__timeout",
     )
 
@@ -112,9 +127,10 @@ def runs_plan(job: "ScheduledJob | DueJob", now: datetime) -> tuple[list[Planned
         fire_time = schedule.following(fire_time)
     if fire_time <= now:
         logger.warning(
-            "Job %s (%s) had more than %d overdue fire times; skipping ahead to those within its "
-            "misfire grace time.",
-            job.pk, job.name, CATCH_UP_LIMIT,
+            "Job %s (%s) had more than %d overdue fire times; skipping ahead to those within its misfire grace time.",
+            job.pk,
+            job.name,
+            CATCH_UP_LIMIT,
         )
         # Skip only the backlog beyond the grace time: the fire times still within it run (the
         # latest alone, with coalesce), as APScheduler would run them. Fire times are whole
@@ -176,15 +192,19 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
                 status = ExecutionStatus.SKIPPED
             new_runs.append(NewRun(job.pk, status, run.scheduled_time, reason))
         inserted = db.runs_insert(
-            new_runs, trigger=ExecutionTrigger.SCHEDULED, instance_id=instance_id, now=now,
+            new_runs,
+            trigger=ExecutionTrigger.SCHEDULED,
+            instance_id=instance_id,
+            now=now,
             lease_expires_at=lease_expiry(now),
         )
         claimed = []
         for job, run in planned_runs:
             row = inserted.get(run_key(job.pk, run.scheduled_time))
             if row is None:
-                logger.warning("Run of job %s at %s already exists; not running it again.",
-                               job.pk, run.scheduled_time.isoformat())
+                logger.warning(
+                    "Run of job %s at %s already exists; not running it again.", job.pk, run.scheduled_time.isoformat()
+                )
             elif row[1] == ExecutionStatus.PENDING:
                 claimed.append(_claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job))
         db.jobs_advance([(job.pk, job.next_run_time, job.last_run_time) for job in jobs])
@@ -220,10 +240,7 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
                 execution.status = ExecutionStatus.SKIPPED
                 execution.finished_at = now
                 execution.error_message = "skipped: the job was deleted before the run started"
-            elif (
-                execution.trigger == ExecutionTrigger.SCHEDULED
-                and late > timedelta(seconds=job.misfire_grace_time)
-            ):
+            elif execution.trigger == ExecutionTrigger.SCHEDULED and late > timedelta(seconds=job.misfire_grace_time):
                 execution.status = ExecutionStatus.MISSED
                 execution.finished_at = now
                 execution.error_message = _missed_reason(late, job)
@@ -239,8 +256,13 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
         ScheduledJob.objects.bulk_update(list(jobs.values()), ["last_run_time"])
         JobLease.objects.bulk_create(
             [
-                JobLease(job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now,
-                         expires_at=lease_expiry(now))
+                JobLease(
+                    job_id=e.job_id,
+                    execution_id=e.pk,
+                    locked_by=instance_id,
+                    locked_at=now,
+                    expires_at=lease_expiry(now),
+                )
                 for e in executions
                 if e.status == ExecutionStatus.PENDING
             ]
@@ -253,10 +275,7 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
 
 
 def _missed_reason(late: timedelta, job) -> str:
-    return (
-        f"missed: {late.total_seconds():.1f}s late, more than the misfire grace time "
-        f"of {job.misfire_grace_time}s"
-    )
+    return f"missed: {late.total_seconds():.1f}s late, more than the misfire grace time of {job.misfire_grace_time}s"
 
 
 def _claimed(execution_id: int, scheduled_time: datetime, trigger: str, job: "ScheduledJob | DueJob") -> ClaimedRun:

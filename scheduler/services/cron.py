@@ -16,6 +16,7 @@ cronsim (healthchecks.io's evaluator, written to match Debian's cron) is the ind
 reference the tests compare this module against. Constructs on which croniter and cronsim
 disagree are refused, naming the field.
 """
+
 import copy
 import functools
 import math
@@ -90,9 +91,7 @@ def instant_parse(text: str) -> datetime:
     shown = repr(text if len(text) <= 40 else text[:40] + "...")
     match = _ISO_INSTANT.fullmatch(text)
     if match and not match["offset"]:
-        raise ValidationError(
-            f"{shown} has no UTC offset: add one, or Z for UTC ({example}).", code="naive_instant"
-        )
+        raise ValidationError(f"{shown} has no UTC offset: add one, or Z for UTC ({example}).", code="naive_instant")
     if not match and _PLUS_AS_SPACE.fullmatch(text):
         raise ValidationError(
             f"{shown} has a space where its offset's '+' belongs: in a URL, send '+' as %2B, or use Z.",
@@ -131,8 +130,7 @@ def cron_validate(expression: str, timezone_name: str = "UTC") -> str:
         fields = normalised.split(" ")
         if len(fields) != 5:
             raise ValidationError(
-                f"A cron expression has 5 fields (minute hour day-of-month month day-of-week); "
-                f"got {len(fields)}.",
+                f"A cron expression has 5 fields (minute hour day-of-month month day-of-week); got {len(fields)}.",
                 code="invalid_cron",
             )
         for index, value in enumerate(fields):
@@ -169,15 +167,24 @@ def _field_problem(index: int, value: str, fields: list[str]) -> str | None:
     terms = value.split(",")
     if index == DAY_OF_MONTH:
         if any("L" in term and term != "L" for term in terms):
-            return "uses 'L' in a range, step or suffix; 'L' (the last day of the month) stands alone, as in 'L' or '1,15,L'."
+            return (
+                "uses 'L' in a range, step or suffix; 'L' (the last day of the month) stands alone, "
+                "as in 'L' or '1,15,L'."
+            )
         if "W" in bare:
             return "uses 'W' (nearest weekday), which Vixie cron does not support."
     if index == DAY_OF_WEEK:
         if "L" in bare:
-            return "uses 'L' (a last weekday of the month), which Vixie cron does not support; use '#' (5#5) or 'L' in the day of month field."
+            return (
+                "uses 'L' (a last weekday of the month), which Vixie cron does not support; use '#' "
+                "(5#5) or 'L' in the day of month field."
+            )
         if "#" in value:
             if not all(_NTH_WEEKDAY.match(term) for term in terms):
-                return "mixes '#' (the n-th weekday of the month) with other days or ranges; list n-th weekdays only, as in '1#1,5#3'."
+                return (
+                    "mixes '#' (the n-th weekday of the month) with other days or ranges; list n-th "
+                    "weekdays only, as in '1#1,5#3'."
+                )
             day_of_month = fields[DAY_OF_MONTH]
             if day_of_month != "*" and not day_of_month.startswith("*"):
                 return (
@@ -255,9 +262,7 @@ class _ParsedCron:
 @functools.lru_cache(maxsize=4096)
 def _cron_parsed(expression: str) -> _ParsedCron:
     """Parse once per process: jobs sharing an expression ask the same question at every claim (README, Performance)."""
-    template = croniter(
-        " ".join(cron_fields(expression)), datetime(2000, 1, 1), day_or=not cron_days_and(expression)
-    )
+    template = croniter(" ".join(cron_fields(expression)), datetime(2000, 1, 1), day_or=not cron_days_and(expression))
     return _ParsedCron(template=template, wildcard=cron_is_wildcard(expression))
 
 
@@ -352,9 +357,7 @@ def _cron_next_fire_time(expression: str, timezone_name: str, after_utc: datetim
     return next_fire(parsed, ZoneInfo(timezone_name), after_utc)
 
 
-def cron_next_fire_times(
-    expression: str, timezone_name: str, after: datetime, count: int
-) -> list[datetime]:
+def cron_next_fire_times(expression: str, timezone_name: str, after: datetime, count: int) -> list[datetime]:
     times, current = [], after
     for _ in range(count):
         current = cron_next_fire_time(expression, timezone_name, current)

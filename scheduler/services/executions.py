@@ -1,4 +1,5 @@
 """Services for executions: the lifecycle pending -> running -> success | failed, skips and misses."""
+
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -162,16 +163,30 @@ def _lifecycle_rows(started: list[RunStarted], ended: list[RunEnded]) -> list[di
     """One conditional update per execution: where it must be now (source) and what it becomes."""
     rows = {
         s.execution_id: {
-            "id": s.execution_id, "source": S.PENDING, "status": S.RUNNING, "started_at": s.started_at,
-            "instance_id": s.instance_id, "hostname": s.hostname, "finished_at": None, "duration_ms": None,
-            "result": None, "error_message": None, "traceback": None,
+            "id": s.execution_id,
+            "source": S.PENDING,
+            "status": S.RUNNING,
+            "started_at": s.started_at,
+            "instance_id": s.instance_id,
+            "hostname": s.hostname,
+            "finished_at": None,
+            "duration_ms": None,
+            "result": None,
+            "error_message": None,
+            "traceback": None,
         }
         for s in started
     }
     for e in ended:
         row = rows.get(e.execution_id) or {
-            "id": e.execution_id, "source": S.RUNNING if e.started_at else S.PENDING, "started_at": None,
-            "instance_id": None, "hostname": None, "result": None, "error_message": None, "traceback": None,
+            "id": e.execution_id,
+            "source": S.RUNNING if e.started_at else S.PENDING,
+            "started_at": None,
+            "instance_id": None,
+            "hostname": None,
+            "result": None,
+            "error_message": None,
+            "traceback": None,
         }
         row.update(status=e.status, finished_at=e.finished_at, duration_ms=_ended_duration_ms(e))
         if e.status == S.SUCCESS:

@@ -1,5 +1,6 @@
 """Scheduler processes: registration, heartbeats (which renew their runs' leases), the clock offset
 from the database, and stopping."""
+
 import logging
 
 from django.conf import settings
@@ -12,7 +13,6 @@ from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution, SchedulerInstance, clock_offset_skewed
 from scheduler.services.executions import InvalidTransition, execution_fail
 from scheduler.services.leases import leases_renew
-
 
 logger = logging.getLogger("scheduler.engine")
 
@@ -40,15 +40,23 @@ def clock_skew_report(instance_id: str, offset_seconds: float | None) -> None:
         logger.warning(
             "Scheduler %s: this host's clock differs from the database's by %.1f s (the database is "
             "%s); scheduling follows the database's clock, but fix the host's time (NTP).",
-            instance_id, abs(offset_seconds), "ahead" if offset_seconds > 0 else "behind",
+            instance_id,
+            abs(offset_seconds),
+            "ahead" if offset_seconds > 0 else "behind",
             extra={"instance_id": instance_id},
         )
 
 
-def instance_register(*, instance_id: str, hostname: str, pid: int, clock_offset: float | None = None) -> SchedulerInstance:
+def instance_register(
+    *, instance_id: str, hostname: str, pid: int, clock_offset: float | None = None
+) -> SchedulerInstance:
     now = clock.now()
     return SchedulerInstance.objects.create(
-        instance_id=instance_id, hostname=hostname, pid=pid, started_at=now, last_heartbeat=now,
+        instance_id=instance_id,
+        hostname=hostname,
+        pid=pid,
+        started_at=now,
+        last_heartbeat=now,
         clock_offset=clock_offset,
     )
 

@@ -1,5 +1,6 @@
 """The actions an operator takes on a job (trigger, pause, resume, enable, disable): one table that
 the API, the admin and the dashboard all read for names, permissions, wording and availability."""
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,16 +30,38 @@ _LIVE = frozenset({JobState.SCHEDULED, JobState.PAUSED, JobState.DISABLED})
 JOB_ACTIONS: dict[str, JobAction] = {
     action.name: action
     for action in (
-        JobAction("trigger", TRIGGER_JOB, job_trigger, "Trigger", "Asked for a run of",
-                  "Run selected jobs now", _LIVE),
-        JobAction("pause", CHANGE_JOB, job_pause, "Pause", "Paused", "Pause selected jobs",
-                  frozenset({JobState.SCHEDULED}), takes_reason=True),
-        JobAction("resume", CHANGE_JOB, job_resume, "Resume", "Resumed", "Resume selected jobs",
-                  frozenset({JobState.PAUSED})),
-        JobAction("enable", CHANGE_JOB, job_enable, "Enable", "Enabled", "Enable selected jobs",
-                  frozenset({JobState.DISABLED})),
-        JobAction("disable", CHANGE_JOB, job_disable, "Disable", "Disabled", "Disable selected jobs",
-                  frozenset({JobState.SCHEDULED, JobState.PAUSED})),
+        JobAction("trigger", TRIGGER_JOB, job_trigger, "Trigger", "Asked for a run of", "Run selected jobs now", _LIVE),
+        JobAction(
+            "pause",
+            CHANGE_JOB,
+            job_pause,
+            "Pause",
+            "Paused",
+            "Pause selected jobs",
+            frozenset({JobState.SCHEDULED}),
+            takes_reason=True,
+        ),
+        JobAction(
+            "resume", CHANGE_JOB, job_resume, "Resume", "Resumed", "Resume selected jobs", frozenset({JobState.PAUSED})
+        ),
+        JobAction(
+            "enable",
+            CHANGE_JOB,
+            job_enable,
+            "Enable",
+            "Enabled",
+            "Enable selected jobs",
+            frozenset({JobState.DISABLED}),
+        ),
+        JobAction(
+            "disable",
+            CHANGE_JOB,
+            job_disable,
+            "Disable",
+            "Disabled",
+            "Disable selected jobs",
+            frozenset({JobState.SCHEDULED, JobState.PAUSED}),
+        ),
     )
 }
 JOB_ACTION_NAMES = tuple(JOB_ACTIONS)

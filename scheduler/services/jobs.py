@@ -1,4 +1,5 @@
 """Services for jobs: create, update, delete, pause, resume, enable, disable and trigger."""
+
 import math
 from datetime import datetime, timedelta
 
@@ -123,8 +124,7 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
             if total <= 0:
                 add(
                     "interval_seconds",
-                    "An interval job needs at least one of interval seconds, minutes, hours or "
-                    "days greater than 0.",
+                    "An interval job needs at least one of interval seconds, minutes, hours or days greater than 0.",
                 )
             elif total > MAX_INTERVAL.total_seconds():  # timedelta() itself overflows on huge input
                 add("interval_days", "The interval may be at most 3650 days; use a cron job for rarer runs.")
@@ -141,11 +141,11 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
                 errors["cron_expression"] = exc.error_list
 
     if not isinstance(job.args, list):
-        add("args", "args must be a JSON list, e.g. [1, \"two\"].")
+        add("args", 'args must be a JSON list, e.g. [1, "two"].')
     elif problem := _json_storage_problem(job.args):
         add("args", f"args cannot be stored: {problem}.")
     if not isinstance(job.kwargs, dict):
-        add("kwargs", "kwargs must be a JSON object, e.g. {\"seconds\": 5}.")
+        add("kwargs", 'kwargs must be a JSON object, e.g. {"seconds": 5}.')
     elif problem := _json_storage_problem(job.kwargs):
         add("kwargs", f"kwargs cannot be stored: {problem}.")
 
@@ -210,7 +210,7 @@ def _save(job: ScheduledJob, *, update_fields=None) -> None:
     except IntegrityError:
         # The database is the last guard when two requests race on the same name.
         if _name_taken(job):
-            raise ValidationError({"name": f"A job named {job.name!r} already exists; choose another name."})
+            raise ValidationError({"name": f"A job named {job.name!r} already exists; choose another name."}) from None
         raise
 
 
@@ -263,9 +263,7 @@ def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
         _job_assign(current, fields)
         # A job left on a function that has since gone inactive may still be edited (e.g. paused
         # or renamed); only choosing an inactive function is refused.
-        _job_validate(
-            current, check_task_function=current.task_function_id != before["task_function_id"]
-        )
+        _job_validate(current, check_task_function=current.task_function_id != before["task_function_id"])
         now = clock.now()
         schedule_changed = any(getattr(current, f) != before[f] for f in SCHEDULE_FIELDS)
         if not current.is_enabled:
@@ -314,9 +312,7 @@ def job_resume(job: ScheduledJob, *, user=None) -> ScheduledJob:
         if current.is_enabled:
             current.next_run_time = job_next_fire_time(current, clock.now())
         current.updated_by = _user_or_none(user)
-        current.save(
-            update_fields=["is_paused", "pause_reason", "next_run_time", "updated_by", "updated_at"]
-        )
+        current.save(update_fields=["is_paused", "pause_reason", "next_run_time", "updated_by", "updated_at"])
         changes_announce(job_id=current.pk)
     return current
 

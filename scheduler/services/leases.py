@@ -1,5 +1,6 @@
 """Leases: a job's max_instances slots, taken with a run's claim, renewed while it runs, released
 when it ends, and reaped when the process holding one stops renewing it."""
+
 import logging
 from datetime import datetime, timedelta
 
@@ -52,7 +53,9 @@ def lease_confirm(execution_id: int, *, instance_id: str, now=None) -> bool:
     now = now or clock.now()
     return bool(
         JobLease.objects.filter(
-            execution_id=execution_id, locked_by=instance_id, expires_at__gt=now,
+            execution_id=execution_id,
+            locked_by=instance_id,
+            expires_at__gt=now,
             execution__status=ExecutionStatus.PENDING,
         ).update(expires_at=lease_expiry(now))
     )
@@ -79,7 +82,10 @@ def leases_reap(*, now=None) -> int:
             reaped += 1
             logger.warning(
                 "Execution %s of job %s failed: %s (held by %s)",
-                execution.pk, lease.job_id, LEASE_EXPIRED, lease.locked_by,
+                execution.pk,
+                lease.job_id,
+                LEASE_EXPIRED,
+                lease.locked_by,
                 extra={"job_id": lease.job_id, "execution_id": execution.pk},
             )
         except InvalidTransition:

@@ -1,4 +1,5 @@
 """Sending offloaded runs to Celery, or running them in-process when no broker is configured."""
+
 import logging
 import threading
 import uuid
@@ -60,11 +61,19 @@ def offloaded_run_send(execution_id: int) -> str:
                 retry_policy=SEND_RETRY_POLICY,
                 **limits,
             )
-        logger.debug("Sent execution %s to queue %r", execution_id, task_function.queue,
-                     extra={"execution_id": execution_id, "job_id": execution.job_id})
+        logger.debug(
+            "Sent execution %s to queue %r",
+            execution_id,
+            task_function.queue,
+            extra={"execution_id": execution_id, "job_id": execution.job_id},
+        )
     except Exception as exc:  # kombu raises assorted connection errors
-        logger.error("Could not send execution %s to Celery: %s", execution_id, exc,
-                     extra={"execution_id": execution_id, "job_id": execution.job_id})
+        logger.error(
+            "Could not send execution %s to Celery: %s",
+            execution_id,
+            exc,
+            extra={"execution_id": execution_id, "job_id": execution.job_id},
+        )
         try:
             execution_fail(execution, error=f"could not send the run to the Celery broker: {type(exc).__name__}: {exc}")
         except InvalidTransition:

@@ -1,5 +1,6 @@
 """History retention: finished executions older than the retention period, or beyond a job's
 history_limit, deleted in short batches; runs in progress are never touched."""
+
 import logging
 from datetime import timedelta
 
@@ -64,5 +65,3 @@ def _delete_in_batches(queryset, batch_size: int) -> int:
         deleted += per_model.get(JobExecution._meta.label, 0)
         if len(batch) < batch_size:
             return deleted
-
-

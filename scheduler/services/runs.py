@@ -1,4 +1,5 @@
 """Running one execution: resolve its registered task function, call it, record the outcome."""
+
 import logging
 import socket
 import time
@@ -70,13 +71,15 @@ def execution_run(
     Only a function registered in code (scheduler.registry) is ever called. Returns None when the
     execution is no longer pending (another process or the lease reaper dealt with it).
     """
-    execution = with_reconnect(
-        lambda: JobExecution.objects.select_related("job__task_function").get(pk=execution_id)
-    )
+    execution = with_reconnect(lambda: JobExecution.objects.select_related("job__task_function").get(pk=execution_id))
     target = RunTarget.of_job(execution.pk, execution.scheduled_time, execution.job)
     return run_target_execute(
-        target, instance_id=instance_id, hostname=hostname, celery_task_id=celery_task_id,
-        timeout_errors=timeout_errors, execution=execution,
+        target,
+        instance_id=instance_id,
+        hostname=hostname,
+        celery_task_id=celery_task_id,
+        timeout_errors=timeout_errors,
+        execution=execution,
     )
 
 
@@ -87,8 +90,9 @@ class Recorder(Protocol):
     def execution_of(self, target: RunTarget):
         """What the lifecycle calls act on: a JobExecution, or the recorder's own light record."""
 
-    def run_started(self, execution, *, instance_id: str, hostname: str, celery_task_id: str,
-                    started_at: datetime) -> bool: ...
+    def run_started(
+        self, execution, *, instance_id: str, hostname: str, celery_task_id: str, started_at: datetime
+    ) -> bool: ...
 
     def run_ended(self, execution, ended: RunEnded) -> bool: ...
 
@@ -100,19 +104,33 @@ class ImmediateRecorder:
     def execution_of(self, target: RunTarget) -> JobExecution:
         """The execution the lifecycle services act on, built from the target without a query."""
         return JobExecution(
-            pk=target.execution_id, job_id=target.job_id, scheduled_time=target.scheduled_time,
+            pk=target.execution_id,
+            job_id=target.job_id,
+            scheduled_time=target.scheduled_time,
             status=ExecutionStatus.PENDING,
         )
 
     def run_started(self, execution, *, instance_id, hostname, celery_task_id, started_at) -> bool:
-        return _record(execution_start, execution, ExecutionStatus.RUNNING, instance_id=instance_id,
-                       hostname=hostname, celery_task_id=celery_task_id)
+        return _record(
+            execution_start,
+            execution,
+            ExecutionStatus.RUNNING,
+            instance_id=instance_id,
+            hostname=hostname,
+            celery_task_id=celery_task_id,
+        )
 
     def run_ended(self, execution, ended: RunEnded) -> bool:
         if ended.status == ExecutionStatus.SUCCESS:
             return _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result)
-        return _record(execution_fail, execution, ExecutionStatus.FAILED, error=ended.error,
-                       traceback=ended.traceback, only_if_pending=ended.started_at is None)
+        return _record(
+            execution_fail,
+            execution,
+            ExecutionStatus.FAILED,
+            error=ended.error,
+            traceback=ended.traceback,
+            only_if_pending=ended.started_at is None,
+        )
 
 
 IMMEDIATE = ImmediateRecorder()
@@ -142,8 +160,9 @@ def run_target_execute(
         _log_outcome(target, ended, log_extra)
         return execution
     started_at = clock.now()
-    if not recorder.run_started(execution, instance_id=instance_id, hostname=hostname,
-                          celery_task_id=celery_task_id, started_at=started_at):
+    if not recorder.run_started(
+        execution, instance_id=instance_id, hostname=hostname, celery_task_id=celery_task_id, started_at=started_at
+    ):
         return None
     started_at = execution.started_at or started_at
     began = time.monotonic()
@@ -156,12 +175,23 @@ def run_target_execute(
     try:
         result = spec.func(*target.args, **target.kwargs)
     except timeout_errors:
-        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, finished_at(),
-                         error=f"timed out: exceeded the task function's timeout of {target.task_function_timeout}s",
-                         traceback=traceback_module.format_exc())
+        ended = RunEnded(
+            target.execution_id,
+            ExecutionStatus.FAILED,
+            started_at,
+            finished_at(),
+            error=f"timed out: exceeded the task function's timeout of {target.task_function_timeout}s",
+            traceback=traceback_module.format_exc(),
+        )
     except Exception as exc:  # the task function's own failure is the run's outcome
-        ended = RunEnded(target.execution_id, ExecutionStatus.FAILED, started_at, finished_at(),
-                         error=f"{type(exc).__name__}: {exc}", traceback=traceback_module.format_exc())
+        ended = RunEnded(
+            target.execution_id,
+            ExecutionStatus.FAILED,
+            started_at,
+            finished_at(),
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback_module.format_exc(),
+        )
     else:
         ended = RunEnded(target.execution_id, ExecutionStatus.SUCCESS, started_at, finished_at(), result=result)
     recorder.run_ended(execution, ended)
@@ -225,12 +255,19 @@ def _log_outcome(target: RunTarget, ended: RunEnded, extra: dict) -> None:
     """The one INFO line per run: job, scheduled time, lag, outcome."""
     started = ended.started_at or ended.finished_at
     lag_ms = (started - target.scheduled_time).total_seconds() * 1000
-    duration = "-" if ended.started_at is None else f"{(ended.finished_at - ended.started_at).total_seconds() * 1000:.0f}"
+    duration = (
+        "-" if ended.started_at is None else f"{(ended.finished_at - ended.started_at).total_seconds() * 1000:.0f}"
+    )
     level = logging.INFO if ended.status == ExecutionStatus.SUCCESS else logging.WARNING
     logger.log(
         level,
         "run job=%s (%s) scheduled=%s lag=%.0fms outcome=%s duration=%sms%s",
-        target.job_id, target.job_name, target.scheduled_time.isoformat(), lag_ms, ended.status, duration,
+        target.job_id,
+        target.job_name,
+        target.scheduled_time.isoformat(),
+        lag_ms,
+        ended.status,
+        duration,
         f" error={ended.error!r}" if ended.error else "",
         extra=extra,
     )

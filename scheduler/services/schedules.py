@@ -3,6 +3,7 @@
 Interval jobs fire on an exact grid (anchor + k * interval, never drifting, because (job,
 scheduled_time) identifies a run); cron jobs follow services.cron in the job's timezone.
 """
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 

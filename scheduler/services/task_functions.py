@@ -1,8 +1,9 @@
 """Services for task functions: syncing the code registry into the table and resolving a job's function."""
+
 from django.db import transaction
 
-from scheduler.models import TaskFunction
 from scheduler import registry
+from scheduler.models import TaskFunction
 
 
 class TaskFunctionUnavailable(Exception):

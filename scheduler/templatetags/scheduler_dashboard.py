@@ -1,4 +1,5 @@
 """Filters the dashboard templates use: durations and ages in words a person reads at a glance."""
+
 from django import template
 from django.utils import timezone
 

@@ -1,4 +1,5 @@
 """Geometry of the dashboard's inline SVG charts: the database gives the numbers, templates draw them."""
+
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -26,8 +27,7 @@ def _slot(index: int, count: int) -> tuple[float, float]:
 
 def _y_ticks(top_value: float, label) -> list[dict]:
     return [
-        {"y": round(TOP + PLOT_H * (1 - fraction), 2), "label": label(top_value * fraction)}
-        for fraction in (0, 0.5, 1)
+        {"y": round(TOP + PLOT_H * (1 - fraction), 2), "label": label(top_value * fraction)} for fraction in (0, 0.5, 1)
     ]
 
 
@@ -70,8 +70,14 @@ def runs_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
                 {"status": status, "count": count, "y": round(bottom, 2), "height": round(max(height, 0.5), 2)}
             )
         bars.append(
-            {"hour": hour, "x": x, "width": width, "segments": segments, "label": index % 3 == 0,
-             "total": sum(counts[hour].values())}
+            {
+                "hour": hour,
+                "x": x,
+                "width": width,
+                "segments": segments,
+                "label": index % 3 == 0,
+                "total": sum(counts[hour].values()),
+            }
         )
     return _frame(
         bars=bars,
@@ -105,8 +111,7 @@ def durations_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
                 avg_height=round(max(avg_h, 0.5), 2),
             )
         bars.append(bar)
-    return _frame(bars=bars, ticks=_y_ticks(peak, milliseconds_words), hours=hours,
-                  runs=sum(b["count"] for b in bars))
+    return _frame(bars=bars, ticks=_y_ticks(peak, milliseconds_words), hours=hours, runs=sum(b["count"] for b in bars))
 
 
 def job_durations_chart(executions) -> dict:
@@ -118,8 +123,12 @@ def job_durations_chart(executions) -> dict:
         x, width = _slot(index, max(len(runs), 1))
         height = PLOT_H * (run.duration_ms or 0) / peak
         bars.append(
-            {"run": run, "x": x, "width": width, "y": round(TOP + PLOT_H - max(height, 1.5), 2),
-             "height": round(max(height, 1.5), 2)}
+            {
+                "run": run,
+                "x": x,
+                "width": width,
+                "y": round(TOP + PLOT_H - max(height, 1.5), 2),
+                "height": round(max(height, 1.5), 2),
+            }
         )
     return _frame(bars=bars, ticks=_y_ticks(peak, milliseconds_words), runs=len(runs))
-

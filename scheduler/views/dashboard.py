@@ -1,4 +1,5 @@
 """The dashboard at /scheduler/: status, jobs, recent runs and charts; actions go through the job services."""
+
 from datetime import timedelta
 
 from django.contrib import messages
@@ -56,12 +57,8 @@ def dashboard(request):
         "jobs": jobs,
         "recent_executions": recent[:RECENT_EXECUTIONS],
         "failures_only": failures_only,
-        "runs_chart": runs_by_hour_chart(
-            JobExecution.objects.hourly_status_counts(since), now, CHART_HOURS
-        ),
-        "durations_chart": durations_by_hour_chart(
-            JobExecution.objects.hourly_durations(since), now, CHART_HOURS
-        ),
+        "runs_chart": runs_by_hour_chart(JobExecution.objects.hourly_status_counts(since), now, CHART_HOURS),
+        "durations_chart": durations_by_hour_chart(JobExecution.objects.hourly_durations(since), now, CHART_HOURS),
         "now": now,
         "refresh_seconds": REFRESH_SECONDS,
     }
@@ -117,8 +114,7 @@ def job_action(request, job_id: int, action: str):
 def _done_message(action: str, job: ScheduledJob, outcome) -> str:
     if action == "trigger":
         return (
-            f"Run requested for {job.name!r}: execution #{outcome.pk} is pending until a "
-            f"scheduler process picks it up."
+            f"Run requested for {job.name!r}: execution #{outcome.pk} is pending until a scheduler process picks it up."
         )
     return f"{JOB_ACTIONS[action].done} {job.name!r}."
 

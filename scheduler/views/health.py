@@ -1,4 +1,5 @@
 """`/healthz`: is this web process able to reach its database? For load balancers and probes."""
+
 import logging
 
 from django.db import DatabaseError, connection

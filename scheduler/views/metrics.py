@@ -1,4 +1,5 @@
 """`/metrics`: the scheduler's figures in Prometheus format, read from the database at scrape time."""
+
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe

@@ -1,4 +1,5 @@
 """Settings come from the environment; production values pass `check --deploy` with no warning."""
+
 import os
 import subprocess
 import sys
@@ -18,8 +19,9 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args, env):
-    return subprocess.run([sys.executable, MANAGE, *args], env=env, capture_output=True, text=True,
-                          cwd=settings.BASE_DIR)
+    return subprocess.run(
+        [sys.executable, MANAGE, *args], env=env, capture_output=True, text=True, cwd=settings.BASE_DIR
+    )
 
 
 def test_check_deploy_passes_with_production_values():
@@ -54,8 +56,10 @@ def test_settings_read_from_environment(variable, value, expression, expected):
 
 def test_zero_setup_defaults():
     env = {"PATH": PRODUCTION_ENV["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings.local"}
-    code = ("from django.conf import settings; "
-            "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, settings.SCHEDULER_LOCK_TTL)")
+    code = (
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, settings.SCHEDULER_LOCK_TTL)"
+    )
     result = _manage("shell", "-c", code, env=env)
     assert result.stdout.strip().splitlines()[-1] == "django.db.backends.sqlite3 None 3600"
 

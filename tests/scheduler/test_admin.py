@@ -1,4 +1,5 @@
 """The admin: lists, edit form, live preview, actions and soft delete, all through the services."""
+
 import re
 
 import pytest

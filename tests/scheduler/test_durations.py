@@ -1,4 +1,5 @@
 """Durations in words: intervals, run durations, ages."""
+
 from datetime import UTC, datetime, timedelta
 
 import pytest

@@ -1,4 +1,5 @@
 """Structured logs: context fields on every record, the JSON formatter, LOG_FORMAT in settings."""
+
 import io
 import json
 import logging

@@ -1,4 +1,5 @@
 """Data migrations run on rows as an older release left them."""
+
 from datetime import UTC, datetime
 from unittest import mock
 

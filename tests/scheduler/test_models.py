@@ -1,4 +1,5 @@
 """Tests of the data model: database constraints that hold without the services, seed rows, indexes, querysets."""
+
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +11,9 @@ from scheduler.models import (
     ExecutionStatus,
     ExecutionTrigger,
     JobExecution,
+    JobLease,
     JobType,
     ScheduledJob,
-    JobLease,
     SchedulerInstance,
     TaskFunction,
 )
@@ -78,7 +79,10 @@ def test_schedule_that_does_not_match_the_job_type_is_refused(noop, fields):
 
 @pytest.mark.parametrize(
     "fields",
-    [pytest.param({"interval_minutes": None}, id="all-null"), pytest.param({"interval_minutes": 0}, id="zero-and-nulls")],
+    [
+        pytest.param({"interval_minutes": None}, id="all-null"),
+        pytest.param({"interval_minutes": 0}, id="zero-and-nulls"),
+    ],
 )
 def test_interval_job_without_a_positive_interval_is_refused_even_with_nulls(noop, fields):
     refused(lambda: raw_job(noop, **fields).save())
@@ -327,7 +331,9 @@ def test_with_last_execution_annotates_the_newest_run():
 
 def test_with_last_execution_breaks_ties_by_id(interval_job):
     first = ExecutionFactory(job=interval_job, status=ExecutionStatus.SUCCESS, scheduled_time=NOW)
-    second = ExecutionFactory(job=interval_job, status=ExecutionStatus.RUNNING, scheduled_time=NOW + timedelta(minutes=1))
+    second = ExecutionFactory(
+        job=interval_job, status=ExecutionStatus.RUNNING, scheduled_time=NOW + timedelta(minutes=1)
+    )
     JobExecution.objects.filter(pk__in=[first.pk, second.pk]).update(created_at=NOW)
     row = ScheduledJob.objects.with_last_execution().get(pk=interval_job.pk)
     assert (row.last_execution_status, row.last_execution_id) == ("running", second.pk)

@@ -1,4 +1,5 @@
 """The reusable reads: job states (the one 'can this job fire' rule) in SQL and on a row agree."""
+
 import itertools
 
 import pytest

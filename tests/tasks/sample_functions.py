@@ -1,4 +1,5 @@
 """Task functions that exist only for the registry tests (loaded through SCHEDULER_TASK_MODULES)."""
+
 from scheduler.registry import task_function
 
 

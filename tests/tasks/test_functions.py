@@ -1,12 +1,13 @@
 """Tests of the shipped task functions: each does what its description says."""
+
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 import tasks.functions
-from scheduler.models import ExecutionStatus, JobExecution
 from scheduler import registry
+from scheduler.models import ExecutionStatus, JobExecution
 from tasks.functions import TaskFunctionFailure
 from tests.factories import ExecutionFactory
 
@@ -74,7 +75,9 @@ def test_cleanup_executions_deletes_old_finished_history(db, settings, interval_
     now = timezone.now()
     old = ExecutionFactory(job=interval_job, status=ExecutionStatus.SUCCESS, scheduled_time=now - timedelta(days=20))
     recent = ExecutionFactory(job=interval_job, status=ExecutionStatus.FAILED, scheduled_time=now - timedelta(days=5))
-    running = ExecutionFactory(job=interval_job, status=ExecutionStatus.RUNNING, scheduled_time=now - timedelta(days=30))
+    running = ExecutionFactory(
+        job=interval_job, status=ExecutionStatus.RUNNING, scheduled_time=now - timedelta(days=30)
+    )
     JobExecution.objects.filter(pk__in=[old.pk, running.pk]).update(created_at=now - timedelta(days=20))
     JobExecution.objects.filter(pk=recent.pk).update(created_at=now - timedelta(days=5))
 

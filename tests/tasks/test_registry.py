@@ -1,4 +1,5 @@
 """Tests of the @task_function registry: naming, options, refusals, look-up and loading."""
+
 import pytest
 
 from scheduler import registry

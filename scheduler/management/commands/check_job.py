@@ -1,8 +1,9 @@
 """`manage.py check_job`: one job's state, schedule, next run, recent executions and lease holders."""
+
 import json
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.core.management.base import BaseCommand, CommandError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from scheduler.durations import relative_words
@@ -33,7 +34,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         job_id, limit = options["job_id"], options["limit"]
         if not 1 <= limit <= MAX_LIMIT:
-            raise CommandError(f"--limit must be between 1 and {MAX_LIMIT}; got {limit}.", returncode=EXIT_BAD_ARGUMENTS)
+            raise CommandError(
+                f"--limit must be between 1 and {MAX_LIMIT}; got {limit}.", returncode=EXIT_BAD_ARGUMENTS
+            )
         job = ScheduledJob.objects.select_related("task_function", "job_type").filter(pk=job_id).first()
         if job is None:
             raise CommandError(f"No job has id {job_id}.", returncode=EXIT_NOT_FOUND)
@@ -152,9 +155,7 @@ def _as_text(report: dict) -> str:
     for lease in report["leases"]:
         holder = "alive" if lease["holder_alive"] else "not heard from"
         expiry = "EXPIRED" if lease["expired"] else f"expires {_when(lease['expires_at'])}"
-        lines.append(
-            f"  execution {lease['execution_id']} held by {lease['locked_by']} ({holder}), {expiry}"
-        )
+        lines.append(f"  execution {lease['execution_id']} held by {lease['locked_by']} ({holder}), {expiry}")
     lines.append(f"Recent executions: {len(report['recent_executions'])} (newest first)")
     for execution in report["recent_executions"]:
         duration = "-" if execution["duration_ms"] is None else f"{execution['duration_ms']} ms"

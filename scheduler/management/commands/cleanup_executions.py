@@ -1,4 +1,5 @@
 """`manage.py cleanup_executions`: apply the execution-history retention policy now."""
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -23,9 +24,7 @@ class Command(BaseCommand):
             metavar="DAYS",
             help=f"Age in days (0 or more; default {settings.SCHEDULER_HISTORY_RETENTION_DAYS}).",
         )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Only count what would be deleted."
-        )
+        parser.add_argument("--dry-run", action="store_true", help="Only count what would be deleted.")
         parser.add_argument(
             "--batch-size",
             type=int,

@@ -1,4 +1,5 @@
 """`manage.py ensure_admin`: create a superuser if there is none, printing its password once."""
+
 import os
 import secrets
 

@@ -1,4 +1,5 @@
 """`manage.py runscheduler`: run jobs on time; any number of these may run at once on PostgreSQL."""
+
 import logging
 
 from django.conf import settings
@@ -39,25 +40,35 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--workers", type=_positive_int, default=settings.SCHEDULER_INLINE_WORKERS,
+            "--workers",
+            type=_positive_int,
+            default=settings.SCHEDULER_INLINE_WORKERS,
             help="Threads that run inline task functions (default: SCHEDULER_INLINE_WORKERS, %(default)s).",
         )
         parser.add_argument(
-            "--poll-interval", type=_positive_float, default=settings.SCHEDULER_POLL_INTERVAL,
+            "--poll-interval",
+            type=_positive_float,
+            default=settings.SCHEDULER_POLL_INTERVAL,
             help="Seconds between re-reads of the database for changes nobody announced, e.g. raw SQL "
             "edits (default: SCHEDULER_POLL_INTERVAL, %(default)s; at most 0.5 s on SQLite).",
         )
         parser.add_argument(
-            "--heartbeat-interval", type=_positive_float, default=settings.SCHEDULER_HEARTBEAT_INTERVAL,
+            "--heartbeat-interval",
+            type=_positive_float,
+            default=settings.SCHEDULER_HEARTBEAT_INTERVAL,
             help="Seconds between heartbeats; a process is dead after three missed ones "
             "(default: SCHEDULER_HEARTBEAT_INTERVAL, %(default)s).",
         )
         parser.add_argument(
-            "--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+            "--batch-size",
+            type=_positive_int,
+            default=DEFAULT_BATCH_SIZE,
             help="Most due jobs claimed in one transaction (default: %(default)s).",
         )
         parser.add_argument(
-            "--shutdown-timeout", type=_positive_float, default=settings.SCHEDULER_SHUTDOWN_TIMEOUT,
+            "--shutdown-timeout",
+            type=_positive_float,
+            default=settings.SCHEDULER_SHUTDOWN_TIMEOUT,
             help="Seconds to let running inline work finish on SIGINT/SIGTERM "
             "(default: SCHEDULER_SHUTDOWN_TIMEOUT, %(default)s).",
         )

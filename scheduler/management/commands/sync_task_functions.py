@@ -1,4 +1,5 @@
 """`manage.py sync_task_functions`: mirror the code registry into the TaskFunction table."""
+
 from django.core.management.base import BaseCommand
 
 from scheduler.services.task_functions import task_functions_sync

@@ -1,4 +1,5 @@
 """`manage.py validate_cron`: check a cron expression and show when it would fire."""
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -40,9 +41,7 @@ class Command(BaseCommand):
         expression, count = options["expression"], options["count"]
         zone_name = options["timezone"] or settings.TIME_ZONE
         if not 1 <= count <= MAX_COUNT:
-            raise CommandError(
-                f"--count must be between 1 and {MAX_COUNT}; got {count}.", returncode=EXIT_INVALID
-            )
+            raise CommandError(f"--count must be between 1 and {MAX_COUNT}; got {count}.", returncode=EXIT_INVALID)
         try:
             zone = zone_get(zone_name)
         except ValidationError as exc:
@@ -59,9 +58,7 @@ class Command(BaseCommand):
         try:
             times = cron_next_fire_times(normalised, zone_name, after, count)
         except (ValueError, OverflowError):
-            raise CommandError(
-                f"No {count} fire times after {after.isoformat()}.", returncode=EXIT_INVALID
-            ) from None
+            raise CommandError(f"No {count} fire times after {after.isoformat()}.", returncode=EXIT_INVALID) from None
         self.stdout.write(self.style.SUCCESS(f"Valid: {normalised}"))
         self.stdout.write(f"Description: {cron_describe(normalised)}")
         self.stdout.write(f"Timezone: {zone_name}")

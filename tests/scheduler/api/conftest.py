@@ -1,4 +1,5 @@
 """Fixtures for the REST API tests: clients for each kind of user, and the API's URLs."""
+
 import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
@@ -25,9 +26,7 @@ def history_url(job_id) -> str:
 def user_with(*codenames, **fields):
     """A user holding the given permissions of the scheduler app (e.g. "view_scheduledjob")."""
     user = UserFactory(**fields)
-    user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label="scheduler", codename__in=codenames)
-    )
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="scheduler", codename__in=codenames))
     assert user.user_permissions.count() == len(codenames), codenames
     return user
 

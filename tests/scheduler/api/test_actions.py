@@ -1,4 +1,5 @@
 """POST /jobs/{id}/action: trigger (202 + execution), pause, resume, enable, disable (200 + job)."""
+
 import pytest
 
 from scheduler.models import ExecutionStatus, ExecutionTrigger, JobExecution, TaskFunction

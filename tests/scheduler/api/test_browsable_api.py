@@ -1,4 +1,5 @@
 """The browsable API (HTML) renders for a logged-in user on every endpoint."""
+
 import pytest
 
 from scheduler.services.jobs import job_trigger

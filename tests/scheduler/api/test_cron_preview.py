@@ -1,4 +1,5 @@
 """GET /cron/preview: valid or not, the schedule in words, the next N fire times, as jobs evaluate them."""
+
 from datetime import UTC, datetime
 
 import pytest
@@ -101,24 +102,35 @@ def test_after_previews_a_fall_back_night_before_it_happens(client):
     # New York, 1 November 2026: a wildcard job runs in both copies of 01:xx.
     body = client.get(
         PREVIEW,
-        {"expression": "*/15 * * * *", "timezone": "America/New_York", "after": "2026-11-01T00:50:00-04:00", "count": 9},
+        {
+            "expression": "*/15 * * * *",
+            "timezone": "America/New_York",
+            "after": "2026-11-01T00:50:00-04:00",
+            "count": 9,
+        },
     ).json()
 
     assert body["valid"] is True
-    assert times(body) == [datetime(2026, 11, 1, 5, 0, tzinfo=UTC) + n * (times(body)[1] - times(body)[0]) for n in range(9)]
+    assert times(body) == [
+        datetime(2026, 11, 1, 5, 0, tzinfo=UTC) + n * (times(body)[1] - times(body)[0]) for n in range(9)
+    ]
     assert times(body)[4] == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)  # 01:00 EST, the second 01:00
 
 
 @pytest.mark.parametrize("after", ["2026-11-01T04:50:00Z", "2026-11-01T04:50:00+00:00", "2026-11-01T00:50:00-04:00"])
 def test_after_accepts_an_offset_or_z(client, after):
-    body = client.get(PREVIEW, {"expression": "30 1 * * *", "timezone": "America/New_York", "after": after, "count": 2}).json()
+    body = client.get(
+        PREVIEW, {"expression": "30 1 * * *", "timezone": "America/New_York", "after": after, "count": 2}
+    ).json()
 
     # A fixed job: 01:30 EDT only, then the next day.
     assert times(body) == [datetime(2026, 11, 1, 5, 30, tzinfo=UTC), datetime(2026, 11, 2, 6, 30, tzinfo=UTC)]
 
 
 def test_after_is_strict_and_may_be_in_the_past(client):
-    body = client.get(PREVIEW, {"expression": "0 0 */2 * 1", "timezone": "UTC", "after": "2026-01-05T00:00:00Z", "count": 2}).json()
+    body = client.get(
+        PREVIEW, {"expression": "0 0 */2 * 1", "timezone": "UTC", "after": "2026-01-05T00:00:00Z", "count": 2}
+    ).json()
 
     assert times(body) == [datetime(2026, 1, 19, tzinfo=UTC), datetime(2026, 2, 9, tzinfo=UTC)]
     assert body["description"] == "At 00:00, on every 2nd day of the month, if it is a Monday"

@@ -1,4 +1,5 @@
 """GET /jobs/{id}/history: a job's executions, newest first, paginated, filterable by status and trigger."""
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext

@@ -1,4 +1,5 @@
 """GET /jobs/{id}/preview: a saved job's next fire times after a moment, as the engine will fire them."""
+
 from datetime import UTC, datetime, timedelta
 
 import pytest

@@ -1,4 +1,5 @@
 """Jobs endpoints: create, list (pages, filters, ordering), read, replace, patch, delete; camelCase both ways."""
+
 from datetime import timedelta
 
 import pytest
@@ -322,9 +323,7 @@ def test_patch_changes_only_the_fields_sent(client, interval_job, superuser):
 
 
 def test_patch_switching_to_cron_clears_the_interval(client, interval_job):
-    response = client.patch(
-        job_url(interval_job.pk), {"jobTypeId": 2, "cronExpression": "*/10 * * * *"}, format="json"
-    )
+    response = client.patch(job_url(interval_job.pk), {"jobTypeId": 2, "cronExpression": "*/10 * * * *"}, format="json")
 
     assert response.status_code == 200, response.content
     body = response.json()

@@ -1,4 +1,5 @@
 """Who may do what: anonymous, no permission, view only, change, trigger only, superuser; token and session auth."""
+
 import pytest
 from django.contrib.auth.models import Group, Permission
 from rest_framework.authtoken.models import Token
@@ -8,6 +9,7 @@ from tests.factories import IntervalJobFactory
 from tests.scheduler.api.conftest import API, JOBS, action_url, client_for, history_url, job_url, user_with
 
 pytestmark = pytest.mark.django_db
+
 
 def request(client, operation, job, noop):
     """Perform one named operation on `job`; return the response."""

@@ -1,4 +1,5 @@
 """The OpenAPI schema: generated without warnings, camelCase like the JSON, every endpoint with its errors."""
+
 import pytest
 from django.core.management import call_command
 
@@ -51,14 +52,32 @@ def test_bodies_and_parameters_are_camel_case(schema):
     job = components["Job"]["properties"]
     request = components["JobWriteRequest"]
 
-    assert {"taskFunctionId", "jobTypeId", "intervalSeconds", "cronExpression", "maxInstances",
-            "misfireGraceTime", "isEnabled", "isPaused", "nextRunTime", "lastExecutionStatus"} <= set(job)
+    assert {
+        "taskFunctionId",
+        "jobTypeId",
+        "intervalSeconds",
+        "cronExpression",
+        "maxInstances",
+        "misfireGraceTime",
+        "isEnabled",
+        "isPaused",
+        "nextRunTime",
+        "lastExecutionStatus",
+    } <= set(job)
     assert set(request["required"]) == {"name", "taskFunctionId", "jobTypeId"}
     for component in components.values():
         assert not any("_" in name for name in component.get("properties", {})), component
     list_parameters = {p["name"] for p in schema["paths"][f"{PREFIX}/jobs/"]["get"]["parameters"]}
-    assert list_parameters == {"enabled", "paused", "jobTypeId", "taskFunctionId", "search", "ordering",
-                               "page", "pageSize"}
+    assert list_parameters == {
+        "enabled",
+        "paused",
+        "jobTypeId",
+        "taskFunctionId",
+        "search",
+        "ordering",
+        "page",
+        "pageSize",
+    }
     history_parameters = {p["name"] for p in schema["paths"][f"{PREFIX}/jobs/{{id}}/history/"]["get"]["parameters"]}
     assert {"status", "trigger", "page", "pageSize"} <= history_parameters
 

@@ -1,4 +1,5 @@
 """Schema-driven fuzzing: no generated request may get a 500 or a response the OpenAPI schema does not describe."""
+
 import os
 
 import pytest

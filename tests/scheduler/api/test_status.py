@@ -1,4 +1,5 @@
 """GET /status and the selectors behind it: processes alive, job and execution counts, the next ten runs."""
+
 from datetime import timedelta
 
 import pytest

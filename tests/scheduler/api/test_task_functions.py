@@ -1,4 +1,5 @@
 """GET /task-functions: the registered functions a job may run, read-only."""
+
 import pytest
 
 from scheduler.models import TaskFunction

@@ -1,4 +1,5 @@
 """Bad input on job writes: every case is a 400 naming the camelCase field with a usable message, never a 500."""
+
 import json
 
 import pytest

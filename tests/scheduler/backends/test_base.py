@@ -1,4 +1,5 @@
 """The backend contract, held by the backend of the database this pass runs on (SQLite or PostgreSQL)."""
+
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -37,7 +38,12 @@ def test_runs_insert_writes_the_runs_and_leases_the_pending_ones():
     assert (pending.status, pending.instance_id, pending.finished_at) == (S.PENDING, "proc-1", None)
     assert (skipped.status, skipped.error_message, skipped.finished_at) == (S.SKIPPED, "skipped: full", NOW)
     [lease] = JobLease.objects.all()
-    assert (lease.execution_id, lease.locked_by, lease.locked_at, lease.expires_at) == (pending.pk, "proc-1", NOW, EXPIRES)
+    assert (lease.execution_id, lease.locked_by, lease.locked_at, lease.expires_at) == (
+        pending.pk,
+        "proc-1",
+        NOW,
+        EXPIRES,
+    )
 
 
 def test_runs_insert_drops_a_fire_time_that_already_ran_and_keeps_the_rest():
@@ -77,7 +83,13 @@ def test_lifecycle_write_moves_rows_only_from_where_they_must_be_and_frees_ended
         moved = backend().lifecycle_write(_lifecycle_rows(started, ended), [ran.pk, reaped.pk])
     assert moved == {ran.pk}
     ran.refresh_from_db(), reaped.refresh_from_db()
-    assert (ran.status, ran.started_at, ran.duration_ms, ran.result, ran.hostname) == (S.SUCCESS, NOW, 2000, {"ok": 1}, "host")
+    assert (ran.status, ran.started_at, ran.duration_ms, ran.result, ran.hostname) == (
+        S.SUCCESS,
+        NOW,
+        2000,
+        {"ok": 1},
+        "host",
+    )
     assert reaped.status == S.FAILED and reaped.result is None  # the reaper's outcome stands
     assert not JobLease.objects.exists()  # both rows are finished, so both slots are free
 

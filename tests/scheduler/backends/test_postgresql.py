@@ -1,5 +1,6 @@
 """The PostgreSQL backend on its own: the engine's session settings, commit durability per
 transaction, LISTEN/NOTIFY, the database's clock, and cutting a stuck connection."""
+
 import threading
 from datetime import timedelta
 

@@ -1,4 +1,5 @@
 """The SQLite backend on its own: one scheduler process per database, and a short poll."""
+
 import pytest
 from django.db import connection
 

@@ -1,4 +1,5 @@
 """Harness for Celery tests: a real Redis broker and a real `celery worker` subprocess."""
+
 import os
 import signal
 import subprocess
@@ -8,7 +9,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from tests.scheduler.engine.conftest import database_url, start_scheduler, engine_db, wait_until  # noqa: F401
+from tests.scheduler.engine.conftest import database_url, engine_db, start_scheduler, wait_until  # noqa: F401
 
 TEST_TASK_MODULES = "tasks.functions,tests.task_functions"
 
@@ -30,10 +31,31 @@ class WorkerProc:
         self._log = open(log_path, "w")
         self.name = f"{queue}@%h"
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork",
-             "--concurrency", "1", "--queues", queue, "--hostname", self.name, "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=settings.BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--queues",
+                queue,
+                "--hostname",
+                self.name,
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 

@@ -1,4 +1,5 @@
 """Offloaded runs on a real Celery worker with a real Redis broker."""
+
 import shutil
 import socket
 import subprocess
@@ -49,15 +50,20 @@ def test_offloaded_run_end_to_end(start_scheduler, start_worker, celery_env, use
 def test_higher_priority_runs_first_on_a_single_worker(start_scheduler, start_worker, celery_env, user):
     start_scheduler(env=celery_env)
     blocker = _job("tests.task_functions.record_order", kwargs={"label": "blocker", "seconds": 3})
-    jobs = {p: _job("tests.task_functions.record_order", priority=p, kwargs={"label": f"p{p}", "seconds": 0.1})
-            for p in (1, 5, 9)}
+    jobs = {
+        p: _job("tests.task_functions.record_order", priority=p, kwargs={"label": f"p{p}", "seconds": 0.1})
+        for p in (1, 5, 9)
+    }
     start_worker()
     first = job_trigger(blocker, user=user)
     wait_until(lambda: JobExecution.objects.get(pk=first.pk).status == ExecutionStatus.RUNNING, 30, "blocker running")
     for priority in (1, 9, 5):  # queued while the only worker process is busy
         job_trigger(jobs[priority], user=user)
-    wait_until(lambda: JobExecution.objects.filter(job__in=jobs.values(), status="success").count() == 3, 60,
-               "queued runs finished")
+    wait_until(
+        lambda: JobExecution.objects.filter(job__in=jobs.values(), status="success").count() == 3,
+        60,
+        "queued runs finished",
+    )
     order = [e.job.priority for e in JobExecution.objects.filter(job__in=jobs.values()).order_by("started_at")]
     assert order == [9, 5, 1]
 
@@ -102,16 +108,35 @@ def _free_port() -> int:
 
 def test_broker_stopped_while_scheduler_runs(start_scheduler, celery_env, tmp_path, user):
     if not (shutil.which("redis-server") and shutil.which("redis-cli")):
-        service_missing("redis-server is not installed (this test runs a private broker and stops it)",
-                        "install Debian's: apt-get install redis-server")
+        service_missing(
+            "redis-server is not installed (this test runs a private broker and stops it)",
+            "install Debian's: apt-get install redis-server",
+        )
     # A free port, not a fixed one: other test runs on this machine may run this test at the same time.
     port = _free_port()
-    broker = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    broker = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         env = {**celery_env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0,
-                   10, "private broker up")
+        wait_until(
+            lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0,
+            10,
+            "private broker up",
+        )
         proc = start_scheduler(env=env)
         broker.terminate()
         broker.wait(10)

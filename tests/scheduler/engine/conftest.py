@@ -1,4 +1,5 @@
 """Harness for engine tests: real `runscheduler` subprocesses against the test database."""
+
 import os
 import signal
 import subprocess

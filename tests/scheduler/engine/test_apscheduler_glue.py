@@ -1,5 +1,6 @@
 """The APScheduler internals the engine relies on (engine/apscheduler_glue.py): an upgrade that
 changes any of them fails here, not in production."""
+
 import inspect
 import threading
 from datetime import UTC, datetime
@@ -39,9 +40,18 @@ def test_a_claimed_run_job_is_the_job_apschedulers_own_constructor_builds():
     scheduler = BackgroundScheduler()
     ours = ClaimedRunJob(scheduler, "default", dispatch, claimed_run(), AT)
     public = Job(
-        scheduler, id=ours.id, name=ours.name, func=dispatch, args=(claimed_run(),), kwargs={},
-        trigger=DateTrigger(run_date=AT, timezone=UTC), executor="default", misfire_grace_time=None,
-        coalesce=False, max_instances=1, next_run_time=AT,
+        scheduler,
+        id=ours.id,
+        name=ours.name,
+        func=dispatch,
+        args=(claimed_run(),),
+        kwargs={},
+        trigger=DateTrigger(run_date=AT, timezone=UTC),
+        executor="default",
+        misfire_grace_time=None,
+        coalesce=False,
+        max_instances=1,
+        next_run_time=AT,
     )
     public._jobstore_alias = "default"
     for name in set(Job.__slots__) - {"__weakref__", "args", "trigger", "func_ref"}:

@@ -13,6 +13,7 @@ timed wait hang. FAKETIME_DONT_FAKE_MONOTONIC=1 keeps the monotonic clock real: 
 timeouts last real time while the wall clock runs fast. time.sleep then fails with EINVAL, and
 the engine calls it only to back off from a database that does not answer.
 """
+
 import os
 import subprocess
 import sys
@@ -83,8 +84,11 @@ def test_faketime_moves_the_wall_clock_fast_and_leaves_timeouts_real():
         "threading.Event().wait(0.5); print(t0, time.time() - t0, time.monotonic() - m0)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], env={**os.environ, **faketime_env(start)},
-        capture_output=True, text=True, timeout=30,
+        [sys.executable, "-c", probe],
+        env={**os.environ, **faketime_env(start)},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 0, result.stderr
     started, wall, monotonic = map(float, result.stdout.split())

@@ -1,4 +1,5 @@
 """Several `runscheduler` processes on PostgreSQL: exactly once, nothing lost, leases, reconnects."""
+
 import os
 import signal
 from collections import Counter
@@ -8,9 +9,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, JobLease, TaskFunction
-from scheduler.services.leases import LEASE_EXPIRED, leases_reap
+from scheduler.models import ExecutionStatus, JobExecution, JobLease, ScheduledJob, TaskFunction
 from scheduler.services.jobs import job_trigger
+from scheduler.services.leases import LEASE_EXPIRED, leases_reap
 from tests.factories import IntervalJobFactory
 from tests.scheduler.engine.conftest import wait_until
 
@@ -44,7 +45,9 @@ def test_three_processes_run_every_fire_time_exactly_once_even_when_one_is_kille
 
     total = 0
     for job in jobs:
-        times = list(JobExecution.objects.filter(job=job).order_by("scheduled_time").values_list("scheduled_time", flat=True))
+        times = list(
+            JobExecution.objects.filter(job=job).order_by("scheduled_time").values_list("scheduled_time", flat=True)
+        )
         total += len(times)
         duplicates = [t for t, n in Counter(times).items() if n > 1]
         assert not duplicates, f"job {job.pk} ran twice at {duplicates}"
@@ -69,8 +72,13 @@ def _reap():
 
 
 def test_lease_of_a_killed_process_expires_and_frees_the_slot(postgres, start_scheduler, user):
-    job = IntervalJobFactory(interval_hours=1, interval_minutes=None, task_function=_sleep_function(),
-                             kwargs={"seconds": 60}, max_instances=1)
+    job = IntervalJobFactory(
+        interval_hours=1,
+        interval_minutes=None,
+        task_function=_sleep_function(),
+        kwargs={"seconds": 60},
+        max_instances=1,
+    )
     env = {"SCHEDULER_LOCK_TTL": "3"}
     doomed = start_scheduler(env=env)
     first = job_trigger(job, user=user)
@@ -86,8 +94,9 @@ def test_lease_of_a_killed_process_expires_and_frees_the_slot(postgres, start_sc
 
 
 def test_long_run_renews_its_lease(postgres, start_scheduler, user):
-    job = IntervalJobFactory(interval_hours=1, interval_minutes=None, task_function=_sleep_function(),
-                             kwargs={"seconds": 7})
+    job = IntervalJobFactory(
+        interval_hours=1, interval_minutes=None, task_function=_sleep_function(), kwargs={"seconds": 7}
+    )
     start_scheduler(env={"SCHEDULER_LOCK_TTL": "3"})
     start_scheduler(env={"SCHEDULER_LOCK_TTL": "3"})  # a second process reaping expired leases
     execution = job_trigger(job, user=user)
@@ -97,12 +106,23 @@ def test_long_run_renews_its_lease(postgres, start_scheduler, user):
 
 
 def test_max_instances_holds_across_processes(postgres, start_scheduler):
-    job = IntervalJobFactory(interval_seconds=1, interval_minutes=None, task_function=_sleep_function(),
-                             kwargs={"seconds": 2.5}, max_instances=2)
+    job = IntervalJobFactory(
+        interval_seconds=1,
+        interval_minutes=None,
+        task_function=_sleep_function(),
+        kwargs={"seconds": 2.5},
+        max_instances=2,
+    )
     for _ in range(2):
         start_scheduler()
-    wait_until(lambda: JobExecution.objects.filter(job=job, status="success").count() >= 4
-               and JobExecution.objects.filter(job=job, status="skipped").exists(), 40, "overlapping runs")
+    wait_until(
+        lambda: (
+            JobExecution.objects.filter(job=job, status="success").count() >= 4
+            and JobExecution.objects.filter(job=job, status="skipped").exists()
+        ),
+        40,
+        "overlapping runs",
+    )
     spans = list(JobExecution.objects.filter(job=job, status="success").values_list("started_at", "finished_at"))
     for start, _ in spans:
         overlapping = sum(1 for s, f in spans if s <= start < f)
@@ -130,13 +150,23 @@ def test_survives_dropped_database_connections(postgres, start_scheduler):
         )
     dropped = timezone.now()
     connection.close()
-    wait_until(lambda: JobExecution.objects.filter(job=job, status="success", started_at__gt=dropped + timedelta(seconds=1)).count() >= 3,
-               30, "runs after reconnecting")
+    wait_until(
+        lambda: (
+            JobExecution.objects.filter(
+                job=job, status="success", started_at__gt=dropped + timedelta(seconds=1)
+            ).count()
+            >= 3
+        ),
+        30,
+        "runs after reconnecting",
+    )
     assert proc.popen.poll() is None
     assert "lost its connection" in proc.log()
     # The run in flight when the connection dropped was recorded after reconnecting.
     assert not JobExecution.objects.filter(job=job, scheduled_time__lt=dropped).unfinished().exists()
-    times = list(JobExecution.objects.filter(job=job).order_by("scheduled_time").values_list("scheduled_time", flat=True))
+    times = list(
+        JobExecution.objects.filter(job=job).order_by("scheduled_time").values_list("scheduled_time", flat=True)
+    )
     assert len(times) == len(set(times))
     assert not JobLease.objects.filter(expires_at__lt=timezone.now()).exists()
 
@@ -157,7 +187,8 @@ def test_survives_a_postgresql_restart(postgres, start_scheduler):
     restarted = timezone.now()
     wait_until(
         lambda: JobExecution.objects.filter(job=job, status="success", started_at__gt=restarted).count() >= 3,
-        60, "runs after the restart",
+        60,
+        "runs after the restart",
     )
     assert proc.popen.poll() is None
     times = list(JobExecution.objects.filter(job=job).values_list("scheduled_time", flat=True))

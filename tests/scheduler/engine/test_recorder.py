@@ -1,4 +1,5 @@
 """The batch recorder: every run start and end reaches the database, whatever the interleaving."""
+
 import threading
 from datetime import timedelta
 
@@ -22,8 +23,10 @@ def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
     ]
     executions = JobExecution.objects.bulk_create(executions)
     JobLease.objects.bulk_create(
-        [JobLease(job=job, execution=e, locked_by="me", locked_at=now, expires_at=now + timedelta(hours=1))
-         for e in executions]
+        [
+            JobLease(job=job, execution=e, locked_by="me", locked_at=now, expires_at=now + timedelta(hours=1))
+            for e in executions
+        ]
     )
     # A tiny batch and interval so that flushes constantly interleave with the threads' writes.
     recorder = BatchRecorder(interval=0.001, max_batch=7)
@@ -33,8 +36,10 @@ def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
         for execution in share:
             started = timezone.now()
             recorder.run_started(execution, instance_id="me", hostname="here", celery_task_id="", started_at=started)
-            recorder.run_ended(execution, RunEnded(execution.pk, ExecutionStatus.SUCCESS, started, timezone.now(),
-                                                   result={"n": execution.pk}))
+            recorder.run_ended(
+                execution,
+                RunEnded(execution.pk, ExecutionStatus.SUCCESS, started, timezone.now(), result={"n": execution.pk}),
+            )
 
     threads = [threading.Thread(target=work, args=(executions[i::THREADS],)) for i in range(THREADS)]
     for thread in threads:
@@ -51,8 +56,9 @@ def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
 
 def test_an_end_the_database_no_longer_takes_is_said_in_the_log_and_changes_nothing(engine_db, caplog):
     job = IntervalJobFactory()
-    reaped = ExecutionFactory(job=job, status=ExecutionStatus.FAILED, error_message="lease expired: ...",
-                              instance_id="me")
+    reaped = ExecutionFactory(
+        job=job, status=ExecutionStatus.FAILED, error_message="lease expired: ...", instance_id="me"
+    )
     recorder = BatchRecorder()
     recorder.start()
     now = timezone.now()

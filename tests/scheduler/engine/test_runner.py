@@ -1,4 +1,5 @@
 """The runner: a run claimed long ago is confirmed against its lease before it starts."""
+
 import threading
 from datetime import timedelta
 

@@ -1,11 +1,12 @@
 """`runscheduler` as a real process: runs, manual triggers, edits seen live, clean stop, SQLite guard."""
+
 import subprocess
 import sys
 from datetime import timedelta
 
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, JobLease, SchedulerInstance, TaskFunction
+from scheduler.models import ExecutionStatus, JobExecution, JobLease, ScheduledJob, SchedulerInstance, TaskFunction
 from scheduler.services.jobs import job_disable, job_enable, job_pause, job_resume, job_trigger, job_update
 from tests.factories import IntervalJobFactory
 from tests.scheduler.engine.conftest import MANAGE, wait_until
@@ -21,8 +22,9 @@ def _runs(job, **filters):
 
 def test_interval_job_runs_on_its_grid_and_records_outcomes(start_scheduler):
     ok = IntervalJobFactory(interval_seconds=1, interval_minutes=None)
-    failing = IntervalJobFactory(interval_seconds=1, interval_minutes=None, task_function=_function("fail"),
-                                 kwargs={"message": "boom"})
+    failing = IntervalJobFactory(
+        interval_seconds=1, interval_minutes=None, task_function=_function("fail"), kwargs={"message": "boom"}
+    )
     start_scheduler()
     wait_until(lambda: _runs(ok, status="success").count() >= 3, 20, "three successful runs")
     wait_until(lambda: _runs(failing, status="failed").exists(), 20, "a failed run")
@@ -76,18 +78,21 @@ def test_changes_reach_a_running_process(start_scheduler):
 def test_misfire_and_coalesce_after_downtime(start_scheduler):
     now = timezone.now()
     coalesced = IntervalJobFactory(interval_seconds=10, interval_minutes=None, coalesce=True, misfire_grace_time=300)
-    each = IntervalJobFactory(interval_seconds=10, interval_minutes=None, coalesce=False, misfire_grace_time=35,
-                            max_instances=10)
+    each = IntervalJobFactory(
+        interval_seconds=10, interval_minutes=None, coalesce=False, misfire_grace_time=35, max_instances=10
+    )
     too_late = IntervalJobFactory(interval_hours=1, interval_minutes=None, coalesce=True, misfire_grace_time=30)
     # As the database holds it after every scheduler was down for a while.
     ScheduledJob.objects.filter(pk__in=[coalesced.pk, each.pk]).update(next_run_time=now - timedelta(seconds=95))
     ScheduledJob.objects.filter(pk=too_late.pk).update(next_run_time=now - timedelta(minutes=10))
     start_scheduler()
     wait_until(
-        lambda: _runs(too_late).exists()
-        and _runs(coalesced, status="success").exists()
-        and _runs(each, scheduled_time__lt=now).unfinished().count() == 0
-        and _runs(each, scheduled_time__lt=now).count() >= 10,
+        lambda: (
+            _runs(too_late).exists()
+            and _runs(coalesced, status="success").exists()
+            and _runs(each, scheduled_time__lt=now).unfinished().count() == 0
+            and _runs(each, scheduled_time__lt=now).count() >= 10
+        ),
         20,
         "overdue runs handled",
     )
@@ -106,11 +111,19 @@ def test_misfire_and_coalesce_after_downtime(start_scheduler):
 
 
 def test_max_instances_skips_overlapping_runs(start_scheduler):
-    job = IntervalJobFactory(interval_seconds=1, interval_minutes=None, task_function=_function("sleep"),
-                             kwargs={"seconds": 2.5}, max_instances=1)
+    job = IntervalJobFactory(
+        interval_seconds=1,
+        interval_minutes=None,
+        task_function=_function("sleep"),
+        kwargs={"seconds": 2.5},
+        max_instances=1,
+    )
     start_scheduler()
-    wait_until(lambda: _runs(job, status="skipped").count() >= 2 and _runs(job, status="success").exists(),
-               30, "skipped and finished runs")
+    wait_until(
+        lambda: _runs(job, status="skipped").count() >= 2 and _runs(job, status="success").exists(),
+        30,
+        "skipped and finished runs",
+    )
     skipped = _runs(job, status="skipped").first()
     assert "max_instances (1)" in skipped.error_message
     spans = list(_runs(job, status="success").values_list("started_at", "finished_at"))
@@ -119,8 +132,9 @@ def test_max_instances_skips_overlapping_runs(start_scheduler):
 
 
 def test_sigterm_lets_inline_run_finish_and_exits_cleanly(start_scheduler, user):
-    job = IntervalJobFactory(interval_hours=1, interval_minutes=None, task_function=_function("sleep"),
-                             kwargs={"seconds": 2})
+    job = IntervalJobFactory(
+        interval_hours=1, interval_minutes=None, task_function=_function("sleep"), kwargs={"seconds": 2}
+    )
     proc = start_scheduler()
     execution = job_trigger(job, user=user)
     wait_until(lambda: JobExecution.objects.get(pk=execution.pk).status == ExecutionStatus.RUNNING, 10, "run started")
@@ -133,8 +147,9 @@ def test_sigterm_lets_inline_run_finish_and_exits_cleanly(start_scheduler, user)
 
 
 def test_sigterm_fails_run_that_outlives_shutdown_timeout(start_scheduler, user):
-    job = IntervalJobFactory(interval_hours=1, interval_minutes=None, task_function=_function("sleep"),
-                             kwargs={"seconds": 30})
+    job = IntervalJobFactory(
+        interval_hours=1, interval_minutes=None, task_function=_function("sleep"), kwargs={"seconds": 30}
+    )
     proc = start_scheduler("--shutdown-timeout", "1")
     execution = job_trigger(job, user=user)
     wait_until(lambda: JobExecution.objects.get(pk=execution.pk).status == ExecutionStatus.RUNNING, 10, "run started")
@@ -146,12 +161,15 @@ def test_sigterm_fails_run_that_outlives_shutdown_timeout(start_scheduler, user)
 
 
 def test_sigterm_gives_back_a_queued_run_that_never_started_and_another_process_runs_it(start_scheduler, user):
-    slow = IntervalJobFactory(interval_hours=1, interval_minutes=None, task_function=_function("sleep"),
-                              kwargs={"seconds": 30})
+    slow = IntervalJobFactory(
+        interval_hours=1, interval_minutes=None, task_function=_function("sleep"), kwargs={"seconds": 30}
+    )
     quick = IntervalJobFactory(interval_hours=1, interval_minutes=None, task_function=_function("noop"))
     proc = start_scheduler("--workers", "1", "--shutdown-timeout", "1")
     running = job_trigger(slow, user=user)
-    wait_until(lambda: JobExecution.objects.get(pk=running.pk).status == ExecutionStatus.RUNNING, 10, "slow run started")
+    wait_until(
+        lambda: JobExecution.objects.get(pk=running.pk).status == ExecutionStatus.RUNNING, 10, "slow run started"
+    )
     queued = job_trigger(quick, user=user)  # claimed, but waits behind the slow run for the one worker
     wait_until(lambda: JobExecution.objects.get(pk=queued.pk).instance_id, 10, "queued run claimed")
     assert proc.terminate() == 0, proc.log()
@@ -159,7 +177,9 @@ def test_sigterm_gives_back_a_queued_run_that_never_started_and_another_process_
     assert (queued.status, queued.instance_id, queued.started_at) == (ExecutionStatus.PENDING, "", None)
     assert not JobLease.objects.filter(execution=queued).exists()
     start_scheduler()
-    wait_until(lambda: JobExecution.objects.get(pk=queued.pk).status == ExecutionStatus.SUCCESS, 15, "given-back run ran")
+    wait_until(
+        lambda: JobExecution.objects.get(pk=queued.pk).status == ExecutionStatus.SUCCESS, 15, "given-back run ran"
+    )
 
 
 def test_function_removed_from_code_refuses_to_run(start_scheduler):
@@ -200,12 +220,19 @@ def test_second_process_on_sqlite_refuses_to_start(tmp_path):
     }
     subprocess.run([sys.executable, str(MANAGE), "migrate", "-v0"], env=env, check=True, cwd=MANAGE.parent)
     log = open(tmp_path / "first.log", "w")
-    first = subprocess.Popen([sys.executable, str(MANAGE), "runscheduler"], env=env, stdout=log,
-                             stderr=subprocess.STDOUT, cwd=MANAGE.parent)
+    first = subprocess.Popen(
+        [sys.executable, str(MANAGE), "runscheduler"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=MANAGE.parent
+    )
     try:
         wait_until(lambda: " started: " in (tmp_path / "first.log").read_text(), 30, "first scheduler")
-        second = subprocess.run([sys.executable, str(MANAGE), "runscheduler"], env=env, capture_output=True,
-                                text=True, timeout=60, cwd=MANAGE.parent)
+        second = subprocess.run(
+            [sys.executable, str(MANAGE), "runscheduler"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=MANAGE.parent,
+        )
         assert second.returncode != 0
         assert "Another scheduler process is already running" in second.stderr
     finally:

@@ -1,8 +1,9 @@
 """check_job: state, schedule, executions and leases in text and JSON; clear failures."""
+
 import json
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 from io import StringIO
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -32,9 +33,7 @@ def busy_job(db):
     running = ExecutionFactory(job=job, scheduled_time=timezone.now() + timedelta(seconds=1))
     execution_start(running, instance_id="host-a")
     now = timezone.now()
-    SchedulerInstance.objects.create(
-        instance_id="host-a", hostname="host", pid=1, started_at=now, last_heartbeat=now
-    )
+    SchedulerInstance.objects.create(instance_id="host-a", hostname="host", pid=1, started_at=now, last_heartbeat=now)
     JobLease.objects.create(
         job=job, execution=running, locked_by="host-a", locked_at=now, expires_at=now + timedelta(hours=1)
     )

@@ -1,4 +1,5 @@
 """cleanup_executions and the retention service: age rule, per-job cap, batches, never unfinished."""
+
 from datetime import timedelta
 from io import StringIO
 
@@ -33,7 +34,10 @@ def run(*args):
 @pytest.fixture
 def history(db):
     job = IntervalJobFactory()
-    old_finished = [make(job, status, age_days=40, minutes_back=i) for i, status in enumerate((S.SUCCESS, S.FAILED, S.SKIPPED, S.MISSED))]
+    old_finished = [
+        make(job, status, age_days=40, minutes_back=i)
+        for i, status in enumerate((S.SUCCESS, S.FAILED, S.SKIPPED, S.MISSED))
+    ]
     old_unfinished = [make(job, S.PENDING, age_days=400), make(job, S.RUNNING, age_days=400, minutes_back=1)]
     recent = [make(job, S.SUCCESS, age_days=1), make(job, S.FAILED, age_days=2)]
     return job, old_finished, old_unfinished, recent

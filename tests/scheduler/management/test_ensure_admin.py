@@ -1,4 +1,5 @@
 """Tests of `manage.py ensure_admin`: the first superuser, created once, from the environment or generated."""
+
 import re
 from io import StringIO
 

@@ -1,4 +1,5 @@
 """Tests of `manage.py sync_task_functions`: what it changes and what it prints."""
+
 from io import StringIO
 
 import pytest

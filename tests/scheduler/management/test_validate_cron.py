@@ -1,4 +1,5 @@
 """validate_cron: exit codes, messages, and fire times that agree with the scheduler's own."""
+
 import subprocess
 import sys
 from datetime import datetime
@@ -44,12 +45,17 @@ def test_times_are_the_engines_including_spring_forward():
 
 def test_after_shows_a_fall_back_night_before_it_happens():
     # New York, 1 November 2026: a wildcard job runs in both copies of 01:xx, a fixed one once.
-    wildcard = run("*/30 * * * *", "--timezone", "America/New_York", "--after", "2026-11-01T00:50:00-04:00", "--count", "5")
+    wildcard = run(
+        "*/30 * * * *", "--timezone", "America/New_York", "--after", "2026-11-01T00:50:00-04:00", "--count", "5"
+    )
     assert "Next 5 fire times after 2026-11-01 00:50:00 EDT (-0400):" in wildcard
     lines = [line.strip() for line in wildcard.splitlines() if line.startswith("  2026")]
     assert [line[:25] for line in lines] == [
-        "2026-11-01 01:00 EDT (-04", "2026-11-01 01:30 EDT (-04", "2026-11-01 01:00 EST (-05",
-        "2026-11-01 01:30 EST (-05", "2026-11-01 02:00 EST (-05",
+        "2026-11-01 01:00 EDT (-04",
+        "2026-11-01 01:30 EDT (-04",
+        "2026-11-01 01:00 EST (-05",
+        "2026-11-01 01:30 EST (-05",
+        "2026-11-01 02:00 EST (-05",
     ]
     fixed = run("30 1 * * *", "--timezone", "America/New_York", "--after", "2026-11-01T04:50:00Z", "--count", "2")
     assert "2026-11-01 01:30 EDT (-0400)" in fixed and "EST (-0500)  (2026-11-01" not in fixed

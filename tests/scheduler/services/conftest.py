@@ -1,5 +1,6 @@
 """Fixtures and helpers for the service tests: a controllable clock, a recorder of after-commit
 announcements, executions at distinct times, and claimed runs with their leases."""
+
 import itertools
 from datetime import UTC, datetime, timedelta
 

@@ -1,4 +1,5 @@
 """Claiming due runs: misfire, coalesce, exactly once, max_instances, priority, manual runs, release."""
+
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,8 +10,8 @@ from scheduler.models import (
     ExecutionStatus,
     ExecutionTrigger,
     JobExecution,
-    ScheduledJob,
     JobLease,
+    ScheduledJob,
 )
 from scheduler.services import claims
 from scheduler.services.claims import CATCH_UP_LIMIT, runs_claim, runs_plan, runs_release
@@ -298,7 +299,9 @@ def test_overdue_runs_without_coalesce_fill_the_free_slots_and_skip_the_rest():
     runs = runs_claim(instance_id=A, now=at(minutes=10, seconds=1))
     assert [run.scheduled_time for run in runs] == [T0, at(minutes=5)]
     assert [(e.scheduled_time, e.status) for e in executions_of(job)] == [
-        (T0, PENDING), (at(minutes=5), PENDING), (at(minutes=10), SKIPPED),
+        (T0, PENDING),
+        (at(minutes=5), PENDING),
+        (at(minutes=10), SKIPPED),
     ]
 
 
@@ -428,8 +431,11 @@ def test_existing_run_for_the_same_fire_time_is_not_duplicated_and_the_job_still
     job = interval_job()
     other = interval_job()
     JobExecution.objects.create(
-        job=job, trigger=ExecutionTrigger.SCHEDULED, scheduled_time=T0,
-        status=ExecutionStatus.SUCCESS, instance_id="someone-else",
+        job=job,
+        trigger=ExecutionTrigger.SCHEDULED,
+        scheduled_time=T0,
+        status=ExecutionStatus.SUCCESS,
+        instance_id="someone-else",
     )
 
     runs = runs_claim(instance_id=A, now=at(seconds=1))

@@ -1,4 +1,5 @@
 """Tests of cron expressions: validation, next fire times (DST included), standard semantics, wording."""
+
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from scheduler.services.cron import (
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
 
 # --- timezones -------------------------------------------------------------------------------
 
@@ -140,8 +142,19 @@ def test_cron_validate_refuses_what_croniter_and_vixie_cron_read_differently(exp
 
 @pytest.mark.parametrize(
     "expression",
-    ["0 0 L * *", "0 0 1,15,L * *", "0 0 * * 5#3", "0 0 * * fri#5,MON#1", "0 0 */2 * 1#2", "0 0 * * 5-7",
-     "0 0 * * 1-7/2", "*/10 9-17/2 * * Sat,SUN", "10/5 * * * *", "0 0 * jan/3 *", "0 0 * DEC/3 *"],
+    [
+        "0 0 L * *",
+        "0 0 1,15,L * *",
+        "0 0 * * 5#3",
+        "0 0 * * fri#5,MON#1",
+        "0 0 */2 * 1#2",
+        "0 0 * * 5-7",
+        "0 0 * * 1-7/2",
+        "*/10 9-17/2 * * Sat,SUN",
+        "10/5 * * * *",
+        "0 0 * jan/3 *",
+        "0 0 * DEC/3 *",
+    ],
 )
 def test_cron_validate_accepts_what_both_evaluators_read_alike(expression):
     assert cron_validate(expression) == expression
@@ -251,7 +264,11 @@ def test_day_fields_must_both_match_when_either_starts_with_a_star(expression, e
 
 def test_day_fields_and_rule_reads_the_written_field_not_its_values():
     # "1-31" covers every day but does not start with '*': ORed, so every day fires.
-    assert cron_next_fire_times("0 0 1-31 * 1", "UTC", utc(2026, 1, 1), 3) == [utc(2026, 1, 2), utc(2026, 1, 3), utc(2026, 1, 4)]
+    assert cron_next_fire_times("0 0 1-31 * 1", "UTC", utc(2026, 1, 1), 3) == [
+        utc(2026, 1, 2),
+        utc(2026, 1, 3),
+        utc(2026, 1, 4),
+    ]
 
 
 def test_restricted_day_of_month_with_any_weekday_is_day_of_month_only():
@@ -324,7 +341,13 @@ def test_spring_forward_gap_fires_at_the_first_instant_after_it(expression, zone
 def test_spring_forward_wildcard_job_skips_the_times_that_do_not_exist():
     times = cron_next_fire_times("*/30 * * * *", "America/New_York", utc(2026, 3, 8, 5, 40), 5)
     # 01:00 EST, 01:30 EST; 02:00 and 02:30 never happen; then 03:00 EDT (a time of its own), 03:30 EDT.
-    assert times == [utc(2026, 3, 8, 6, 0), utc(2026, 3, 8, 6, 30), utc(2026, 3, 8, 7, 0), utc(2026, 3, 8, 7, 30), utc(2026, 3, 8, 8, 0)]
+    assert times == [
+        utc(2026, 3, 8, 6, 0),
+        utc(2026, 3, 8, 6, 30),
+        utc(2026, 3, 8, 7, 0),
+        utc(2026, 3, 8, 7, 30),
+        utc(2026, 3, 8, 8, 0),
+    ]
     assert len(set(times)) == len(times)
 
 
@@ -368,7 +391,13 @@ def test_fall_back_asked_from_inside_the_repeated_hour():
 
 def test_fall_back_sub_hourly_wildcard_job_runs_in_both_copies_of_the_hour():
     times = cron_next_fire_times("*/30 * * * *", "America/New_York", utc(2026, 11, 1, 4, 50), 5)
-    assert times == [utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 6, 30), utc(2026, 11, 1, 7, 0)]
+    assert times == [
+        utc(2026, 11, 1, 5, 0),
+        utc(2026, 11, 1, 5, 30),
+        utc(2026, 11, 1, 6, 0),
+        utc(2026, 11, 1, 6, 30),
+        utc(2026, 11, 1, 7, 0),
+    ]
     local = [t.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M %Z") for t in times]
     assert local == ["01:00 EDT", "01:30 EDT", "01:00 EST", "01:30 EST", "02:00 EST"]
 
@@ -388,8 +417,12 @@ def test_fall_back_hourly_job_runs_every_real_hour():
 def test_fall_back_wildcard_job_with_a_fixed_hour_runs_in_both_copies_of_it():
     times = cron_next_fire_times("*/20 1 * * *", "America/New_York", utc(2026, 11, 1, 4, 50), 7)
     assert times == [
-        utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 5, 20), utc(2026, 11, 1, 5, 40),  # EDT
-        utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 6, 20), utc(2026, 11, 1, 6, 40),  # EST
+        utc(2026, 11, 1, 5, 0),
+        utc(2026, 11, 1, 5, 20),
+        utc(2026, 11, 1, 5, 40),  # EDT
+        utc(2026, 11, 1, 6, 0),
+        utc(2026, 11, 1, 6, 20),
+        utc(2026, 11, 1, 6, 40),  # EST
         utc(2026, 11, 2, 6, 0),
     ]
 
@@ -407,7 +440,8 @@ def test_wildcard_job_asked_from_inside_the_repeated_hour():
 def test_macros_keep_the_dst_rule_of_their_five_field_form():
     # @hourly is "0 * * * *" (a wildcard job); @daily is "0 0 * * *" (fixed).
     assert cron_next_fire_times("@hourly", "America/New_York", utc(2026, 11, 1, 5, 30), 2) == [
-        utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 7, 0),
+        utc(2026, 11, 1, 6, 0),
+        utc(2026, 11, 1, 7, 0),
     ]
 
 
@@ -424,7 +458,8 @@ def test_thirty_minute_fall_back_repeats_half_an_hour_for_wildcard_jobs():
 
 def test_thirty_minute_spring_forward_gap_fixed_time_runs_when_the_gap_ends():
     assert cron_next_fire_times("15 2 * * *", "Australia/Lord_Howe", utc(2026, 10, 3, 12), 2) == [
-        utc(2026, 10, 3, 15, 30), utc(2026, 10, 4, 15, 15),  # 02:30 +11 (the gap's end), then 02:15 +11
+        utc(2026, 10, 3, 15, 30),
+        utc(2026, 10, 4, 15, 15),  # 02:30 +11 (the gap's end), then 02:15 +11
     ]
 
 
@@ -434,22 +469,29 @@ def test_thirty_minute_spring_forward_gap_fixed_time_runs_when_the_gap_ends():
 
 def test_midnight_gap_fixed_midnight_runs_at_01_00():
     assert cron_next_fire_times("0 0 * * *", "America/Santiago", utc(2026, 9, 5, 12), 2) == [
-        utc(2026, 9, 6, 4, 0), utc(2026, 9, 7, 3, 0),
+        utc(2026, 9, 6, 4, 0),
+        utc(2026, 9, 7, 3, 0),
     ]
 
 
 def test_midnight_gap_wildcard_midnight_job_does_not_run_that_day():
     assert cron_next_fire_times("*/30 0 * * *", "America/Santiago", utc(2026, 9, 5, 12), 2) == [
-        utc(2026, 9, 7, 3, 0), utc(2026, 9, 7, 3, 30),
+        utc(2026, 9, 7, 3, 0),
+        utc(2026, 9, 7, 3, 30),
     ]
 
 
 def test_repeated_evening_hour_fixed_and_wildcard():
     after = utc(2026, 4, 4, 12)
     # 23:30 -03 (02:30 UTC) and again 23:30 -04 (03:30 UTC): the fixed job takes the first only.
-    assert cron_next_fire_times("30 23 * * *", "America/Santiago", after, 2) == [utc(2026, 4, 5, 2, 30), utc(2026, 4, 6, 3, 30)]
+    assert cron_next_fire_times("30 23 * * *", "America/Santiago", after, 2) == [
+        utc(2026, 4, 5, 2, 30),
+        utc(2026, 4, 6, 3, 30),
+    ]
     assert cron_next_fire_times("30 * * * *", "America/Santiago", utc(2026, 4, 5, 2), 3) == [
-        utc(2026, 4, 5, 2, 30), utc(2026, 4, 5, 3, 30), utc(2026, 4, 5, 4, 30),
+        utc(2026, 4, 5, 2, 30),
+        utc(2026, 4, 5, 3, 30),
+        utc(2026, 4, 5, 4, 30),
     ]
 
 
@@ -512,6 +554,7 @@ def test_one_expression_in_several_zones_and_threads_keeps_each_answer_apart():
         "Asia/Tokyo": utc(2026, 11, 30, 0, 0),  # Monday 09:00 JST
     }
     after = utc(2026, 11, 28, 12)  # a Saturday
+
     def answers(_):
         return {zone: cron_next_fire_time(expression, zone, after) for zone in expected}
 

@@ -11,6 +11,7 @@ looks at HH:30 for the rest of the day, and on a day whose midnight does not exi
 minute's wall-clock time. A disagreement on such a day is accepted only when our times equal a
 scan of every real minute against cronsim's own calendar matching, and only on those days.
 """
+
 import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -78,12 +79,19 @@ STARTING_POINTS = {zone: CHANGES[zone] or CHANGES["America/New_York"] for zone i
 
 def test_every_dst_zone_changes_twice_a_year():
     assert {zone: len(changes) for zone, changes in CHANGES.items()} == {
-        "America/New_York": 6, "Europe/London": 6, "Australia/Sydney": 6, "Australia/Lord_Howe": 6,
-        "America/Santiago": 6, "Asia/Kolkata": 0, "UTC": 0,
+        "America/New_York": 6,
+        "Europe/London": 6,
+        "Australia/Sydney": 6,
+        "Australia/Lord_Howe": 6,
+        "America/Santiago": 6,
+        "Asia/Kolkata": 0,
+        "UTC": 0,
     }
     shifts = {
-        (change.astimezone(ZoneInfo("Australia/Lord_Howe")).utcoffset()
-         - (change - timedelta(seconds=1)).astimezone(ZoneInfo("Australia/Lord_Howe")).utcoffset())
+        (
+            change.astimezone(ZoneInfo("Australia/Lord_Howe")).utcoffset()
+            - (change - timedelta(seconds=1)).astimezone(ZoneInfo("Australia/Lord_Howe")).utcoffset()
+        )
         for change in CHANGES["Australia/Lord_Howe"]
     }
     assert shifts == {timedelta(minutes=30), timedelta(minutes=-30)}

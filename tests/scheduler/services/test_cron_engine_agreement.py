@@ -7,6 +7,7 @@ The engine is simulated with a fake clock: wake at the earliest persisted next_r
 runs_claim with that `now`, record the scheduled times of the runs it creates, repeat. No test
 waits for real time.
 """
+
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db.models import Min
 
-from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, JobLease
+from scheduler.models import ExecutionStatus, JobExecution, JobLease, ScheduledJob
 from scheduler.services.claims import runs_claim
 from scheduler.services.cron import cron_is_wildcard
 from scheduler.services.schedules import job_next_fire_time, job_upcoming_fire_times
@@ -29,16 +30,20 @@ ZONES = ["UTC", "Europe/Paris", "America/New_York", "Australia/Sydney", "Asia/Ko
 # The 2026 daylight-saving changes, as UTC instants: spring forward, fall back.
 DST_2026 = {
     "Europe/Paris": {
-        "spring": datetime(2026, 3, 29, 1, tzinfo=UTC), "fall": datetime(2026, 10, 25, 1, tzinfo=UTC),
+        "spring": datetime(2026, 3, 29, 1, tzinfo=UTC),
+        "fall": datetime(2026, 10, 25, 1, tzinfo=UTC),
     },
     "America/New_York": {
-        "spring": datetime(2026, 3, 8, 7, tzinfo=UTC), "fall": datetime(2026, 11, 1, 6, tzinfo=UTC),
+        "spring": datetime(2026, 3, 8, 7, tzinfo=UTC),
+        "fall": datetime(2026, 11, 1, 6, tzinfo=UTC),
     },
     "Australia/Sydney": {
-        "spring": datetime(2026, 10, 3, 16, tzinfo=UTC), "fall": datetime(2026, 4, 4, 16, tzinfo=UTC),
+        "spring": datetime(2026, 10, 3, 16, tzinfo=UTC),
+        "fall": datetime(2026, 4, 4, 16, tzinfo=UTC),
     },
     "Pacific/Chatham": {
-        "spring": datetime(2026, 9, 26, 14, tzinfo=UTC), "fall": datetime(2026, 4, 4, 14, tzinfo=UTC),
+        "spring": datetime(2026, 9, 26, 14, tzinfo=UTC),
+        "fall": datetime(2026, 4, 4, 14, tzinfo=UTC),
     },
 }
 # Zones without DST run over the same dates, so every zone sees the same calendar.
@@ -189,31 +194,47 @@ def utc(*args) -> datetime:
 
 CALENDARS = [
     pytest.param(
-        "0 0 13 * 5", utc(2026, 2, 1),
+        "0 0 13 * 5",
+        utc(2026, 2, 1),
         # day-of-month OR day-of-week: every Friday and every 13th (March 13th is both)
-        [utc(2026, 2, 6), utc(2026, 2, 13), utc(2026, 2, 20), utc(2026, 2, 27), utc(2026, 3, 6),
-         utc(2026, 3, 13), utc(2026, 3, 20), utc(2026, 3, 27), utc(2026, 4, 3), utc(2026, 4, 10),
-         utc(2026, 4, 13)],
+        [
+            utc(2026, 2, 6),
+            utc(2026, 2, 13),
+            utc(2026, 2, 20),
+            utc(2026, 2, 27),
+            utc(2026, 3, 6),
+            utc(2026, 3, 13),
+            utc(2026, 3, 20),
+            utc(2026, 3, 27),
+            utc(2026, 4, 3),
+            utc(2026, 4, 10),
+            utc(2026, 4, 13),
+        ],
         id="day-of-month-or-day-of-week",
     ),
     pytest.param(
-        "30 8 * * 7", utc(2026, 1, 1),
+        "30 8 * * 7",
+        utc(2026, 1, 1),
         [utc(2026, 1, 4, 8, 30), utc(2026, 1, 11, 8, 30), utc(2026, 1, 18, 8, 30)],
         id="weekday-7-is-sunday",
     ),
     pytest.param(
-        "15 10 L * *", utc(2026, 1, 1),
-        [utc(2026, 1, 31, 10, 15), utc(2026, 2, 28, 10, 15), utc(2026, 3, 31, 10, 15),
-         utc(2026, 4, 30, 10, 15)],
+        "15 10 L * *",
+        utc(2026, 1, 1),
+        [utc(2026, 1, 31, 10, 15), utc(2026, 2, 28, 10, 15), utc(2026, 3, 31, 10, 15), utc(2026, 4, 30, 10, 15)],
         id="last-day-of-month",
     ),
     pytest.param(
-        "0 6-18/6 * * MON-FRI", utc(2026, 1, 9, 7),
+        "0 6-18/6 * * MON-FRI",
+        utc(2026, 1, 9, 7),
         [utc(2026, 1, 9, 12), utc(2026, 1, 9, 18), utc(2026, 1, 12, 6), utc(2026, 1, 12, 12)],
         id="range-step-and-weekday-names",
     ),
     pytest.param(
-        "@hourly", utc(2026, 1, 1, 10, 30), [utc(2026, 1, 1, 11), utc(2026, 1, 1, 12)], id="hourly-macro",
+        "@hourly",
+        utc(2026, 1, 1, 10, 30),
+        [utc(2026, 1, 1, 11), utc(2026, 1, 1, 12)],
+        id="hourly-macro",
     ),
 ]
 

@@ -1,4 +1,5 @@
 """Tests of the execution services: the lifecycle, what each step records, leases, and history cleanup."""
+
 import decimal
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -256,7 +257,7 @@ def test_text_no_database_can_hold_is_stored_escaped(job, text, escaped):
     succeeded = execution_finish(execution_start(execution_of(job)), result={"out": text})
     failed = execution_fail(execution_start(execution_of(job)), error=f"cannot read {text}", traceback=f"tb {text}")
     assert stored(succeeded).status == S.SUCCESS
-    assert stored(succeeded).result == {"repr": "{'out': '%s'}" % escaped}
+    assert stored(succeeded).result == {"repr": f"{{'out': '{escaped}'}}"}
     row = stored(failed)
     assert row.status == S.FAILED
     assert (row.error_message, row.traceback) == (f"cannot read {escaped}", f"tb {escaped}")
@@ -300,10 +301,17 @@ def test_a_run_started_in_one_batch_and_ended_in_the_next_keeps_its_start(job):
 
 def test_a_batched_failure_records_the_error_and_traceback(job):
     execution = execution_of(job)
-    ended = RunEnded(execution.pk, S.FAILED, AT, AT + timedelta(seconds=1), error="ValueError: bad \x00", traceback="tb")
+    ended = RunEnded(
+        execution.pk, S.FAILED, AT, AT + timedelta(seconds=1), error="ValueError: bad \x00", traceback="tb"
+    )
     executions_record([started(execution)], [ended])
     row = stored(execution)
-    assert (row.status, row.error_message, row.traceback, row.duration_ms) == (S.FAILED, "ValueError: bad \\x00", "tb", 1000)
+    assert (row.status, row.error_message, row.traceback, row.duration_ms) == (
+        S.FAILED,
+        "ValueError: bad \\x00",
+        "tb",
+        1000,
+    )
 
 
 def test_a_run_refused_before_it_started_fails_from_pending_without_a_start(job):

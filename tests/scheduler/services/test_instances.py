@@ -1,10 +1,13 @@
 """Scheduler processes: registration, heartbeats, liveness and abandoning runs."""
+
 from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
+from scheduler import clock
+from scheduler.backends import backend
 from scheduler.models import (
     ExecutionStatus,
     JobExecution,
@@ -13,8 +16,6 @@ from scheduler.models import (
 )
 from scheduler.services.claims import runs_claim
 from scheduler.services.executions import execution_start
-from scheduler import clock
-from scheduler.backends import backend
 from scheduler.services.instances import (
     clock_offset_measure,
     executions_abandon,
@@ -22,7 +23,7 @@ from scheduler.services.instances import (
     instance_register,
     instance_stop,
 )
-from tests.scheduler.services.conftest import A, B, T0, interval_job
+from tests.scheduler.services.conftest import T0, A, B, interval_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("only_test_jobs")]
 
@@ -88,6 +89,7 @@ def test_stopped_process_is_not_alive_even_with_a_fresh_heartbeat():
     assert instance.stopped_at is not None
     assert not SchedulerInstance.objects.alive().exists()
     assert not instance.is_alive()
+
 
 # --- abandoning runs at shutdown ----------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 """The job actions table: which actions a user may take on a job in each state, and what they do."""
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied

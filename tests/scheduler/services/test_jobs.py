@@ -1,4 +1,5 @@
 """Tests of the job services: validation, next run times, pause/resume, enable/disable, delete, trigger."""
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from scheduler.models import (
     ScheduledJob,
     TaskFunction,
 )
+from scheduler.services.cron import cron_next_fire_times
 from scheduler.services.jobs import (
     job_create,
     job_delete,
@@ -25,7 +27,6 @@ from scheduler.services.jobs import (
     job_update,
 )
 from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
-from scheduler.services.cron import cron_next_fire_times
 from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory, UserFactory
 from tests.scheduler.services.conftest import T0
 
@@ -54,7 +55,9 @@ INTERVAL_REFUSALS = [
     ),
     pytest.param({"interval_minutes": -5}, "interval_minutes", "", id="negative-interval"),
     pytest.param({"interval_minutes": None, "interval_days": 3651}, "interval_days", "3650", id="interval-too-long"),
-    pytest.param({"cron_expression": "0 2 * * *"}, "cron_expression", "Interval jobs take no cron", id="interval-and-cron"),
+    pytest.param(
+        {"cron_expression": "0 2 * * *"}, "cron_expression", "Interval jobs take no cron", id="interval-and-cron"
+    ),
     pytest.param({"job_type_id": 3}, "job_type", "1 (interval) or 2 (cron)", id="job-type-3"),
     pytest.param({"job_type_id": 0}, "job_type", "1 (interval) or 2 (cron)", id="job-type-0"),
     pytest.param({"job_type_id": "cron"}, "job_type", "1 (interval) or 2 (cron)", id="job-type-word"),
@@ -106,7 +109,9 @@ CRON_REFUSALS = [
     pytest.param({"cron_expression": "@reboot"}, "cron_expression", "Unknown cron macro", id="reboot-macro"),
     pytest.param({"cron_expression": "@every 5m"}, "cron_expression", "Unknown cron macro", id="every-macro"),
     pytest.param({"cron_expression": "0 0 30 2 *"}, "cron_expression", "never matches", id="feb-30"),
-    pytest.param({"cron_expression": "0 0 31 4,6,9,11 *"}, "cron_expression", "never matches", id="31st-of-short-months"),
+    pytest.param(
+        {"cron_expression": "0 0 31 4,6,9,11 *"}, "cron_expression", "never matches", id="31st-of-short-months"
+    ),
     pytest.param({"timezone": "Europe/Atlantis"}, "timezone", "Unknown timezone", id="unknown-timezone"),
 ]
 
@@ -656,7 +661,7 @@ def test_trigger_refuses_a_job_whose_task_function_is_inactive():
 
 def test_trigger_checks_the_task_function_as_it_is_now():
     job = IntervalJobFactory()
-    job.task_function  # a copy loaded before the function was retired
+    assert job.task_function.is_active  # a copy loaded before the function was retired
     TaskFunction.objects.filter(pk=job.task_function_id).update(is_active=False)
     with pytest.raises(ValidationError) as exc:
         job_trigger(job)
@@ -754,7 +759,10 @@ def test_upcoming_fire_times_of_a_cron_job_match_the_engines_arithmetic(clock):
     assert job.next_run_time == datetime(2026, 10, 31, 5, 30, tzinfo=UTC)
     upcoming = job_upcoming_fire_times(job, count=4)
     assert upcoming[0] == job.next_run_time
-    assert upcoming == [job.next_run_time, *cron_next_fire_times(job.cron_expression, job.timezone, job.next_run_time, 3)]
+    assert upcoming == [
+        job.next_run_time,
+        *cron_next_fire_times(job.cron_expression, job.timezone, job.next_run_time, 3),
+    ]
     # 01:30 on 1 November happens twice in New York; it is shown (and runs) once.
     assert sum(1 for t in upcoming if t.date() == datetime(2026, 11, 1).date()) == 1
 

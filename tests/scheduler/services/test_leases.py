@@ -1,15 +1,16 @@
 """Leases: renewal by heartbeats, and the reaping of expired ones."""
+
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from scheduler.models import ExecutionStatus, JobExecution, JobLease, ScheduledJob
+from scheduler.services.claims import runs_claim
 from scheduler.services.executions import execution_start
 from scheduler.services.instances import instance_heartbeat, instance_register
 from scheduler.services.leases import LEASE_EXPIRED, leases_reap, leases_renew
-from scheduler.services.claims import runs_claim
-from tests.scheduler.services.conftest import A, B, T0, claim_one, interval_job, lease_of
+from tests.scheduler.services.conftest import T0, A, B, claim_one, interval_job, lease_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("only_test_jobs")]
 

@@ -1,4 +1,5 @@
 """History retention: the age rule, dry runs and batches; runs in progress are never touched."""
+
 from datetime import timedelta
 
 import pytest
@@ -99,7 +100,9 @@ def test_cleanup_deletes_in_batches(job, clock, count, batch_size, batches):
     keep = aged(execution_of(job, status=S.SUCCESS), 1)
     with CaptureQueriesContext(connection) as queries:
         assert executions_cleanup(older_than_days=30, batch_size=batch_size) == count
-    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('DELETE FROM "scheduler_jobexecution"')]
+    deletes = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith('DELETE FROM "scheduler_jobexecution"')
+    ]
     assert len(deletes) == batches
     assert remaining_ids(*old, keep) == {keep.pk}
 

@@ -1,24 +1,25 @@
 """Running a claimed execution: only registered code runs, and every outcome is recorded on the row."""
+
 import dataclasses
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from scheduler import registry
 from scheduler.models import (
     ExecutionStatus,
     ExecutionTrigger,
     JobExecution,
-    ScheduledJob,
     JobLease,
+    ScheduledJob,
     TaskFunction,
 )
 from scheduler.services.claims import runs_claim
 from scheduler.services.executions import execution_start
-from scheduler.services.leases import LEASE_EXPIRED, leases_reap
 from scheduler.services.jobs import job_trigger
+from scheduler.services.leases import LEASE_EXPIRED, leases_reap
 from scheduler.services.runs import HOSTNAME, execution_run
-from scheduler import registry
 from tests.factories import IntervalJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,9 +56,7 @@ def recorder(monkeypatch, db):
         calls.append((args, kwargs))
         return "called"
 
-    spec = registry.TaskSpec(
-        name=RECORDER, func=record, description="", offload=False, queue="celery", timeout=None
-    )
+    spec = registry.TaskSpec(name=RECORDER, func=record, description="", offload=False, queue="celery", timeout=None)
     monkeypatch.setitem(registry._registry, RECORDER, spec)
     row = TaskFunction.objects.create(name=RECORDER)
     return row, calls
@@ -150,7 +149,9 @@ def test_an_execution_that_already_ran_is_not_run_again(recorder):
     assert len(calls) == 1
     again = JobExecution.objects.get(pk=execution.pk)
     assert (again.status, again.finished_at, again.instance_id) == (
-        finished.status, finished.finished_at, finished.instance_id,
+        finished.status,
+        finished.finished_at,
+        finished.instance_id,
     )
 
 

@@ -1,4 +1,5 @@
 """Tests of the schedule arithmetic of interval jobs: the grid and the wording."""
+
 from datetime import UTC, datetime, timedelta
 
 import pytest

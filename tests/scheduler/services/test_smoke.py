@@ -1,4 +1,5 @@
 """Smoke test of the job services (full coverage lives beside it)."""
+
 import pytest
 from django.core.exceptions import ValidationError
 

@@ -1,13 +1,14 @@
 """Tests of syncing the task registry into TaskFunction rows and of resolving a job's function."""
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
+from scheduler import registry
 from scheduler.models import TaskFunction
+from scheduler.registry import task_function
 from scheduler.services.jobs import job_trigger
 from scheduler.services.task_functions import TaskFunctionUnavailable, task_function_resolve, task_functions_sync
-from scheduler import registry
-from scheduler.registry import task_function
 from tests.factories import IntervalJobFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,5 @@
 """The dashboard pages: login and permissions, what they show, and actions through the services."""
+
 import itertools
 import re
 from datetime import timedelta
@@ -39,7 +40,9 @@ def action_url(job, action):
 
 
 def finished_run(job, *, failed=False, seconds=2.0, error="disk full"):
-    execution = ExecutionFactory(job=job, scheduled_time=timezone.now() - timedelta(seconds=seconds, microseconds=next(_distinct)))
+    execution = ExecutionFactory(
+        job=job, scheduled_time=timezone.now() - timedelta(seconds=seconds, microseconds=next(_distinct))
+    )
     execution_start(execution, instance_id="host-a")
     JobExecution.objects.filter(pk=execution.pk).update(started_at=timezone.now() - timedelta(seconds=seconds))
     execution.refresh_from_db()
@@ -84,7 +87,9 @@ def test_no_scheduler_warning_and_instances(viewer, db):
     page = viewer.get(DASHBOARD).content.decode()
     assert "No scheduler is running." in page
     now = timezone.now()
-    SchedulerInstance.objects.create(instance_id="host-a-1", hostname="host-a", pid=7, started_at=now, last_heartbeat=now - timedelta(seconds=4))
+    SchedulerInstance.objects.create(
+        instance_id="host-a-1", hostname="host-a", pid=7, started_at=now, last_heartbeat=now - timedelta(seconds=4)
+    )
     page = viewer.get(DASHBOARD).content.decode()
     assert "No scheduler is running." not in page
     assert "host-a-1" in page
@@ -208,7 +213,12 @@ def test_trigger_records_a_pending_manual_run(operator, db):
 
 def test_actions_as_json_for_the_page_script(operator, db):
     job = IntervalJobFactory(name="toggled")
-    steps = [("pause", {"is_paused": True}), ("resume", {"is_paused": False}), ("disable", {"is_enabled": False}), ("enable", {"is_enabled": True})]
+    steps = [
+        ("pause", {"is_paused": True}),
+        ("resume", {"is_paused": False}),
+        ("disable", {"is_enabled": False}),
+        ("enable", {"is_enabled": True}),
+    ]
     for action, expected in steps:
         response = operator.post(action_url(job, action), {"reason": "night work"}, HTTP_ACCEPT="application/json")
         assert response.status_code == 200, response.content

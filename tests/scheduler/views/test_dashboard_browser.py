@@ -1,4 +1,5 @@
 """The dashboard in a real headless Chromium: log in, see a job, trigger it, watch the run appear."""
+
 import os
 import shutil
 from pathlib import Path

@@ -1,4 +1,5 @@
 """/healthz: 200 with JSON when the database answers, 503 when it does not, no login needed."""
+
 from unittest import mock
 
 from django.db import OperationalError

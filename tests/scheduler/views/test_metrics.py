@@ -1,4 +1,5 @@
 """/metrics: figures read from the database at scrape time, that move when runs happen."""
+
 from datetime import timedelta
 from unittest import mock
 
@@ -66,8 +67,12 @@ def test_runs_by_job_and_status_change_when_runs_happen(client, job):
 
     execution_fail(scheduled_run(job, lag_seconds=1), error="boom")
     for status, seconds_ago in ((S.SKIPPED, 2), (S.MISSED, 3)):  # as a claim records them
-        ExecutionFactory(job=job, status=status, scheduled_time=timezone.now() - timedelta(seconds=seconds_ago),
-                         finished_at=timezone.now())
+        ExecutionFactory(
+            job=job,
+            status=status,
+            scheduled_time=timezone.now() - timedelta(seconds=seconds_ago),
+            finished_at=timezone.now(),
+        )
     job_trigger(job)
     after = scrape(client)
     for status, count in (("success", 1), ("failed", 1), ("skipped", 1), ("missed", 1), ("pending", 1)):
@@ -129,7 +134,9 @@ def test_instances_leases_and_job_states(client, job):
     live = scheduled_run(job)
     stale = scheduled_run(job, lag_seconds=5)
     JobLease.objects.create(job=job, execution=live, locked_by="a", locked_at=now, expires_at=now + timedelta(hours=1))
-    JobLease.objects.create(job=job, execution=stale, locked_by="c", locked_at=now, expires_at=now - timedelta(seconds=1))
+    JobLease.objects.create(
+        job=job, execution=stale, locked_by="c", locked_at=now, expires_at=now - timedelta(seconds=1)
+    )
     job_pause(IntervalJobFactory())
     job_disable(IntervalJobFactory())
 
@@ -154,7 +161,7 @@ def test_scrape_cost_does_not_grow_with_jobs_or_history(client, job):
         return len(captured)
 
     small = queries_for_one_scrape()
-    for n in range(15):
+    for _ in range(15):
         other = IntervalJobFactory()
         execution_finish(scheduled_run(other))
         execution_fail(scheduled_run(other, lag_seconds=1), error="x")
