@@ -127,6 +127,13 @@ class ExecutionQuerySet(models.QuerySet):
 
 
 class LeaseQuerySet(models.QuerySet):
+    def take(self, executions, *, instance_id: str, now, expires_at):
+        """Insert a lease, held by `instance_id` from `now`, for each of these pending executions."""
+        return self.bulk_create(
+            self.model(job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now, expires_at=expires_at)
+            for e in executions
+        )
+
     def of_executions(self, execution_ids):
         """The leases of these runs (a run holds at most one); deleting them frees the slots."""
         return self.filter(execution_id__in=list(execution_ids))

@@ -33,18 +33,11 @@ class SQLiteBackend(Backend):
             for r in runs
         ]
         inserted = _insert_dropping_duplicates(executions)
-        JobLease.objects.bulk_create(
-            [
-                JobLease(
-                    job_id=e.job_id,
-                    execution_id=e.pk,
-                    locked_by=instance_id,
-                    locked_at=now,
-                    expires_at=lease_expires_at,
-                )
-                for e in inserted
-                if e.status == ExecutionStatus.PENDING
-            ]
+        JobLease.objects.take(
+            [e for e in inserted if e.status == ExecutionStatus.PENDING],
+            instance_id=instance_id,
+            now=now,
+            expires_at=lease_expires_at,
         )
         return {run_key(e.job_id, e.scheduled_time): (e.pk, e.status) for e in inserted}
 

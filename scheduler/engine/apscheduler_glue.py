@@ -15,8 +15,10 @@ from apscheduler.job import Job
 from apscheduler.triggers.date import DateTrigger
 
 APSCHEDULER_SERIES = "3.11."
-# The executor's threads, which run task functions (engine.process keeps their sessions plain).
+# The executor's threads, which run task functions.
 WORKER_THREAD_PREFIX = "scheduler-worker-"
+# The thread BackgroundScheduler.start() runs its loop in (where claims happen).
+APSCHEDULER_THREAD = "APScheduler"
 
 
 class ClaimedRunJob(Job):

@@ -22,6 +22,7 @@ from scheduler.services.claims import ClaimedRun, runs_claim
 logger = logging.getLogger("scheduler.engine")
 # Claim transactions in flight at once while a backlog of due runs lasts.
 CLAIM_LANES = 3
+CLAIM_LANE_PREFIX = "scheduler-claim"
 
 
 class DatabaseJobStore(BaseJobStore):
@@ -39,7 +40,7 @@ class DatabaseJobStore(BaseJobStore):
         # While a backlog lasts, extra claim transactions run side by side on their own
         # connections (SKIP LOCKED keeps them apart), so one claim's database round trips
         # overlap another's work instead of the loop waiting on each in turn.
-        self._lanes = ThreadPoolExecutor(max_workers=CLAIM_LANES - 1, thread_name_prefix="scheduler-claim")
+        self._lanes = ThreadPoolExecutor(max_workers=CLAIM_LANES - 1, thread_name_prefix=CLAIM_LANE_PREFIX)
 
     def stop_claiming(self) -> None:
         """Claim nothing more, and return once a claim pass in progress has handed over its runs."""
@@ -58,9 +59,17 @@ class DatabaseJobStore(BaseJobStore):
                 if self._more_due
                 else []
             )
-            claimed = self._claim(database_now)
-            for lane in extra:
-                claimed += lane.result()
+            claimed, errors = [], []
+            for outcome in [lambda: self._claim(database_now), *(lane.result for lane in extra)]:
+                try:
+                    claimed += outcome()
+                except Exception as exc:
+                    errors.append(exc)
+            if errors and not claimed:
+                raise errors[0]  # APScheduler logs it and asks again shortly
+            for exc in errors:
+                # Each claim committed on its own: the runs the others claimed must still run here.
+                logger.error("A claim failed (%s); the %d runs claimed beside it go ahead", exc, len(claimed))
             claimed.sort(key=ClaimedRun.dispatch_order)
             self.on_claimed(claimed)
         # A full batch means more may be due right now: skip the next-run-time read, loop at once.

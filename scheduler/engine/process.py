@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import connection, connections
 
 from scheduler.backends import SchedulerAlreadyRunning, backend
-from scheduler.engine.apscheduler_glue import WORKER_THREAD_PREFIX, RunQueueExecutor
-from scheduler.engine.jobstore import DatabaseJobStore
+from scheduler.engine.apscheduler_glue import APSCHEDULER_THREAD, RunQueueExecutor
+from scheduler.engine.jobstore import CLAIM_LANE_PREFIX, DatabaseJobStore
 from scheduler.engine.recorder import BatchRecorder
 from scheduler.engine.runner import Runner
 from scheduler.engine.watchdog import Watchdog
@@ -39,10 +39,18 @@ from scheduler.services.task_functions import task_functions_sync
 logger = logging.getLogger("scheduler.engine")
 
 
+# The threads whose sessions are the engine's own: this process's main thread, APScheduler's loop
+# (claims), the extra claim lanes, the recorder and the heartbeat.
+HEARTBEAT_THREAD = "scheduler-heartbeat"
+ENGINE_THREADS = ("MainThread", APSCHEDULER_THREAD, BatchRecorder.THREAD_NAME, HEARTBEAT_THREAD)
+ENGINE_THREAD_PREFIXES = (CLAIM_LANE_PREFIX,)
+
+
 def _is_engine_thread() -> bool:
-    """Threads that run task functions keep the database's session defaults: the engine's timeouts
-    and asynchronous commit are for the engine's own statements, not for a task's work."""
-    return not threading.current_thread().name.startswith(WORKER_THREAD_PREFIX)
+    """Task functions' threads (the workers, and any thread a task starts) keep the database's
+    session defaults: the engine's timeouts and asynchronous commit are for its own statements."""
+    name = threading.current_thread().name
+    return name in ENGINE_THREADS or name.startswith(ENGINE_THREAD_PREFIXES)
 
 
 __all__ = ["EngineConfig", "SchedulerAlreadyRunning", "SchedulerProcess"]
@@ -87,6 +95,9 @@ class SchedulerProcess:
 
     def start(self) -> None:
         self._log_listener = _logging_off_the_hot_path()
+        # A long-running process keeps its connections, as a worker should (each thread has its own);
+        # close_old_connections around every run and Django's health checks replace dead ones.
+        connection.settings_dict["CONN_MAX_AGE"] = None
         db = backend()
         db.single_process_guard()
         db.engine_sessions(is_engine_thread=_is_engine_thread)
@@ -115,7 +126,7 @@ class SchedulerProcess:
             jobstore_retry_interval=1,
         )
         self.scheduler.start()
-        self._start_thread("scheduler-heartbeat", self._heartbeat_loop)
+        self._start_thread(HEARTBEAT_THREAD, self._heartbeat_loop)
         self._start_thread("scheduler-poll", self._poll_loop)
         listener = db.change_listener(self.scheduler.wakeup, self._threads_stop)
         if listener is not None:

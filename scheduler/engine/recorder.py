@@ -33,8 +33,10 @@ class BatchRecorder(threading.Thread):
     it, since the claim already made the run this process's alone.
     """
 
+    THREAD_NAME = "scheduler-recorder"
+
     def __init__(self, *, interval: float = 0.05, max_batch: int = 500, guard=None):
-        super().__init__(name="scheduler-recorder", daemon=True)
+        super().__init__(name=self.THREAD_NAME, daemon=True)
         self.guard = guard or (lambda what: contextlib.nullcontext())  # the engine watchdog's
         self.interval = interval
         self.max_batch = max_batch

@@ -11,7 +11,7 @@ from django_apscheduler.util import close_old_connections
 
 from scheduler.services.leases import lease_confirm
 from scheduler.services.offload import offloaded_run_send
-from scheduler.services.runs import Recorder, run_target_execute
+from scheduler.services.runs import Recorder, run_target_execute, with_reconnect
 
 logger = logging.getLogger("scheduler.engine")
 
@@ -77,7 +77,9 @@ class Runner:
 
     def _still_ours(self, run, claimed_at: tuple[float, float]) -> bool:
         waited = max(time.monotonic() - claimed_at[0], time.time() - claimed_at[1])
-        if waited <= self.confirm_after or lease_confirm(run.execution_id, instance_id=self.instance_id):
+        if waited <= self.confirm_after or with_reconnect(
+            lambda: lease_confirm(run.execution_id, instance_id=self.instance_id)
+        ):
             return True
         logger.warning(
             "Not starting execution %s of job %s: it waited %.0f s since this process claimed it (was "

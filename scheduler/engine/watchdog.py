@@ -45,14 +45,16 @@ class Watchdog(threading.Thread):
         while not self.stop_event.wait(self.check_every):
             now = time.monotonic()
             with self._lock:
-                stuck = [(token, call) for token, call in self._calls.items() if call[1] <= now]
-                for token, _ in stuck:
+                # Cut under the lock, while each call is still registered: one that has just
+                # returned must not have its connection's next, unrelated query cut instead.
+                for token, (what, deadline, wrapper, thread) in list(self._calls.items()):
+                    if deadline > now:
+                        continue
                     del self._calls[token]  # cut once; the call fails and goes its own way
-            for _, (what, _, wrapper, thread) in stuck:
-                logger.warning(
-                    "Database call stuck for %.0f s (%s, thread %s): closing its connection to reconnect",
-                    self.timeout,
-                    what,
-                    thread,
-                )
-                backend().connection_sever(wrapper)
+                    logger.warning(
+                        "Database call stuck for %.0f s (%s, thread %s): closing its connection to reconnect",
+                        self.timeout,
+                        what,
+                        thread,
+                    )
+                    backend().connection_sever(wrapper)

@@ -25,6 +25,8 @@ logger = logging.getLogger("scheduler.claims")
 # Fire times examined per job in one claim after downtime; beyond it the job skips ahead.
 CATCH_UP_LIMIT = 1000
 DEFAULT_BATCH_SIZE = 500
+# Runs one claim writes at most (catching up many jobs without coalesce can plan thousands each).
+MAX_RUNS_PER_CLAIM = 5000
 
 
 @dataclass(slots=True)
@@ -160,7 +162,13 @@ def runs_claim(
     """Claim up to `batch_size` due jobs and any unclaimed pending executions, highest priority first."""
     now = now or clock.now()
     claimed = _claim_due_jobs(instance_id, now, batch_size)
-    claimed += _claim_unclaimed_executions(instance_id, now, batch_size)
+    try:
+        claimed += _claim_unclaimed_executions(instance_id, now, batch_size)
+    except Exception:
+        if not claimed:
+            raise
+        # The due runs are committed and leased to this process: they must still reach it.
+        logger.exception("Claiming unclaimed runs failed; the %d due runs claimed go ahead", len(claimed))
     claimed.sort(key=ClaimedRun.dispatch_order)
     return claimed
 
@@ -177,14 +185,21 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
         ]
         if not jobs:
             return []
-        planned_runs = []
+        planned_runs, advanced = [], []
         for job in jobs:
-            planned, job.next_run_time = runs_plan(job, now)
+            if len(planned_runs) >= MAX_RUNS_PER_CLAIM:
+                break  # the other jobs stay due, for the next claim (one statement stays bounded)
+            try:
+                planned, job.next_run_time = runs_plan(job, now)
+            except (ValueError, OverflowError) as exc:  # no next fire time: it must not stop the rest
+                _job_unschedulable(job, exc)
+                continue
+            advanced.append(job)
             for run in planned:
                 planned_runs.append((job, run))
                 if run.status == ExecutionStatus.PENDING:
                     job.last_run_time = run.scheduled_time
-        held = leases_held([job.pk for job in jobs], now)
+        held = leases_held([job.pk for job in advanced], now)
         new_runs = []
         for job, run in planned_runs:
             status, reason = run.status, run.reason
@@ -207,7 +222,7 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
                 )
             elif row[1] == ExecutionStatus.PENDING:
                 claimed.append(_claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job))
-        db.jobs_advance([(job.pk, job.next_run_time, job.last_run_time) for job in jobs])
+        db.jobs_advance([(job.pk, job.next_run_time, job.last_run_time) for job in advanced])
     return claimed
 
 
@@ -254,24 +269,25 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
                 execution.error_message = reason
         JobExecution.objects.bulk_update(executions, ["instance_id", "status", "finished_at", "error_message"])
         ScheduledJob.objects.bulk_update(list(jobs.values()), ["last_run_time"])
-        JobLease.objects.bulk_create(
-            [
-                JobLease(
-                    job_id=e.job_id,
-                    execution_id=e.pk,
-                    locked_by=instance_id,
-                    locked_at=now,
-                    expires_at=lease_expiry(now),
-                )
-                for e in executions
-                if e.status == ExecutionStatus.PENDING
-            ]
+        JobLease.objects.take(
+            [e for e in executions if e.status == ExecutionStatus.PENDING],
+            instance_id=instance_id,
+            now=now,
+            expires_at=lease_expiry(now),
         )
     return [
         _claimed(e.pk, e.scheduled_time, e.trigger, job)
         for e, job in zip(executions, run_jobs)
         if e.status == ExecutionStatus.PENDING
     ]
+
+
+def _job_unschedulable(job: DueJob, exc: Exception) -> None:
+    """Pause a job whose schedule has no next fire time (an expression the cron rules no longer
+    let match any date), saying why, so it stops coming due and the operator sees it."""
+    reason = f"paused by the scheduler: its schedule has no next fire time ({exc}); fix the schedule, then resume"
+    ScheduledJob.objects.filter(pk=job.pk).update(is_paused=True, pause_reason=reason[:1000])
+    logger.error("Job %s (%s) %s", job.pk, job.name, reason, extra={"job_id": job.pk})
 
 
 def _missed_reason(late: timedelta, job) -> str:

@@ -2,6 +2,7 @@
 from the database, and stopping."""
 
 import logging
+import time
 
 from django.conf import settings
 from django.db import transaction
@@ -24,15 +25,14 @@ def clock_offset_measure() -> float | None:
 
     The host time is taken as the middle of the round trip, so the error is at most half of it.
     """
-    before = timezone.now()
+    before, before_monotonic = timezone.now(), time.monotonic()
     database_now = backend().database_now()
-    after = timezone.now()
+    after, after_monotonic = timezone.now(), time.monotonic()
     if database_now is None:
         return None
-    offset = database_now - (before + (after - before) / 2)
     if settings.SCHEDULER_CLOCK_SOURCE == "database":
-        clock.offset_set(offset)
-    return offset.total_seconds()
+        clock.synchronise(database_now, (before_monotonic + after_monotonic) / 2)
+    return (database_now - (before + (after - before) / 2)).total_seconds()
 
 
 def clock_skew_report(instance_id: str, offset_seconds: float | None) -> None:

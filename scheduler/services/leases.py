@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count
+from django.db.models.functions import Now
 
 from scheduler import clock
 from scheduler.enums import ExecutionStatus
@@ -17,9 +18,13 @@ LEASE_EXPIRED = "lease expired: the process running it stopped"
 REAP_BATCH = 500
 
 
+def lease_ttl() -> timedelta:
+    return timedelta(seconds=settings.SCHEDULER_LOCK_TTL)
+
+
 def lease_expiry(now: datetime) -> datetime:
     """When a lease taken or renewed at `now` runs out (SCHEDULER_LOCK_TTL later)."""
-    return now + timedelta(seconds=settings.SCHEDULER_LOCK_TTL)
+    return now + lease_ttl()
 
 
 def leases_held(job_ids, now: datetime) -> dict[int, int]:
@@ -41,9 +46,13 @@ def lease_reserve(job, held: dict[int, int]) -> str:
 
 
 def leases_renew(execution_ids, *, now=None) -> int:
-    """Push back the expiry of live runs' leases, so a healthy long run is never reclaimed."""
-    now = now or clock.now()
-    return JobLease.objects.of_executions(execution_ids).update(expires_at=lease_expiry(now))
+    """Push back the expiry of live runs' leases, so a healthy long run is never reclaimed.
+
+    Without `now`, the expiry is computed by the database's own clock: a Celery worker, which does
+    not measure its host clock's offset, must not write an expiry that is already past.
+    """
+    expires_at = lease_expiry(now) if now is not None else Now() + lease_ttl()
+    return JobLease.objects.of_executions(execution_ids).update(expires_at=expires_at)
 
 
 def lease_confirm(execution_id: int, *, instance_id: str, now=None) -> bool:

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -46,6 +47,8 @@ def old_rows(transactional_db):
         "overdue": job("overdue", utc(2026, 11, 1, 5), cron_expression="0 0 */2 * 1"),
         "disabled": job("disabled", utc(2026, 11, 2), cron_expression="0 0 */2 * 1", is_enabled=False),
         "interval": job("interval", utc(2026, 11, 1, 6), job_type_id=JobType.INTERVAL, interval_minutes=10),
+        # Old: every 30 February or every even weekday. New: a 30 February on an even weekday: never.
+        "never": job("never", utc(2026, 11, 2), cron_expression="0 0 30 2 */2"),
     }
     yield executor, rows
     MigrationExecutor(connection).migrate([VIXIE_RULES])  # leave the schema as the other tests expect it
@@ -65,4 +68,24 @@ def test_next_run_times_follow_the_new_rules(old_rows):
         "overdue": utc(2026, 11, 1, 5),  # left to the misfire rules
         "disabled": utc(2026, 11, 2),
         "interval": utc(2026, 11, 1, 6),
+        "never": utc(2026, 11, 2),
     }
+    never = ScheduledJob.objects.get(pk=rows["never"])
+    assert never.is_paused and "paused on upgrade: its schedule has no next fire time" in never.pause_reason
+    assert not ScheduledJob.objects.filter(is_paused=True).exclude(pk=rows["never"]).exists()
+
+
+def test_lease_permissions_are_renamed_with_the_model(transactional_db):
+    def lease_codenames():
+        return set(Permission.objects.filter(content_type__app_label="scheduler").values_list("codename", flat=True))
+
+    granted = {f"{action}_joblease" for action in ("add", "change", "delete", "view")}
+    assert granted <= lease_codenames()  # made by post_migrate when the test database was set up
+    executor = MigrationExecutor(connection)
+    executor.migrate([("scheduler", "0004_interval_check_counts_nulls")])
+    assert {c.replace("joblease", "scheduledjoblock") for c in granted} <= lease_codenames()
+    executor.loader.build_graph()
+    executor.migrate([("scheduler", "0005_lease_model_name")])
+    assert granted <= lease_codenames() and not any(c.endswith("_scheduledjoblock") for c in lease_codenames())
+    assert Permission.objects.get(codename="view_joblease").name == "Can view job lease"
+    MigrationExecutor(connection).migrate([VIXIE_RULES])

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from scheduler.durations import relative_words
 from scheduler.models import ScheduledJob, SchedulerInstance
+from scheduler.selectors import database_now
 from scheduler.services.cron import zone_get
 from scheduler.services.schedules import job_preview_fire_times, job_schedule_describe
 
@@ -54,7 +55,7 @@ class Command(BaseCommand):
 
 
 def _job_report(job: ScheduledJob, limit: int) -> dict:
-    now = timezone.now()
+    now = database_now()  # leases and heartbeats are written on the database's clock
     executions = list(job.executions.newest_first()[:limit])
     locks = list(job.leases.order_by("locked_at"))
     alive = set(

@@ -13,7 +13,7 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from scheduler.engine.apscheduler_glue import APSCHEDULER_SERIES, ClaimedRunJob, RunQueueExecutor
+from scheduler.engine.apscheduler_glue import APSCHEDULER_SERIES, APSCHEDULER_THREAD, ClaimedRunJob, RunQueueExecutor
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -59,6 +59,15 @@ def test_a_claimed_run_job_is_the_job_apschedulers_own_constructor_builds():
     assert ours.args[0].execution_id == public.args[0].execution_id
     assert ours.trigger.run_date == public.trigger.run_date
     assert ours._get_run_times(AT) == public._get_run_times(AT) == [AT]
+
+
+def test_the_background_scheduler_loops_in_the_thread_the_engine_names():
+    scheduler = BackgroundScheduler()
+    scheduler.start()
+    try:
+        assert scheduler._thread.name == APSCHEDULER_THREAD
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 def test_the_executor_hooks_keep_their_signatures():

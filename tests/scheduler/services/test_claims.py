@@ -462,3 +462,42 @@ def test_moving_next_run_time_back_to_a_time_that_already_ran_does_not_run_it_ag
     assert [e.pk for e in executions_of(job)] == [first.execution_id]
     job.refresh_from_db()
     assert job.next_run_time == at(minutes=5)
+
+
+# --- a claim that cannot plan a job, and one with many runs to write ----------------------------
+
+
+def test_a_job_with_no_next_fire_time_is_paused_and_the_others_still_run(monkeypatch):
+    broken, healthy = IntervalJobFactory(), IntervalJobFactory()
+    due = timezone.now() - timedelta(seconds=1)
+    ScheduledJob.objects.filter(pk__in=[broken.pk, healthy.pk]).update(next_run_time=due)
+    real_plan = claims.runs_plan
+
+    def plan(job, now):
+        if job.pk == broken.pk:
+            raise ValueError("never matches a real date")
+        return real_plan(job, now)
+
+    monkeypatch.setattr(claims, "runs_plan", plan)
+    claimed = runs_claim(instance_id="A")
+    assert [run.job_id for run in claimed] == [healthy.pk]
+    broken.refresh_from_db()
+    assert broken.is_paused and "no next fire time (never matches a real date)" in broken.pause_reason
+    assert runs_claim(instance_id="A") == []  # the paused job no longer comes due
+
+
+def test_a_claim_writes_at_most_so_many_runs_and_leaves_the_rest_due(monkeypatch):
+    monkeypatch.setattr(claims, "MAX_RUNS_PER_CLAIM", 3)
+    jobs = [
+        IntervalJobFactory(
+            interval_minutes=None, interval_seconds=1, coalesce=False, misfire_grace_time=3600, max_instances=10
+        )
+        for _ in range(2)
+    ]
+    ScheduledJob.objects.filter(pk__in=[j.pk for j in jobs]).update(
+        next_run_time=timezone.now() - timedelta(seconds=4.5)
+    )
+    first = runs_claim(instance_id="A")
+    assert {run.job_id for run in first} == {jobs[0].pk} and len(first) == 5  # one job's catch-up
+    second = runs_claim(instance_id="A")
+    assert {run.job_id for run in second} == {jobs[1].pk}
