@@ -118,13 +118,14 @@ def job_preview_fire_times(
     """A saved job's next `count` fire times after `after` (default: from its next run), as the
     engine will fire them: it fires the persisted next_run_time first, so a preview from a moment
     before that starts there; from a later moment, at the schedule's first time after it."""
-    if after is None or (job.next_run_time and after < job.next_run_time):
-        return job_upcoming_fire_times(job, count=count, now=now)
-    schedule = Schedule.of(job)
     try:
+        if after is None or (job.next_run_time and after < job.next_run_time):
+            return job_upcoming_fire_times(job, count=count, now=now)
+        schedule = Schedule.of(job)
         return schedule.upcoming(schedule.next_fire_time(after, anchor=job.next_run_time), count)
     except (ValueError, OverflowError):  # croniter finds no date, or the calendar runs out
-        raise ValidationError({"after": f"This job has no {count} fire times after {after.isoformat()}."}) from None
+        since = f"after {after.isoformat()}" if after else "from its next run"
+        raise ValidationError({"after": f"This job has no {count} fire times {since}."}) from None
 
 
 def job_schedule_describe(job: ScheduledJob) -> str:

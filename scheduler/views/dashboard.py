@@ -81,7 +81,7 @@ def job_detail(request, job_id: int):
     context = {
         "job": job,
         "schedule_words": job_schedule_describe(job),
-        "upcoming": job_upcoming_fire_times(job, 5) if job.can_fire and job.next_run_time else [],
+        "upcoming": _upcoming(job),
         "history": Paginator(history, HISTORY_PER_PAGE).get_page(request.GET.get("page")),
         "status_filter": status_filter,
         "statuses": ExecutionStatus.values,
@@ -90,6 +90,15 @@ def job_detail(request, job_id: int):
         "refresh_seconds": REFRESH_SECONDS,
     }
     return render(request, "scheduler/job_detail.html", context)
+
+
+def _upcoming(job: ScheduledJob) -> list:
+    if not (job.can_fire and job.next_run_time):
+        return []
+    try:
+        return job_upcoming_fire_times(job, 5)
+    except (ValueError, OverflowError):  # a schedule with no further fire time: the engine pauses it
+        return []
 
 
 @login_required

@@ -2,6 +2,7 @@
 
 import json
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
@@ -80,9 +81,7 @@ def _job_report(job: ScheduledJob, limit: int) -> dict:
         "timezone": job.timezone,
         "next_run_time": job.next_run_time,
         # What the scheduler fires from the next run on (none while disabled or paused).
-        "upcoming_fire_times": job_preview_fire_times(job, count=UPCOMING)
-        if job.is_enabled and not job.is_paused and job.next_run_time
-        else [],
+        "upcoming_fire_times": _upcoming_fire_times(job) if job.can_fire and job.next_run_time else [],
         "last_run_time": job.last_run_time,
         "priority": job.priority,
         "max_instances": job.max_instances,
@@ -115,6 +114,13 @@ def _job_report(job: ScheduledJob, limit: int) -> dict:
             for execution in executions
         ],
     }
+
+
+def _upcoming_fire_times(job: ScheduledJob) -> list:
+    try:
+        return job_preview_fire_times(job, count=UPCOMING)
+    except ValidationError:  # a schedule with no further fire time: the engine pauses the job
+        return []
 
 
 def _when(value) -> str:

@@ -119,3 +119,14 @@ def test_a_disabled_job_previews_the_times_it_would_fire_once_enabled(client):
     response = client.get(preview_url(job.pk), {"count": 2})
 
     assert response.status_code == 200 and len(times(response)) == 2
+
+
+def test_a_saved_schedule_with_no_further_fire_time_is_a_400_not_a_500(client):
+    # Written before the Vixie rules: a 30 February that is an even weekday never comes.
+    job = CronJobFactory(cron_expression="0 0 * * *")
+    ScheduledJob.objects.filter(pk=job.pk).update(cron_expression="0 0 30 2 */2")
+
+    response = client.get(preview_url(job.pk))
+
+    assert response.status_code == 400
+    assert "no 5 fire times from its next run" in response.json()["after"][0]
