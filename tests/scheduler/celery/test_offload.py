@@ -37,7 +37,14 @@ def test_offloaded_run_end_to_end(start_scheduler, start_worker, celery_env, use
     assert done.result == {"slept": 0.2}
     assert done.hostname.startswith(celery_env["SCHEDULER_DEFAULT_QUEUE"] + "@")
     assert done.celery_task_id
-    record = wait_until(lambda: TaskResult.objects.filter(task_id=done.celery_task_id).first(), 10, "TaskResult")
+    # The execution is finished inside the task; Celery records the task's own end just after it.
+    record = wait_until(
+        lambda: (
+            TaskResult.objects.filter(task_id=done.celery_task_id).exclude(status__in=["PENDING", "STARTED"]).first()
+        ),
+        10,
+        "TaskResult of the finished task",
+    )
     assert record.status == "SUCCESS"
 
     failed = wait_until(lambda: _finished(failed.pk), 30, "failing offloaded run finished")
