@@ -1,5 +1,6 @@
 """The Celery task: the worker side of offloaded runs. Thin: it calls the run services."""
 
+import logging
 import threading
 
 from celery import shared_task, signals
@@ -10,6 +11,8 @@ from django.db import connection
 from scheduler.services.leases import leases_renew
 from scheduler.services.offload import RUN_OFFLOADED, offloaded_run_lost
 from scheduler.services.runs import HOSTNAME, execution_run
+
+logger = logging.getLogger("scheduler.offload")
 
 
 @shared_task(
@@ -44,7 +47,13 @@ def _renew_lease(execution_id: int, stop: threading.Event) -> None:
     while not stop.wait(interval):
         try:
             leases_renew([execution_id])
-        except Exception:  # a missed renewal is retried next interval; expiry is the backstop
+        except Exception as exc:  # a missed renewal is retried next interval; expiry is the backstop
+            logger.warning(
+                "Could not renew the lease of execution %s (%s); retrying",
+                execution_id,
+                exc,
+                extra={"execution_id": execution_id},
+            )
             connection.close()
     connection.close()
 
