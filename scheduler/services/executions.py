@@ -1,6 +1,7 @@
 """Services for executions: the lifecycle pending -> running -> an outcome, and what follows a failure."""
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from scheduler.enums import FAILURE_STATUSES, ExecutionStatus
 from scheduler.models import JobExecution, JobLease
 from scheduler.services.failures import failures_follow_up, slots_freed
 
+logger = logging.getLogger("scheduler.executions")
 S = ExecutionStatus
 # Which states each state may be entered from. pending -> failed covers runs that could not be
 # started at all (inactive task function, broker down, lease expired before the worker began).
@@ -116,10 +118,14 @@ def execution_lost(execution: JobExecution, *, reason: str, status: str = S.FAIL
 def _ended(ended_ids: list[int], *, failed: list[int]) -> None:
     """What follows runs' ends, each in its own transaction after the outcome is written (a retry
     that cannot be scheduled never loses the outcome, and no lock is held across both)."""
-    if failed:
-        failures_follow_up(failed)
-    if ended_ids:
-        slots_freed(ended_ids)
+    for follow_up, ids in ((failures_follow_up, failed), (slots_freed, ended_ids)):
+        if not ids:
+            continue
+        try:
+            with transaction.atomic():
+                follow_up(ids)
+        except Exception:  # the outcomes stand; a retry or a wake-up missed is logged, not raised
+            logger.exception("Could not apply %s to executions %s", follow_up.__name__, ids[:20])
 
 
 def _lease_release(execution: JobExecution) -> None:

@@ -21,6 +21,7 @@ from scheduler.services.job_actions import (
     JOB_ACTIONS,
     job_action_apply,
     job_action_permitted,
+    job_action_require,
     job_actions_available,
 )
 from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
@@ -111,11 +112,12 @@ def job_action(request, job_id: int, action: str):
     """Take a job action (services.job_actions); JSON for the page's script, else redirect."""
     if action not in JOB_ACTIONS:
         raise Http404(f"Unknown action {action!r}.")
-    if not job_action_permitted(request.user, action):
-        message = f"You do not have permission to {action} jobs."
+    try:
+        job_action_require(request.user, action)
+    except PermissionDenied as exc:
         if _wants_json(request):
-            return JsonResponse({"ok": False, "message": message}, status=403)
-        raise PermissionDenied(message)
+            return JsonResponse({"ok": False, "message": str(exc)}, status=403)
+        raise
     job = get_object_or_404(ScheduledJob.objects.active().select_related("task_function"), pk=job_id)
     execution_id = request.POST.get("execution_id", "")
     try:
