@@ -33,6 +33,13 @@ class ExecutionTrigger(models.TextChoices):
     SCHEDULED = "scheduled"
     MANUAL = "manual"
     RETRY = "retry"
+    # A past fire time run on request (services.backfills): its own max_instances slots, never missed.
+    BACKFILL = "backfill"
+
+
+# Triggers whose (job, scheduled_time) is a fire time of the schedule: each runs at most once,
+# whichever of them ran it (the partial unique constraint on executions).
+FIRE_TIME_TRIGGERS = (ExecutionTrigger.SCHEDULED, ExecutionTrigger.BACKFILL)
 
 
 class JobState(models.TextChoices):

@@ -4,11 +4,12 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
-from scheduler.enums import ExecutionStatus, ExecutionTrigger, JobState, OverlapPolicy
+from scheduler.enums import FIRE_TIME_TRIGGERS, ExecutionStatus, ExecutionTrigger, JobState, OverlapPolicy
 from scheduler.querysets import (
     JOB_STATE_FILTERS,
+    START_TIME,
     ExecutionQuerySet,
     InstanceQuerySet,
     JobQuerySet,
@@ -19,6 +20,7 @@ from scheduler.querysets import (
 
 MAX_INSTANCES_LIMIT = 10
 MAX_RETRIES_LIMIT = 100
+MAX_JITTER_SECONDS = 86400
 
 
 def interval_total_seconds(seconds, minutes, hours, days) -> int:
@@ -59,10 +61,11 @@ class TaskFunction(models.Model):
 
 
 class JobType(models.Model):
-    """How a job's schedule is expressed; ids 1 and 2 are part of the API."""
+    """How a job's schedule is expressed; ids 1, 2 and 3 are part of the API."""
 
     INTERVAL = 1
     CRON = 2
+    DATE = 3  # one run at run_at
 
     id = models.PositiveSmallIntegerField(primary_key=True)
     name = models.CharField(max_length=20, unique=True)
@@ -70,6 +73,25 @@ class JobType(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Calendar(models.Model):
+    """Dates on which the jobs referring to it do not fire (public holidays, closing days)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    timezone = models.CharField(
+        max_length=64, default=default_timezone, help_text="IANA name: the zone in which a fire time's date is read."
+    )
+    dates = models.JSONField(default=list, blank=True, help_text='Dates to skip, as "YYYY-MM-DD" strings, sorted.')
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
 
     def __str__(self):
         return self.name
@@ -143,11 +165,44 @@ class ScheduledJob(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Keep at most this many finished executions of this job; empty for no cap.",
     )
+    run_at = models.DateTimeField(null=True, blank=True, help_text="Date jobs: the one moment the job runs.")
+    start_at = models.DateTimeField(null=True, blank=True, help_text="No fire time before this moment.")
+    end_at = models.DateTimeField(null=True, blank=True, help_text="No fire time after this moment.")
+    jitter_seconds = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        validators=[MaxValueValidator(MAX_JITTER_SECONDS)],
+        help_text="Each run starts up to this many seconds after its fire time (the same delay for a fire time "
+        "in every process); never as late as the next fire time.",
+    )
+    max_runs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Disable the job once this many scheduled runs have started; empty for no limit.",
+    )
+    scheduled_runs = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Scheduled runs admitted to run so far (what max_runs counts)."
+    )
+    exclude_calendar = models.ForeignKey(
+        Calendar,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
+        help_text="No fire time falls on a date of this calendar (in the calendar's timezone).",
+    )
     is_enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(
+        max_length=300, blank=True, default="", db_default="", help_text="Why the scheduler disabled the job."
+    )
     is_paused = models.BooleanField(default=False)
     pause_reason = models.TextField(blank=True)
     is_active = models.BooleanField(default=True, help_text="False once deleted (soft delete).")
+    # The nominal fire time: every schedule computation anchors on it.
     next_run_time = models.DateTimeField(null=True, blank=True)
+    # When that fire time starts, if later (jitter); empty: at next_run_time. What "due" reads.
+    next_start_at = models.DateTimeField(null=True, blank=True)
     last_run_time = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -164,9 +219,9 @@ class ScheduledJob(models.Model):
         ordering = ["name"]
         permissions = [("trigger_scheduledjob", "Can trigger a manual run of a scheduled job")]
         indexes = [
-            # The engine's only read of jobs: due rows of jobs that can fire.
+            # The engine's only read of jobs: due rows of jobs that can fire, by planned start.
             models.Index(
-                fields=["next_run_time"],
+                START_TIME,
                 name="scheduler_job_due_idx",
                 condition=JOB_STATE_FILTERS[JobState.SCHEDULED],
             ),
@@ -214,8 +269,24 @@ class ScheduledJob(models.Model):
                         interval_hours__isnull=True,
                         interval_days__isnull=True,
                     )
+                )
+                | Q(
+                    job_type_id=JobType.DATE,
+                    run_at__isnull=False,
+                    cron_expression__isnull=True,
+                    interval_seconds__isnull=True,
+                    interval_minutes__isnull=True,
+                    interval_hours__isnull=True,
+                    interval_days__isnull=True,
                 ),
                 name="scheduler_job_schedule_matches_type",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_runs__isnull=True) | Q(max_runs__gte=1), name="scheduler_job_max_runs_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(start_at__isnull=True) | Q(end_at__isnull=True) | Q(start_at__lt=F("end_at")),
+                name="scheduler_job_window_ordered",
             ),
         ]
 
@@ -229,6 +300,20 @@ class ScheduledJob(models.Model):
     @property
     def is_cron(self):
         return self.job_type_id == JobType.CRON
+
+    @property
+    def is_date(self):
+        return self.job_type_id == JobType.DATE
+
+    @property
+    def remaining_runs(self) -> int | None:
+        """Scheduled runs left before max_runs disables the job (None: no limit)."""
+        return None if self.max_runs is None else max(self.max_runs - self.scheduled_runs, 0)
+
+    @property
+    def start_time(self):
+        """When the next fire time starts: next_run_time, or later by its jitter delay."""
+        return self.next_start_at or self.next_run_time
 
     @property
     def interval_total_seconds(self) -> int:
@@ -259,6 +344,9 @@ class JobExecution(models.Model):
     status = models.CharField(max_length=10, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
     trigger = models.CharField(max_length=10, choices=ExecutionTrigger.choices)
     scheduled_time = models.DateTimeField(help_text="The fire time (or the request time, if manual).")
+    planned_start = models.DateTimeField(
+        null=True, blank=True, help_text="When the fire time was planned to start, if later (jitter)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -317,9 +405,11 @@ class JobExecution(models.Model):
             ),
         ]
         constraints = [
+            # A fire time runs once, as a scheduled run or a backfilled one (the PostgreSQL
+            # backend's ON CONFLICT repeats this predicate, word for word).
             models.UniqueConstraint(
                 fields=["job", "scheduled_time"],
-                condition=Q(trigger=ExecutionTrigger.SCHEDULED),
+                condition=Q(trigger__in=FIRE_TIME_TRIGGERS),
                 name="scheduler_exec_unique_scheduled_run",
             ),
         ]
@@ -342,6 +432,8 @@ class JobLease(models.Model):
     job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="leases")
     execution = models.OneToOneField(JobExecution, on_delete=models.CASCADE, related_name="lease")
     locked_by = models.CharField(max_length=100, help_text="Scheduler instance id.")
+    # Backfilled runs have max_instances slots of their own, apart from the live schedule's.
+    is_backfill = models.BooleanField(default=False, db_default=False)
     locked_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
 

@@ -5,7 +5,7 @@ from datetime import UTC, timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Avg, Count, F, Max, OuterRef, Q, Subquery, Window
-from django.db.models.functions import Now, RowNumber, TruncHour
+from django.db.models.functions import Coalesce, Now, RowNumber, TruncHour
 from django.utils import timezone
 
 from scheduler.enums import (
@@ -24,6 +24,11 @@ JOB_STATE_FILTERS = {
     JobState.DISABLED: Q(is_active=True, is_enabled=False),
     JobState.DELETED: Q(is_active=False),
 }
+
+
+# When a job's next fire time starts: its jitter-delayed start, else the fire time itself. The
+# due index is on this expression, so jobs without jitter never need next_start_at written.
+START_TIME = Coalesce(F("next_start_at"), F("next_run_time"))
 
 
 def alive_window() -> timedelta:
@@ -53,9 +58,18 @@ class JobQuerySet(models.QuerySet):
         return self.in_state(JobState.SCHEDULED)
 
     def due(self, now=None):
-        """Schedulable jobs whose next run time has come, highest priority first."""
+        """Schedulable jobs whose next fire time's start has come, highest priority first."""
         now = now or timezone.now()
-        return self.schedulable().filter(next_run_time__lte=now).order_by("-priority", "next_run_time", "pk")
+        return (
+            self.schedulable()
+            .alias(start_time=START_TIME)
+            .filter(start_time__lte=now)
+            .order_by("-priority", "next_run_time", "pk")
+        )
+
+    def next_start(self):
+        """The earliest start among schedulable jobs (None when none has a next run)."""
+        return self.schedulable().aggregate(t=models.Min(START_TIME))["t"]
 
     def with_last_execution(self):
         """Annotate last_execution_status/_id without a query per row."""
@@ -85,6 +99,11 @@ class ExecutionQuerySet(models.QuerySet):
     def waiting(self):
         """Runs an overlap policy keeps until their job has a free slot."""
         return self.filter(status=ExecutionStatus.WAITING)
+
+    def live_schedule(self):
+        """Runs of the job's own schedule and requests (scheduled, manual, retry), not backfilled
+        ones, which have max_instances slots of their own."""
+        return self.exclude(trigger=ExecutionTrigger.BACKFILL)
 
     def newest_first(self):
         return self.order_by("-created_at", "-pk")
@@ -139,7 +158,14 @@ class LeaseQuerySet(models.QuerySet):
     def take(self, executions, *, instance_id: str, now, expires_at):
         """Insert a lease, held by `instance_id` from `now`, for each of these pending executions."""
         return self.bulk_create(
-            self.model(job_id=e.job_id, execution_id=e.pk, locked_by=instance_id, locked_at=now, expires_at=expires_at)
+            self.model(
+                job_id=e.job_id,
+                execution_id=e.pk,
+                locked_by=instance_id,
+                locked_at=now,
+                expires_at=expires_at,
+                is_backfill=e.trigger == ExecutionTrigger.BACKFILL,
+            )
             for e in executions
         )
 

@@ -29,6 +29,7 @@ class NewRun:
     error_message: str
     args: list | None = None
     kwargs: dict | None = None
+    planned_start: datetime | None = None  # with jitter: when the fire time was to start
 
 
 def run_key(job_id: int, scheduled_time: datetime) -> tuple[int, datetime]:
@@ -63,8 +64,8 @@ class Backend:
         the rows inserted."""
         raise NotImplementedError
 
-    def jobs_advance(self, jobs: list[tuple[int, datetime | None, datetime | None]]) -> None:
-        """Write (job id, next_run_time, last_run_time) of each claimed job."""
+    def jobs_advance(self, jobs: list[tuple[int, datetime | None, datetime | None, datetime | None]]) -> None:
+        """Write (job id, next_run_time, last_run_time, next_start_at) of each claimed job."""
         raise NotImplementedError
 
     # --- run outcomes ----------------------------------------------------------------------------

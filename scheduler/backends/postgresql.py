@@ -19,11 +19,14 @@ from django.db.backends.signals import connection_created
 
 from scheduler import clock
 from scheduler.backends.base import ALWAYS_SET, KEPT_UNLESS_GIVEN, Backend, run_key
-from scheduler.enums import UNFINISHED_STATUSES, ExecutionStatus, ExecutionTrigger
+from scheduler.enums import FIRE_TIME_TRIGGERS, UNFINISHED_STATUSES, ExecutionStatus
 
 logger = logging.getLogger("scheduler.engine")
 NOTIFY_CHANNEL = "scheduler_changes"
 ENGINE_SESSIONS = "scheduler-engine-sessions"  # the connection_created receiver's dispatch_uid
+# The predicate of the partial unique index scheduler_exec_unique_scheduled_run, as Django writes
+# it: ON CONFLICT names the index by repeating it.
+UNIQUE_FIRE_TIME_PREDICATE = "trigger IN ({})".format(", ".join(f"'{t}'" for t in FIRE_TIME_TRIGGERS))
 
 
 def _isoformat(moment):
@@ -40,8 +43,9 @@ class PostgreSQLBackend(Backend):
             cursor.execute("SET LOCAL synchronous_commit TO ON")
 
     def runs_insert(self, runs, *, trigger, instance_id, now, lease_expires_at):
-        rows = [
-            {
+        rows = []
+        for r in runs:
+            row = {
                 "job_id": r.job_id,
                 "status": r.status,
                 "scheduled_time": r.scheduled_time.isoformat(),
@@ -49,27 +53,29 @@ class PostgreSQLBackend(Backend):
                 "args": r.args,
                 "kwargs": r.kwargs,
             }
-            for r in runs
-        ]
+            if r.planned_start is not None:  # a key left out is NULL to jsonb_to_recordset
+                row["planned_start"] = r.planned_start.isoformat()
+            rows.append(row)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
                 WITH batch AS (
                     SELECT * FROM jsonb_to_recordset(%(runs)s::jsonb)
                     AS batch(job_id bigint, status varchar, scheduled_time timestamptz, error_message text,
-                             args jsonb, kwargs jsonb)
+                             args jsonb, kwargs jsonb, planned_start timestamptz)
                 ), inserted AS (
                     INSERT INTO {self.quote(self.execution_table)} (
                         job_id, status, trigger, scheduled_time, created_at, finished_at, error_message,
-                        traceback, instance_id, hostname, celery_task_id, args, kwargs, attempt, cancel_reason
+                        traceback, instance_id, hostname, celery_task_id, args, kwargs, attempt, cancel_reason,
+                        planned_start
                     )
                     SELECT job_id, status, %(trigger)s, scheduled_time, %(created_at)s,
                            CASE WHEN status IN (%(pending)s, %(waiting)s) THEN NULL ELSE %(now)s END, error_message,
                            '', CASE WHEN status = %(waiting)s THEN '' ELSE %(instance_id)s END, '', '',
-                           args, kwargs, 1, ''
+                           args, kwargs, 1, '', planned_start
                     FROM batch
                     -- a literal predicate, not a parameter: it must match the partial unique index
-                    ON CONFLICT (job_id, scheduled_time) WHERE trigger = '{ExecutionTrigger.SCHEDULED}' DO NOTHING
+                    ON CONFLICT (job_id, scheduled_time) WHERE {UNIQUE_FIRE_TIME_PREDICATE} DO NOTHING
                     RETURNING id, job_id, scheduled_time, status
                 ), leases AS (
                     INSERT INTO {self.quote(self.lease_table)} (job_id, execution_id, locked_by, locked_at, expires_at)
@@ -93,14 +99,20 @@ class PostgreSQLBackend(Backend):
 
     def jobs_advance(self, jobs):
         rows = [
-            {"id": pk, "next_run_time": _isoformat(nxt), "last_run_time": _isoformat(last)} for pk, nxt, last in jobs
+            {
+                "id": pk,
+                "next_run_time": _isoformat(nxt),
+                "last_run_time": _isoformat(last),
+                "next_start_at": _isoformat(start),
+            }
+            for pk, nxt, last, start in jobs
         ]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {self.quote(self.job_table)} AS job SET next_run_time = batch.next_run_time, "
-                f"last_run_time = batch.last_run_time "
+                f"last_run_time = batch.last_run_time, next_start_at = batch.next_start_at "
                 f"FROM jsonb_to_recordset(%s::jsonb) AS batch(id bigint, next_run_time timestamptz, "
-                f"last_run_time timestamptz) WHERE job.id = batch.id",
+                f"last_run_time timestamptz, next_start_at timestamptz) WHERE job.id = batch.id",
                 [json.dumps(rows)],
             )
 

@@ -31,6 +31,7 @@ class SQLiteBackend(Backend):
                 finished_at=None if r.status in (ExecutionStatus.PENDING, ExecutionStatus.WAITING) else now,
                 args=r.args,
                 kwargs=r.kwargs,
+                planned_start=r.planned_start,
             )
             for r in runs
         ]
@@ -49,14 +50,16 @@ class SQLiteBackend(Backend):
         field = ScheduledJob._meta.get_field
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"UPDATE {self.quote(self.job_table)} SET next_run_time = %s, last_run_time = %s WHERE id = %s",
+                f"UPDATE {self.quote(self.job_table)} SET next_run_time = %s, last_run_time = %s, next_start_at = %s "
+                f"WHERE id = %s",
                 [
                     (
                         field("next_run_time").get_db_prep_save(nxt, connection),
                         field("last_run_time").get_db_prep_save(last, connection),
+                        field("next_start_at").get_db_prep_save(start, connection),
                         pk,
                     )
-                    for pk, nxt, last in jobs
+                    for pk, nxt, last, start in jobs
                 ],
             )
 

@@ -95,7 +95,7 @@ class DatabaseJobStore(BaseJobStore):
                 if JobExecution.objects.unclaimed(clock.now()).exists():
                     return datetime.now(UTC)
                 unclaimed_at = JobExecution.objects.unclaimed().aggregate(t=Min("scheduled_time"))["t"]
-                next_run_time = ScheduledJob.objects.schedulable().aggregate(t=Min("next_run_time"))["t"]
+                next_run_time = ScheduledJob.objects.next_start()  # a jittered fire time starts later
             times = [t for t in (next_run_time, unclaimed_at) if t is not None]
             # APScheduler waits by this host's clock until a time on the database's.
             return min(times) - clock.offset() if times else None

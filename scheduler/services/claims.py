@@ -10,7 +10,7 @@ claim once their job has a free slot.
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Count
@@ -19,12 +19,12 @@ from scheduler import clock
 from scheduler.backends import NewRun, backend
 from scheduler.backends.base import run_key
 from scheduler.enums import ExecutionStatus, ExecutionTrigger
-from scheduler.models import JobExecution, JobLease, ScheduledJob
+from scheduler.models import Calendar, JobExecution, JobLease, ScheduledJob
 from scheduler.services.cancels import executions_stop_oldest
 from scheduler.services.leases import lease_expiry, leases_held, leases_release
 from scheduler.services.overlap import STOPS_OLDEST, Occupancy, buffers, run_admit
 from scheduler.services.runs import RunTarget
-from scheduler.services.schedules import Schedule
+from scheduler.services.schedules import Schedule, ScheduleEnded, SkipDates, fire_time_start, jitter_delay
 
 logger = logging.getLogger("scheduler.claims")
 
@@ -69,7 +69,17 @@ class DueJob:
     timeout: int | None
     next_run_time: datetime
     last_run_time: datetime | None
+    # When a job runs (jitter, window, one date, max runs, calendar): all empty on a plain job.
+    run_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    jitter_seconds: int
+    max_runs: int | None
+    scheduled_runs: int
+    exclude_calendar_id: int | None
     task_function: DueTaskFunction
+    # Set by the claim from the batch's calendars (services.schedules.job_skip_dates reads it).
+    skip_dates: SkipDates | None = None
 
     COLUMNS = (
         "pk",
@@ -88,6 +98,13 @@ class DueJob:
         "timeout",
         "next_run_time",
         "last_run_time",
+        "run_at",
+        "start_at",
+        "end_at",
+        "jitter_seconds",
+        "max_runs",
+        "scheduled_runs",
+        "exclude_calendar_id",
         "task_function__name",
         "task_function__is_active",
         "task_function__offload",
@@ -126,15 +143,24 @@ class PlannedRun:
     scheduled_time: datetime
     status: str  # pending (to run) or missed
     reason: str = ""
+    planned_start: datetime | None = None  # with jitter: when it was to start
 
 
-def runs_plan(job: "ScheduledJob | DueJob", now: datetime) -> tuple[list[PlannedRun], datetime]:
-    """Which of the job's fire times up to `now` run or are missed, and its next fire time.
+def runs_plan(job: "ScheduledJob | DueJob", now: datetime) -> tuple[list[PlannedRun], datetime | None]:
+    """Which of the job's fire times up to `now` run or are missed, and its next fire time (None:
+    the schedule has none left, see ScheduleEnded).
 
     APScheduler's meaning: a run later than misfire_grace_time is missed; with coalesce, all
-    overdue runs collapse into the latest one.
+    overdue runs collapse into the latest one. With jitter, a fire time is due once its planned
+    start has come, and late is measured from that start.
     """
     schedule = Schedule.of(job)
+    if schedule.bounded or job.jitter_seconds:
+        return _runs_plan_bounded(job, schedule, now)
+    return _runs_plan_plain(job, schedule, now)
+
+
+def _runs_plan_plain(job, schedule: Schedule, now: datetime) -> tuple[list[PlannedRun], datetime]:
     grace = timedelta(seconds=job.misfire_grace_time)
     due, fire_time = [], job.next_run_time
     while fire_time <= now and len(due) < CATCH_UP_LIMIT:
@@ -167,6 +193,153 @@ def runs_plan(job: "ScheduledJob | DueJob", now: datetime) -> tuple[list[Planned
         else:
             planned.append(PlannedRun(scheduled_time, ExecutionStatus.PENDING))
     return planned, fire_time
+
+
+# --- when a job runs: jitter, windows, one date, calendars, max runs ---------------------------------
+
+
+def _runs_plan_bounded(job, schedule: Schedule, now: datetime) -> tuple[list[PlannedRun], datetime | None]:
+    """runs_plan for a job with jitter, a window, a calendar or one date: a fire time is due once
+    its planned start has come, the schedule may end (None), and a fire time on a date added to
+    the calendar since it was computed is dropped."""
+    grace = timedelta(seconds=job.misfire_grace_time)
+    due = []  # (fire time, planned start)
+    fire_time = job.next_run_time
+    following = _following_or_none(schedule, fire_time)
+    start = _planned_start(job, fire_time, following)
+    while start <= now and len(due) < CATCH_UP_LIMIT:
+        due.append((fire_time, start))
+        fire_time = following
+        if fire_time is None:
+            break
+        following = _following_or_none(schedule, fire_time)
+        start = _planned_start(job, fire_time, following)
+    if fire_time is not None and start <= now:
+        logger.warning(
+            "Job %s (%s) had more than %d overdue fire times; skipping ahead to those within its misfire grace time.",
+            job.pk,
+            job.name,
+            CATCH_UP_LIMIT,
+        )
+        # As in the plain plan; the jitter widens the window, since a start trails its fire time.
+        window_start = max(fire_time, now - grace - timedelta(seconds=job.jitter_seconds)) - timedelta(seconds=1)
+        fire_time = _next_or_none(schedule, window_start, job.next_run_time)
+        while fire_time is not None:
+            following = _following_or_none(schedule, fire_time)
+            start = _planned_start(job, fire_time, following)
+            if start > now or len(due) >= 2 * CATCH_UP_LIMIT:
+                break
+            due.append((fire_time, start))
+            fire_time = following
+        if fire_time is not None and start <= now:
+            fire_time = _next_or_none(schedule, now, job.next_run_time)
+    if schedule.skip is not None:
+        due = [(t, start) for t, start in due if not schedule.skip.listed(t)]
+    if job.coalesce:
+        due = due[-1:]
+    planned = []
+    for scheduled_time, start in due:
+        planned_start = start if job.jitter_seconds else None
+        late = now - start
+        if late > grace:
+            planned.append(PlannedRun(scheduled_time, ExecutionStatus.MISSED, _missed_reason(late, job), planned_start))
+        else:
+            planned.append(PlannedRun(scheduled_time, ExecutionStatus.PENDING, "", planned_start))
+    return planned, fire_time
+
+
+def _following_or_none(schedule: Schedule, fire_time: datetime) -> datetime | None:
+    try:
+        return schedule.following(fire_time)
+    except ScheduleEnded:
+        return None
+
+
+def _next_or_none(schedule: Schedule, after: datetime, anchor: datetime) -> datetime | None:
+    try:
+        return schedule.next_fire_time(after, anchor=anchor)
+    except ScheduleEnded:
+        return None
+
+
+def _planned_start(job, fire_time: datetime, following: datetime | None) -> datetime:
+    """services.schedules.fire_time_start, with the following fire time the plan already has."""
+    if not job.jitter_seconds:
+        return fire_time
+    return fire_time + jitter_delay(job.pk, fire_time, job.jitter_seconds, following)
+
+
+def _calendars_attach(jobs: list[DueJob]) -> None:
+    """Give each due job that skips a calendar's dates those dates, from one query for the batch."""
+    calendar_ids = {job.exclude_calendar_id for job in jobs if job.exclude_calendar_id is not None}
+    if not calendar_ids:
+        return
+    calendars = {c.pk: SkipDates.of_calendar(c) for c in Calendar.objects.filter(pk__in=calendar_ids)}
+    for job in jobs:
+        if job.exclude_calendar_id is not None:
+            job.skip_dates = calendars[job.exclude_calendar_id]
+
+
+def _run_budget(job: DueJob, budgets: dict[int, int]) -> bool:
+    """Whether a max_runs job may admit one more scheduled run in this claim (and count it)."""
+    left = budgets.get(job.pk, job.max_runs - job.scheduled_runs)
+    budgets[job.pk] = left
+    return left > 0
+
+
+@dataclass(slots=True)
+class _JobEnd:
+    """A job this claim disables: its schedule ended or its max_runs are done."""
+
+    job_id: int
+    reason: str
+    scheduled_runs: int | None = None  # a max_runs job's new count
+
+
+def _jobs_bounded_outcome(advanced: list[DueJob], planned_runs, inserted) -> list[_JobEnd]:
+    """After a claim's insert: the new run counts of max_runs jobs (the runs actually admitted),
+    and the jobs that have nothing left to run, with the reason each is disabled with."""
+    admitted: dict[int, int] = {}
+    missed_only: dict[int, bool] = {}
+    for job, run in planned_runs:
+        row = inserted.get(run_key(job.pk, run.scheduled_time))
+        if row is not None and row[1] in (ExecutionStatus.PENDING, ExecutionStatus.WAITING):
+            admitted[job.pk] = admitted.get(job.pk, 0) + 1
+            missed_only[job.pk] = False
+        elif row is not None and row[1] == ExecutionStatus.MISSED:
+            missed_only.setdefault(job.pk, True)
+    ends, counts = [], []
+    for job in advanced:
+        if job.max_runs is not None:
+            job.scheduled_runs += admitted.get(job.pk, 0)
+            if job.scheduled_runs >= job.max_runs:
+                job.next_run_time = None
+                ends.append(_JobEnd(job.pk, f"completed {job.scheduled_runs} runs", job.scheduled_runs))
+                continue
+            if admitted.get(job.pk):
+                counts.append(_JobEnd(job.pk, "", job.scheduled_runs))
+        if job.next_run_time is None:
+            reason = Schedule.of(job).end_reason()
+            if job.run_at is not None and missed_only.get(job.pk):
+                reason = f"done: its one fire time, {job.run_at.astimezone(UTC).isoformat()}, was missed"
+            ends.append(_JobEnd(job.pk, reason, job.scheduled_runs if job.max_runs is not None else None))
+    return ends + counts
+
+
+def _jobs_bounded_write(outcomes: list[_JobEnd]) -> None:
+    for outcome in outcomes:
+        fields = {} if outcome.scheduled_runs is None else {"scheduled_runs": outcome.scheduled_runs}
+        if outcome.reason:
+            fields.update(is_enabled=False, disabled_reason=outcome.reason[:300], next_start_at=None)
+            logger.info("Job %s disabled: %s", outcome.job_id, outcome.reason, extra={"job_id": outcome.job_id})
+        ScheduledJob.objects.filter(pk=outcome.job_id).update(**fields)
+
+
+def _next_start(job: DueJob) -> datetime | None:
+    """The new next_start_at of a claimed job (None without jitter)."""
+    if not job.jitter_seconds or job.next_run_time is None:
+        return None
+    return fire_time_start(job, Schedule.of(job), job.next_run_time)
 
 
 def runs_claim(
@@ -203,6 +376,7 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
         ]
         if not jobs:
             return []
+        _calendars_attach(jobs)
         planned_runs, advanced = [], []
         for job in jobs:
             if len(planned_runs) >= MAX_RUNS_PER_CLAIM:
@@ -218,15 +392,21 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
                 if run.status == ExecutionStatus.PENDING:
                     job.last_run_time = run.scheduled_time
         occupancy = _occupancy(advanced, now)
-        new_runs, stop_oldest = [], {}
+        new_runs, stop_oldest, budgets, within_budget = [], {}, {}, []
         for job, run in planned_runs:
             status, reason = run.status, run.reason
             if status == ExecutionStatus.PENDING:
+                if job.max_runs is not None and not _run_budget(job, budgets):
+                    continue  # max_runs reached: the job is done, this fire time never runs
                 admission = run_admit(job, occupancy)
                 status, reason = admission.status, admission.reason
                 if admission.stop_oldest:
                     stop_oldest[job.pk] = job.overlap_policy
-            new_runs.append(NewRun(job.pk, status, run.scheduled_time, reason, job.args, job.kwargs))
+                if job.max_runs is not None and status != ExecutionStatus.SKIPPED:
+                    budgets[job.pk] -= 1
+            within_budget.append((job, run))
+            new_runs.append(NewRun(job.pk, status, run.scheduled_time, reason, job.args, job.kwargs, run.planned_start))
+        planned_runs = within_budget
         inserted = db.runs_insert(
             new_runs,
             trigger=ExecutionTrigger.SCHEDULED,
@@ -243,18 +423,23 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
                 )
             elif row[1] == ExecutionStatus.PENDING:
                 claimed.append(_claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job))
-        db.jobs_advance([(job.pk, job.next_run_time, job.last_run_time) for job in advanced])
+        bounded = [job for job in advanced if job.max_runs is not None or job.next_run_time is None]
+        outcomes = _jobs_bounded_outcome(bounded, planned_runs, inserted) if bounded else []
+        db.jobs_advance([(job.pk, job.next_run_time, job.last_run_time, _next_start(job)) for job in advanced])
+        _jobs_bounded_write(outcomes)
         _stop_oldest(stop_oldest)
     return claimed
 
 
 def _occupancy(jobs, now) -> Occupancy:
-    """The live leases of these jobs, and the waiting runs of those whose policy buffers."""
+    """The live leases of these jobs, and the waiting runs of those whose policy buffers: of their
+    live schedule only (backfilled runs have slots of their own and never hold up the schedule)."""
     buffering = [job.pk for job in jobs if buffers(job.overlap_policy)]
     waiting = {}
     if buffering:
         waiting = dict(
             JobExecution.objects.waiting()
+            .live_schedule()
             .filter(job_id__in=buffering)
             .values_list("job_id")
             .annotate(n=Count("pk"))
@@ -282,19 +467,13 @@ def _start_waiting_runs(instance_id, now, batch_size) -> list[ClaimedRun]:
             .order_by("pk")
         )
         held = leases_held([job.pk for job in jobs], now)
+        held_backfill = leases_held([job.pk for job in jobs], now, backfill=True)
         started, ended = [], []
         for job in jobs:
             if not job.is_active:
                 ended += JobExecution.objects.waiting().filter(job_id=job.pk)
                 continue
-            free = job.max_instances - held.get(job.pk, 0)
-            if not job.can_fire or free <= 0:
-                continue  # a paused or disabled job's runs wait for it to be resumed or enabled
-            for execution in (
-                JobExecution.objects.waiting().filter(job_id=job.pk).order_by("scheduled_time", "pk")[:free]
-            ):
-                execution.job = job
-                started.append(execution)
+            started += _waiting_to_start(job, held.get(job.pk, 0), held_backfill.get(job.pk, 0))
         for execution in started:
             execution.status, execution.instance_id, execution.error_message = ExecutionStatus.PENDING, instance_id, ""
         for execution in ended:
@@ -303,6 +482,25 @@ def _start_waiting_runs(instance_id, now, batch_size) -> list[ClaimedRun]:
         JobExecution.objects.bulk_update(started + ended, ["status", "instance_id", "error_message", "finished_at"])
         JobLease.objects.take(started, instance_id=instance_id, now=now, expires_at=lease_expiry(now))
     return [_claimed_execution(e, e.job) for e in started]
+
+
+def _waiting_to_start(job: ScheduledJob, held: int, held_backfill: int) -> list[JobExecution]:
+    """A job's waiting runs that its free slots let start, oldest fire time first: the live
+    schedule's in its slots, backfilled ones in slots of their own."""
+    waiting = JobExecution.objects.waiting().filter(job_id=job.pk).order_by("scheduled_time", "pk")
+    starting = []
+    free = job.max_instances - held
+    # A paused or disabled job's runs wait for it to be resumed or enabled.
+    if job.can_fire and free > 0:
+        starting += waiting.live_schedule()[:free]
+    # Backfilled runs were asked for, like a manual run: they go on while the job is paused or
+    # disabled (cancel them to stop a backfill).
+    free_backfill = job.max_instances - held_backfill
+    if free_backfill > 0:
+        starting += waiting.filter(trigger=ExecutionTrigger.BACKFILL)[:free_backfill]
+    for execution in starting:
+        execution.job = job
+    return starting
 
 
 def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun]:
@@ -347,8 +545,8 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
         occupancy = _occupancy(jobs.values(), now)
         stop_oldest = {}
         for execution, job in zip(executions, run_jobs):
-            if execution.status != ExecutionStatus.PENDING:
-                continue
+            if execution.status != ExecutionStatus.PENDING or execution.trigger == ExecutionTrigger.BACKFILL:
+                continue  # a pending backfilled run was asked for with allow_all: it starts
             admission = run_admit(job, occupancy)
             if admission.status == ExecutionStatus.SKIPPED:
                 execution.status, execution.finished_at = ExecutionStatus.SKIPPED, now

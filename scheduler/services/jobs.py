@@ -8,14 +8,16 @@ from django.db import IntegrityError, transaction
 
 from scheduler import clock
 from scheduler.enums import ExecutionStatus, ExecutionTrigger
-from scheduler.models import JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.models import Calendar, JobExecution, JobType, ScheduledJob, TaskFunction
 from scheduler.services.changes import changes_announce
 from scheduler.services.cron import cron_validate, zone_get
 from scheduler.services.schedules import (
+    ScheduleEnded,
     job_first_fire_time,
     job_next_fire_time,
     job_rescheduled_fire_time,
     job_schedule_describe,
+    job_start_at,
     job_upcoming_fire_times,
 )
 
@@ -39,9 +41,27 @@ EDITABLE_FIELDS = (
     "retry_backoff",
     "timeout",
     "pause_after_failures",
+    "run_at",
+    "start_at",
+    "end_at",
+    "jitter_seconds",
+    "max_runs",
+    "exclude_calendar",
     "is_enabled",
 )
-SCHEDULE_FIELDS = ("job_type_id", *ScheduledJob.INTERVAL_FIELDS, "cron_expression", "timezone")
+# A change of one of these computes the next fire time afresh.
+SCHEDULE_FIELDS = (
+    "job_type_id",
+    *ScheduledJob.INTERVAL_FIELDS,
+    "cron_expression",
+    "timezone",
+    "run_at",
+    "start_at",
+    "end_at",
+    "exclude_calendar_id",
+)
+# What a date job (type 3) takes no value for: it runs once, at run_at.
+NOT_FOR_DATE_JOBS = ("start_at", "end_at", "max_runs", "exclude_calendar")
 MAX_INTERVAL = timedelta(days=3650)
 
 
@@ -49,7 +69,7 @@ MAX_INTERVAL = timedelta(days=3650)
 
 
 def _job_assign(job: ScheduledJob, fields: dict) -> None:
-    unknown = set(fields) - set(EDITABLE_FIELDS) - {"task_function_id", "job_type_id"}
+    unknown = set(fields) - set(EDITABLE_FIELDS) - {"task_function_id", "job_type_id", "exclude_calendar_id"}
     if unknown:
         raise TypeError(f"Not editable through the job services: {', '.join(sorted(unknown))}")
     for key, value in fields.items():
@@ -59,13 +79,16 @@ def _job_assign(job: ScheduledJob, fields: dict) -> None:
         elif key in ("job_type_id", "job_type") and not isinstance(value, JobType):
             job.job_type_id = value
             job._state.fields_cache.pop("job_type", None)
+        elif key in ("exclude_calendar_id", "exclude_calendar") and not isinstance(value, Calendar):
+            job.exclude_calendar_id = value
+            job._state.fields_cache.pop("exclude_calendar", None)
         else:
             setattr(job, key, value)
     if isinstance(job.name, str):
         job.name = job.name.strip()
     if isinstance(job.cron_expression, str) and not job.cron_expression.strip():
         job.cron_expression = None
-    if job.job_type_id == JobType.CRON:
+    if job.job_type_id in (JobType.CRON, JobType.DATE):
         # Zero means "no interval" to most clients; keep cron rows free of interval values.
         for field in ScheduledJob.INTERVAL_FIELDS:
             if getattr(job, field) == 0:
@@ -74,6 +97,8 @@ def _job_assign(job: ScheduledJob, fields: dict) -> None:
         job.args = []
     if job.kwargs is None:
         job.kwargs = {}
+    if job.jitter_seconds is None:
+        job.jitter_seconds = 0
 
 
 def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
@@ -85,7 +110,7 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
 
     try:
         job.full_clean(
-            exclude=["task_function", "job_type", "created_by", "updated_by"],
+            exclude=["task_function", "job_type", "exclude_calendar", "created_by", "updated_by"],
             validate_unique=False,
             validate_constraints=False,
         )
@@ -108,9 +133,9 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
             )
 
     if job.job_type_id is None:
-        add("job_type", "Choose a job type: 1 (interval) or 2 (cron).")
-    elif _as_int(job.job_type_id) not in (JobType.INTERVAL, JobType.CRON):
-        add("job_type", f"Unknown job type {job.job_type_id!r}: use 1 (interval) or 2 (cron).")
+        add("job_type", "Choose a job type: 1 (interval), 2 (cron) or 3 (date: once).")
+    elif _as_int(job.job_type_id) not in (JobType.INTERVAL, JobType.CRON, JobType.DATE):
+        add("job_type", f"Unknown job type {job.job_type_id!r}: use 1 (interval), 2 (cron) or 3 (date: once).")
     else:
         job.job_type_id = _as_int(job.job_type_id)
 
@@ -144,6 +169,16 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
                 job.cron_expression = cron_validate(job.cron_expression, job.timezone)
             except ValidationError as exc:
                 errors["cron_expression"] = exc.error_list
+    elif job.job_type_id == JobType.DATE:
+        for field in ScheduledJob.INTERVAL_FIELDS:
+            if getattr(job, field) not in (None, 0) and field not in errors:
+                add(field, "Date jobs take no interval: clear this field, or use job type 1 (interval).")
+        if job.cron_expression:
+            add("cron_expression", "Date jobs take no cron expression: clear it, or use job type 2 (cron).")
+        if job.run_at is None and "run_at" not in errors:
+            add("run_at", "A date job (type 3) needs runAt: the moment it runs, e.g. 2026-12-24T18:00:00+01:00.")
+    for field, message in _when_problems(job, errors).items():
+        add(field, message)
 
     for field, message in _arguments_problems(job.args, job.kwargs).items():
         add(field, message)
@@ -155,6 +190,80 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
         raise ValidationError(errors)
     if task_function is not None:
         job.task_function = task_function
+
+
+def _when_problems(job: ScheduledJob, errors: dict) -> dict[str, str]:
+    """What is wrong with when the job runs: its window, one date, jitter, run limit, calendar."""
+    problems = {}
+    if job.job_type_id == JobType.DATE:
+        for field in NOT_FOR_DATE_JOBS:
+            if getattr(job, f"{field}_id" if field == "exclude_calendar" else field) is not None:
+                problems[field] = "A date job runs once, at its runAt: it takes no window, run limit or calendar."
+    elif job.run_at is not None:
+        problems["run_at"] = (
+            "Only a date job (job type 3) runs at runAt; an interval or cron job takes startAt / endAt for a window."
+        )
+    if job.start_at is not None and job.end_at is not None and job.start_at >= job.end_at:
+        problems["end_at"] = "endAt must be after startAt."
+    if (
+        job.job_type_id == JobType.INTERVAL
+        and job.jitter_seconds
+        and not any(f in errors for f in ScheduledJob.INTERVAL_FIELDS)
+    ):
+        interval = job.interval_total_seconds
+        if 0 < interval <= job.jitter_seconds:
+            problems["jitter_seconds"] = (
+                f"A jitter of {job.jitter_seconds}s is not shorter than the interval of {interval}s: a run "
+                f"never starts as late as the next fire time, so use a jitter below the interval."
+            )
+    if job.exclude_calendar_id is not None:
+        if not Calendar.objects.filter(pk=_as_int(job.exclude_calendar_id)).exists():
+            problems["exclude_calendar"] = (
+                f"No calendar has id {job.exclude_calendar_id!r} (GET /calendars lists them)."
+            )
+    return problems
+
+
+def _fire_time_first(job: ScheduledJob, compute) -> datetime | None:
+    """A new next run time for an enabled job, or a ValidationError naming what leaves it none."""
+    try:
+        return compute()
+    except ScheduleEnded as exc:
+        if job.job_type_id == JobType.DATE:
+            raise ValidationError({"run_at": f"This job's one fire time has passed ({exc}): move runAt."}) from None
+        raise ValidationError(
+            {"end_at": f"This job has no fire time left before its endAt ({exc}): move endAt later to run it again."}
+        ) from None
+    except (ValueError, OverflowError) as exc:  # every candidate on a listed date, or no date at all
+        field = "exclude_calendar" if job.exclude_calendar_id is not None else "cron_expression"
+        raise ValidationError({field: f"This schedule has no next fire time: {exc}."}) from None
+
+
+def _run_at_check(job: ScheduledJob, now: datetime) -> None:
+    """A date job's moment may be past by at most its misfire grace time (it would be missed)."""
+    if job.job_type_id == JobType.DATE and job.run_at is not None:
+        if job.run_at < now - timedelta(seconds=job.misfire_grace_time):
+            raise ValidationError(
+                {
+                    "run_at": f"runAt ({job.run_at.isoformat()}) is more than the misfire grace time "
+                    f"({job.misfire_grace_time}s) in the past: the run would be missed. Choose a later moment."
+                }
+            )
+
+
+def _runs_left_check(job: ScheduledJob) -> None:
+    if job.max_runs is not None and job.scheduled_runs >= job.max_runs:
+        raise ValidationError(
+            {
+                "max_runs": f"This job has started {job.scheduled_runs} scheduled runs, its maxRuns of "
+                f"{job.max_runs}: raise maxRuns to run it again, or leave it disabled."
+            }
+        )
+
+
+def _start_update(job: ScheduledJob) -> None:
+    """next_start_at to go with the job's next_run_time (its jitter; None without)."""
+    job.next_start_at = job_start_at(job) if job.is_enabled and job.next_run_time else None
 
 
 MAX_JSON_DEPTH = 32
@@ -235,7 +344,7 @@ def job_check(job: ScheduledJob | None = None, **fields) -> None:
     _job_validate(candidate, check_task_function=candidate.task_function_id != previous_function)
 
 
-PREVIEW_FIELDS = {"job_type", "timezone", "cron_expression", *ScheduledJob.INTERVAL_FIELDS}
+PREVIEW_FIELDS = {"job_type", "timezone", "cron_expression", "run_at", *ScheduledJob.INTERVAL_FIELDS}
 
 
 def job_schedule_preview(*, count: int = 5, now=None, **schedule_fields) -> tuple[str, list[datetime]]:
@@ -261,9 +370,14 @@ def job_create(*, user=None, **fields) -> ScheduledJob:
     job = ScheduledJob(created_by=_user_or_none(user), updated_by=_user_or_none(user))
     _job_assign(job, fields)
     _job_validate(job, check_task_function=True)
-    job.next_run_time = job_first_fire_time(job, clock.now()) if job.is_enabled else None
+    now = clock.now()
+    _run_at_check(job, now)
+    job.next_run_time = _fire_time_first(job, lambda: job_first_fire_time(job, now)) if job.is_enabled else None
     with transaction.atomic():
         _save(job)
+        if job.jitter_seconds and job.next_run_time:  # the delay depends on the job's id
+            _start_update(job)
+            job.save(update_fields=["next_start_at"])
         changes_announce(job_id=job.pk)
     return job
 
@@ -272,19 +386,27 @@ def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
     """Edit a job; a changed schedule (or re-enable) restarts it from now."""
     with transaction.atomic():
         current = _locked(job)
-        before = {f: getattr(current, f) for f in (*SCHEDULE_FIELDS, "is_enabled", "task_function_id")}
+        before = {f: getattr(current, f) for f in (*SCHEDULE_FIELDS, "is_enabled", "task_function_id", "max_runs")}
         _job_assign(current, fields)
         # A job left on a function that has since gone inactive may still be edited (e.g. paused
         # or renamed); only choosing an inactive function is refused.
         _job_validate(current, check_task_function=current.task_function_id != before["task_function_id"])
         now = clock.now()
         schedule_changed = any(getattr(current, f) != before[f] for f in SCHEDULE_FIELDS)
+        if current.run_at != before["run_at"]:
+            _run_at_check(current, now)
+        if current.is_enabled and (not before["is_enabled"] or current.max_runs != before["max_runs"]):
+            _runs_left_check(current)
         if not current.is_enabled:
             current.next_run_time = None
+            if before["is_enabled"]:
+                current.disabled_reason = ""
         elif not before["is_enabled"]:
-            current.next_run_time = job_first_fire_time(current, now)
+            current.next_run_time = _fire_time_first(current, lambda: job_first_fire_time(current, now))
+            current.disabled_reason = ""
         elif schedule_changed:
-            current.next_run_time = job_rescheduled_fire_time(current, now)
+            current.next_run_time = _fire_time_first(current, lambda: job_rescheduled_fire_time(current, now))
+        _start_update(current)
         current.updated_by = _user_or_none(user)
         _save(current)
         changes_announce(job_id=current.pk)
@@ -296,9 +418,9 @@ def job_delete(job: ScheduledJob, *, user=None) -> None:
     with transaction.atomic():
         current = _locked(job)
         current.is_active = False
-        current.next_run_time = None
+        current.next_run_time = current.next_start_at = None
         current.updated_by = _user_or_none(user)
-        current.save(update_fields=["is_active", "next_run_time", "updated_by", "updated_at"])
+        current.save(update_fields=["is_active", "next_run_time", "next_start_at", "updated_by", "updated_at"])
         changes_announce(job_id=current.pk)
     job.is_active = False
     job.next_run_time = None
@@ -323,9 +445,24 @@ def job_resume(job: ScheduledJob, *, user=None) -> ScheduledJob:
         current.is_paused = False
         current.pause_reason = ""
         if current.is_enabled:
-            current.next_run_time = job_next_fire_time(current, clock.now())
+            try:
+                current.next_run_time = job_next_fire_time(current, clock.now())
+            except ScheduleEnded as exc:  # its window ended (or its one date passed) while paused
+                current.next_run_time, current.is_enabled, current.disabled_reason = None, False, str(exc)[:300]
+            _start_update(current)
         current.updated_by = _user_or_none(user)
-        current.save(update_fields=["is_paused", "pause_reason", "next_run_time", "updated_by", "updated_at"])
+        current.save(
+            update_fields=[
+                "is_paused",
+                "pause_reason",
+                "next_run_time",
+                "next_start_at",
+                "is_enabled",
+                "disabled_reason",
+                "updated_by",
+                "updated_at",
+            ]
+        )
         changes_announce(job_id=current.pk)
     return current
 
@@ -335,10 +472,30 @@ def job_enable(job: ScheduledJob, *, user=None) -> ScheduledJob:
     with transaction.atomic():
         current = _locked(job)
         if not current.is_enabled:
+            now = clock.now()
+            _runs_left_check(current)
+            if current.job_type_id == JobType.DATE and current.run_at is not None:
+                try:
+                    _run_at_check(current, now)
+                except ValidationError:
+                    raise ValidationError(
+                        {"run_at": f"This job's one fire time ({current.run_at.isoformat()}) has passed: move runAt."}
+                    ) from None
             current.is_enabled = True
-            current.next_run_time = job_first_fire_time(current, clock.now())
+            current.next_run_time = _fire_time_first(current, lambda: job_first_fire_time(current, now))
+            current.disabled_reason = ""
+            _start_update(current)
         current.updated_by = _user_or_none(user)
-        current.save(update_fields=["is_enabled", "next_run_time", "updated_by", "updated_at"])
+        current.save(
+            update_fields=[
+                "is_enabled",
+                "next_run_time",
+                "next_start_at",
+                "disabled_reason",
+                "updated_by",
+                "updated_at",
+            ]
+        )
         changes_announce(job_id=current.pk)
     return current
 
@@ -348,9 +505,19 @@ def job_disable(job: ScheduledJob, *, user=None) -> ScheduledJob:
     with transaction.atomic():
         current = _locked(job)
         current.is_enabled = False
-        current.next_run_time = None
+        current.next_run_time = current.next_start_at = None
+        current.disabled_reason = ""
         current.updated_by = _user_or_none(user)
-        current.save(update_fields=["is_enabled", "next_run_time", "updated_by", "updated_at"])
+        current.save(
+            update_fields=[
+                "is_enabled",
+                "next_run_time",
+                "next_start_at",
+                "disabled_reason",
+                "updated_by",
+                "updated_at",
+            ]
+        )
         changes_announce(job_id=current.pk)
     return current
 

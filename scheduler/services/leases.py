@@ -27,10 +27,14 @@ def lease_expiry(now: datetime) -> datetime:
     return now + lease_ttl()
 
 
-def leases_held(job_ids, now: datetime) -> dict[int, int]:
-    """Live leases per job id, across all processes; jobs holding none are absent."""
+def leases_held(job_ids, now: datetime, *, backfill: bool = False) -> dict[int, int]:
+    """Live leases per job id, across all processes; jobs holding none are absent. Backfilled runs
+    hold slots apart from the live schedule's: `backfill` chooses which are counted."""
     return dict(
-        JobLease.objects.live(now).filter(job_id__in=set(job_ids)).values_list("job_id").annotate(n=Count("pk"))
+        JobLease.objects.live(now)
+        .filter(job_id__in=set(job_ids), is_backfill=backfill)
+        .values_list("job_id")
+        .annotate(n=Count("pk"))
     )
 
 

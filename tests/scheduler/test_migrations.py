@@ -24,7 +24,7 @@ def utc(*args) -> datetime:
 @pytest.fixture
 def old_rows(transactional_db):
     """Migrate back to before 0005, then write jobs with next run times the old rules computed."""
-    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron")):
+    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron"), (JobType.DATE, "date")):
         JobType.objects.update_or_create(pk=pk, defaults={"name": name})
     task_functions_sync()
     executor = MigrationExecutor(connection)

@@ -210,9 +210,9 @@ def test_a_job_type_in_use_cannot_be_deleted(interval_job):
 # --- seed rows and indexes -------------------------------------------------------------------
 
 
-def test_job_types_1_interval_and_2_cron_exist():
-    assert list(JobType.objects.values_list("id", "name")) == [(1, "interval"), (2, "cron")]
-    assert (JobType.INTERVAL, JobType.CRON) == (1, 2)
+def test_job_types_1_interval_2_cron_and_3_date_exist():
+    assert list(JobType.objects.values_list("id", "name")) == [(1, "interval"), (2, "cron"), (3, "date")]
+    assert (JobType.INTERVAL, JobType.CRON, JobType.DATE) == (1, 2, 3)
 
 
 def test_built_in_history_cleanup_job_exists():
@@ -233,12 +233,13 @@ def index_definition(name: str) -> str:
     return row[0] if row else ""
 
 
-def test_partial_index_on_next_run_time_of_jobs_that_can_fire_exists():
+def test_partial_index_on_the_start_time_of_jobs_that_can_fire_exists():
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, ScheduledJob._meta.db_table)
     assert constraints["scheduler_job_due_idx"]["index"] is True
-    assert constraints["scheduler_job_due_idx"]["columns"] == ["next_run_time"]
     definition = index_definition("scheduler_job_due_idx").lower()
+    # On the planned start: next_start_at (jitter) or else next_run_time.
+    assert "coalesce" in definition and "next_start_at" in definition and "next_run_time" in definition
     assert "where" in definition
     for column in ("is_active", "is_enabled", "is_paused"):
         assert column in definition.split("where", 1)[1]

@@ -63,12 +63,13 @@ def test_runs_insert_matches_a_repeated_wall_clock_time_to_its_own_instant():
     assert JobExecution.objects.get().scheduled_time == second_one_thirty.astimezone(UTC)
 
 
-def test_jobs_advance_writes_next_and_last_run_times():
+def test_jobs_advance_writes_next_and_last_run_times_and_the_next_start():
     a, b = IntervalJobFactory(), IntervalJobFactory()
-    backend().jobs_advance([(a.pk, NOW, NOW - timedelta(minutes=5)), (b.pk, None, None)])
+    later = NOW + timedelta(seconds=7)
+    backend().jobs_advance([(a.pk, NOW, NOW - timedelta(minutes=5), later), (b.pk, None, None, None)])
     a.refresh_from_db(), b.refresh_from_db()
-    assert (a.next_run_time, a.last_run_time) == (NOW, NOW - timedelta(minutes=5))
-    assert (b.next_run_time, b.last_run_time) == (None, None)
+    assert (a.next_run_time, a.last_run_time, a.next_start_at) == (NOW, NOW - timedelta(minutes=5), later)
+    assert (b.next_run_time, b.last_run_time, b.next_start_at) == (None, None, None)
 
 
 def test_lifecycle_write_moves_rows_only_from_where_they_must_be_and_frees_ended_runs():

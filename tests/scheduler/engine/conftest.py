@@ -78,7 +78,7 @@ class SchedulerProc:
 @pytest.fixture
 def engine_db(transactional_db):
     """Committed data visible to subprocesses; restores the rows migrations create."""
-    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron")):
+    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron"), (JobType.DATE, "date")):
         JobType.objects.update_or_create(pk=pk, defaults={"name": name})
     task_functions_sync()
 

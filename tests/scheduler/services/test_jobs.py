@@ -58,9 +58,9 @@ INTERVAL_REFUSALS = [
     pytest.param(
         {"cron_expression": "0 2 * * *"}, "cron_expression", "Interval jobs take no cron", id="interval-and-cron"
     ),
-    pytest.param({"job_type_id": 3}, "job_type", "1 (interval) or 2 (cron)", id="job-type-3"),
-    pytest.param({"job_type_id": 0}, "job_type", "1 (interval) or 2 (cron)", id="job-type-0"),
-    pytest.param({"job_type_id": "cron"}, "job_type", "1 (interval) or 2 (cron)", id="job-type-word"),
+    pytest.param({"job_type_id": 4}, "job_type", "2 (cron) or 3 (date", id="job-type-4"),
+    pytest.param({"job_type_id": 0}, "job_type", "1 (interval), 2 (cron) or 3 (date", id="job-type-0"),
+    pytest.param({"job_type_id": "cron"}, "job_type", "1 (interval), 2 (cron) or 3 (date", id="job-type-word"),
     pytest.param({"job_type_id": None}, "job_type", "Choose a job type", id="job-type-missing"),
     pytest.param({"task_function": None}, "task_function", "Choose the task function", id="no-task-function"),
     pytest.param({"task_function": 987654}, "task_function", "987654", id="missing-task-function"),

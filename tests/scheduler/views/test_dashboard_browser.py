@@ -34,7 +34,7 @@ DEADLINE_MS = 30_000
 @pytest.fixture
 def migrated_rows(transactional_db):
     """Put back the rows migrations create: an earlier transactional test's flush removed them."""
-    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron")):
+    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron"), (JobType.DATE, "date")):
         JobType.objects.update_or_create(pk=pk, defaults={"name": name})
     task_functions_sync()
 
