@@ -62,7 +62,7 @@ def job_backfill(
             {"end": f"A backfill covers the past only: end ({end.isoformat()}) is after now ({now.isoformat()})."}
         )
     with transaction.atomic():
-        current = ScheduledJob.objects.select_for_update().select_related("exclude_calendar").get(pk=job.pk)
+        current = ScheduledJob.objects.select_for_update(of=("self",)).select_related("exclude_calendar").get(pk=job.pk)
         if not current.is_active:
             raise ValidationError({"job": "This job was deleted; it cannot run."})
         schedule = Schedule.of(current)

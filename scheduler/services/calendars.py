@@ -83,7 +83,7 @@ def calendar_jobs_reschedule(calendar: Calendar, now=None) -> int:
     now = now or clock.now()
     moved = 0
     jobs = ScheduledJob.objects.schedulable().filter(exclude_calendar=calendar, next_run_time__isnull=False)
-    for job in jobs.select_for_update().select_related("exclude_calendar"):
+    for job in jobs.select_for_update(of=("self",)).select_related("exclude_calendar"):
         job.exclude_calendar = calendar  # the dates just saved
         try:
             fire_time = job_next_fire_time(job, min(now, job.next_run_time - _TICK))
