@@ -7,6 +7,7 @@ DELETE_JOB = "scheduler.delete_scheduledjob"
 TRIGGER_JOB = "scheduler.trigger_scheduledjob"
 CANCEL_RUN = "scheduler.cancel_jobexecution"
 VIEW_TASK_FUNCTION = "scheduler.view_taskfunction"
+VIEW_CALENDAR = "scheduler.view_calendar"
 
 # As in the Django admin, the change permission also lets a user read.
 READ_JOBS = (VIEW_JOB, CHANGE_JOB)

@@ -10,9 +10,9 @@ from django.utils import timezone
 from scheduler import clock
 from scheduler.backends import backend
 from scheduler.enums import FINISHED_STATUSES, UNFINISHED_STATUSES, ExecutionStatus
-from scheduler.models import JobExecution, ScheduledJob, SchedulerInstance
+from scheduler.models import Calendar, JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
-from scheduler.services.schedules import job_preview_fire_times, job_schedule_describe
+from scheduler.services.schedules import job_planned_starts, job_preview_fire_times, job_schedule_describe
 
 NEXT_RUNS_LIMIT = 10
 RECENT_EXECUTIONS_WINDOW = timedelta(hours=24)
@@ -25,7 +25,7 @@ def job_list() -> QuerySet[ScheduledJob]:
     """Active jobs with all a listing shows (function, type, users, last run), in one query."""
     return (
         ScheduledJob.objects.active()
-        .select_related("task_function", "job_type", "created_by", "updated_by")
+        .select_related("task_function", "job_type", "created_by", "updated_by", "exclude_calendar")
         .with_last_execution()
         .order_by("name", "pk")
     )
@@ -198,13 +198,20 @@ class JobPreview:
     schedule: str
     timezone: str
     next_run_times: list[datetime]
+    planned_starts: list[datetime]
 
 
 def job_preview(job: ScheduledJob, count: int, after: datetime | None = None) -> JobPreview:
-    """The job's next `count` fire times after `after` (default: from its next run)."""
+    """The job's next `count` fire times after `after` (default: from its next run), and when each starts."""
+    times = job_preview_fire_times(job, count=count, after=after)
     return JobPreview(
         job_id=job.pk,
         schedule=job_schedule_describe(job),
         timezone=job.timezone,
-        next_run_times=job_preview_fire_times(job, count=count, after=after),
+        next_run_times=times,
+        planned_starts=job_planned_starts(job, times),
     )
+
+
+def calendar_list() -> QuerySet[Calendar]:
+    return Calendar.objects.order_by("name", "pk")

@@ -247,5 +247,6 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExecutionStatusEnum": "scheduler.models.ExecutionStatus",
         "ExecutionTriggerEnum": "scheduler.models.ExecutionTrigger",
+        "BackfillOverlapPolicyEnum": ["buffer_all", "allow_all"],
     },
 }

@@ -12,6 +12,7 @@ from rest_framework.views import exception_handler
 SERVICE_TO_API_FIELD = {
     "task_function": "task_function_id",
     "job_type": "job_type_id",
+    "exclude_calendar": "exclude_calendar_id",
     NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY,
 }
 # The services refuse to change a job deleted meanwhile with this key; to a client that is a 404.

@@ -8,6 +8,8 @@ from scheduler.permissions import (
     CHANGE_JOB,
     DELETE_JOB,
     READ_JOBS,
+    TRIGGER_JOB,
+    VIEW_CALENDAR,
     VIEW_TASK_FUNCTION,
     has_any_perm,
 )
@@ -24,6 +26,8 @@ JOB_VIEWSET_PERMISSIONS = {
     "destroy": (DELETE_JOB,),
     # Narrowed to the one permission the requested action needs once the body is read.
     "job_action": tuple(sorted(JOB_ACTION_PERMISSIONS)),
+    # Backfilled runs are manual runs of past fire times: the trigger permission.
+    "backfill": (TRIGGER_JOB,),
 }
 
 
@@ -54,3 +58,10 @@ class CanReadTaskFunctions(BasePermission):
 
     def has_permission(self, request, view):
         return _authenticated(request) and has_any_perm(request.user, (VIEW_TASK_FUNCTION, *READ_JOBS, ADD_JOB))
+
+
+class CanReadCalendars(BasePermission):
+    """Calendars are readable by whoever may view them, or read, create or change jobs (to pick one)."""
+
+    def has_permission(self, request, view):
+        return _authenticated(request) and has_any_perm(request.user, (VIEW_CALENDAR, *READ_JOBS, ADD_JOB))

@@ -14,7 +14,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scheduler.enums import ExecutionStatus, ExecutionTrigger, OverlapPolicy
-from scheduler.models import MAX_INSTANCES_LIMIT, MAX_RETRIES_LIMIT, JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.models import (
+    MAX_INSTANCES_LIMIT,
+    MAX_JITTER_SECONDS,
+    MAX_RETRIES_LIMIT,
+    Calendar,
+    JobExecution,
+    JobType,
+    ScheduledJob,
+    TaskFunction,
+)
+from scheduler.services.backfills import BACKFILL_POLICIES
 from scheduler.services.cron import instant_parse
 from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS, JOB_ACTIONS
 from scheduler.services.schedules import job_schedule_describe
@@ -45,6 +55,20 @@ class StrictInputSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
+class InstantField(serializers.Field):
+    """A moment given as ISO 8601 with an offset or Z (a naive time is refused: whose clock?)."""
+
+    def to_internal_value(self, data):
+        try:
+            return instant_parse(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def to_representation(self, value):
+        return serializers.DateTimeField().to_representation(value)
+
+
 # --- jobs ------------------------------------------------------------------------------------------
 
 
@@ -55,7 +79,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     task_function_id = serializers.IntegerField(read_only=True)
     task_function_name = serializers.CharField(source="task_function.name", read_only=True)
-    job_type_id = serializers.IntegerField(read_only=True, help_text="1 = interval, 2 = cron.")
+    job_type_id = serializers.IntegerField(read_only=True, help_text="1 = interval, 2 = cron, 3 = date (once).")
     job_type_name = serializers.CharField(source="job_type.name", read_only=True)
     schedule = serializers.SerializerMethodField(help_text="The schedule in words, e.g. 'every 5 minutes'.")
     last_execution_id = serializers.IntegerField(read_only=True, allow_null=True)
@@ -67,6 +91,16 @@ class JobSerializer(serializers.ModelSerializer):
     )
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
     updated_by = serializers.CharField(source="updated_by.username", read_only=True, allow_null=True)
+    exclude_calendar_id = serializers.IntegerField(read_only=True, allow_null=True)
+    remaining_runs = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="Scheduled runs left before maxRuns disables the job; null without."
+    )
+    next_start_at = serializers.DateTimeField(
+        source="start_time",
+        read_only=True,
+        allow_null=True,
+        help_text="When the next run starts: nextRunTime, or later by its jitter.",
+    )
 
     class Meta:
         model = ScheduledJob
@@ -94,11 +128,20 @@ class JobSerializer(serializers.ModelSerializer):
             "retry_backoff",
             "timeout",
             "pause_after_failures",
+            "run_at",
+            "start_at",
+            "end_at",
+            "jitter_seconds",
+            "max_runs",
+            "remaining_runs",
+            "exclude_calendar_id",
             "is_enabled",
+            "disabled_reason",
             "is_paused",
             "pause_reason",
             "is_active",
             "next_run_time",
+            "next_start_at",
             "last_run_time",
             "last_execution_id",
             "last_execution_status",
@@ -140,11 +183,11 @@ class JobWriteSerializer(StrictInputSerializer):
     )
     job_type_id = serializers.IntegerField(
         min_value=JobType.INTERVAL,
-        max_value=JobType.CRON,
-        help_text="1 = interval, 2 = cron.",
+        max_value=JobType.DATE,
+        help_text="1 = interval, 2 = cron, 3 = date (runs once, at runAt).",
         error_messages={
-            "min_value": "Unknown job type: use 1 (interval) or 2 (cron).",
-            "max_value": "Unknown job type: use 1 (interval) or 2 (cron).",
+            "min_value": "Unknown job type: use 1 (interval), 2 (cron) or 3 (date).",
+            "max_value": "Unknown job type: use 1 (interval), 2 (cron) or 3 (date).",
         },
     )
     interval_seconds = _interval_field("seconds")
@@ -220,7 +263,41 @@ class JobWriteSerializer(StrictInputSerializer):
         default=None,
         help_text="Pause the job after this many consecutive failed runs; null for never.",
     )
+    run_at = InstantField(
+        allow_null=True, default=None, help_text="Date jobs (type 3): the one moment the job runs (ISO 8601, offset)."
+    )
+    start_at = InstantField(allow_null=True, default=None, help_text="No fire time before this moment.")
+    end_at = InstantField(
+        allow_null=True, default=None, help_text="No fire time after this moment; then the job ends (disabled)."
+    )
+    jitter_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_JITTER_SECONDS,
+        default=0,
+        help_text="Each run starts up to this many seconds after its fire time, the same delay in every process.",
+    )
+    max_runs = serializers.IntegerField(
+        min_value=1,
+        max_value=INT32_MAX,
+        allow_null=True,
+        default=None,
+        help_text="Disable the job after this many scheduled runs have started; null for no limit.",
+    )
+    exclude_calendar_id = serializers.IntegerField(
+        min_value=1,
+        max_value=INT64_MAX,
+        allow_null=True,
+        default=None,
+        help_text="A calendar (GET /calendars) whose dates the job skips.",
+    )
     is_enabled = serializers.BooleanField(default=True)
+
+    # Per job type, the schedule fields of the other types (cleared by a PATCH that switches).
+    OTHER_KINDS = {
+        JobType.INTERVAL: ("cron_expression", "run_at"),
+        JobType.CRON: (*ScheduledJob.INTERVAL_FIELDS, "run_at"),
+        JobType.DATE: (*ScheduledJob.INTERVAL_FIELDS, "cron_expression"),
+    }
 
     def validate(self, attrs):
         job = self.instance
@@ -228,8 +305,7 @@ class JobWriteSerializer(StrictInputSerializer):
             self.partial and job is not None and "job_type_id" in attrs and attrs["job_type_id"] != job.job_type_id
         )
         if switches_type:
-            other_kind = ScheduledJob.INTERVAL_FIELDS if attrs["job_type_id"] == JobType.CRON else ("cron_expression",)
-            for field_name in other_kind:
+            for field_name in self.OTHER_KINDS[attrs["job_type_id"]]:
                 attrs.setdefault(field_name, None)
         return attrs
 
@@ -295,6 +371,9 @@ class ExecutionSerializer(serializers.ModelSerializer):
         source="cancel_pending", read_only=True, help_text="Asked to stop and not ended yet."
     )
     cancel_requested_by = serializers.CharField(source="cancel_requested_by.username", read_only=True, allow_null=True)
+    planned_start = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When the fire time was planned to start (jitter); null without."
+    )
 
     class Meta:
         model = JobExecution
@@ -304,6 +383,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "status",
             "trigger",
             "scheduled_time",
+            "planned_start",
             "created_at",
             "started_at",
             "finished_at",
@@ -324,6 +404,42 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "cancel_requested_by",
             "cancel_reason",
         ]
+        read_only_fields = fields
+
+
+class BackfillSerializer(StrictInputSerializer):
+    """The body of POST /jobs/{id}/backfill."""
+
+    start = InstantField(help_text="The range starts after this moment (excluded).")
+    end = InstantField(help_text="... and ends at this moment (included); not in the future.")
+    overlap_policy = serializers.ChoiceField(
+        choices=[str(policy) for policy in BACKFILL_POLICIES],
+        default=OverlapPolicy.BUFFER_ALL,
+        help_text="buffer_all: one after another within max_instances (default); allow_all: all at once.",
+        error_messages={
+            "invalid_choice": f'A backfill runs with overlap policy {" or ".join(BACKFILL_POLICIES)}, not "{{input}}".'
+        },
+    )
+    dry_run = serializers.BooleanField(default=False, help_text="Count the runs without queueing them.")
+
+
+class BackfillResultSerializer(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="Runs queued (or that would be, for a dry run).")
+    already_ran = serializers.IntegerField(help_text="Fire times in the range that already ran (never run again).")
+    dry_run = serializers.BooleanField()
+
+
+# --- calendars -------------------------------------------------------------------------------------
+
+
+class CalendarSerializer(serializers.ModelSerializer):
+    """Dates on which the jobs referring to the calendar (excludeCalendarId) do not fire."""
+
+    dates = serializers.ListField(child=serializers.CharField(), read_only=True, help_text='"YYYY-MM-DD", sorted.')
+
+    class Meta:
+        model = Calendar
+        fields = ["id", "name", "timezone", "dates", "description", "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -397,20 +513,6 @@ class SchedulerStatusSerializer(serializers.Serializer):
 # --- cron preview ----------------------------------------------------------------------------------
 
 
-@extend_schema_field(OpenApiTypes.DATETIME)
-class InstantField(serializers.Field):
-    """A moment given as ISO 8601 with an offset or Z (a naive time is refused: whose clock?)."""
-
-    def to_internal_value(self, data):
-        try:
-            return instant_parse(data)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from None
-
-    def to_representation(self, value):
-        return serializers.DateTimeField().to_representation(value)
-
-
 AFTER_HELP = (
     "List the fire times after this moment: ISO 8601 with an offset or Z, e.g. 2026-11-01T01:30:00-04:00. Default: now."
 )
@@ -462,6 +564,10 @@ class JobPreviewSerializer(serializers.Serializer):
     schedule = serializers.CharField(help_text="The schedule in words.")
     timezone = serializers.CharField()
     next_run_times = serializers.ListField(child=serializers.DateTimeField(), help_text="In UTC.")
+    planned_starts = serializers.ListField(
+        child=serializers.DateTimeField(),
+        help_text="When each of those starts: the fire time itself, or later by the job's jitter.",
+    )
 
 
 # --- errors (documentation only) ---------------------------------------------------------------------

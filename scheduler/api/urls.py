@@ -4,6 +4,7 @@ from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from scheduler.api.views import (
+    CalendarViewSet,
     CronPreviewView,
     JobHistoryView,
     JobPreviewView,
@@ -25,6 +26,7 @@ class OptionalSlashRouter(SimpleRouter):
 router = OptionalSlashRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("task-functions", TaskFunctionViewSet, basename="task-function")
+router.register("calendars", CalendarViewSet, basename="calendar")
 
 app_name = "scheduler-api"
 urlpatterns = [

@@ -15,8 +15,11 @@ from rest_framework.views import APIView
 from scheduler import selectors
 from scheduler.api import schema
 from scheduler.api.filters import ExecutionFilter, JobFilter, TaskFunctionFilter
-from scheduler.api.permissions import CanReadJobs, CanReadTaskFunctions, JobPermissions
+from scheduler.api.permissions import CanReadCalendars, CanReadJobs, CanReadTaskFunctions, JobPermissions
 from scheduler.api.serializers import (
+    BackfillResultSerializer,
+    BackfillSerializer,
+    CalendarSerializer,
     CronPreviewQuerySerializer,
     CronPreviewSerializer,
     ExecutionSerializer,
@@ -30,6 +33,7 @@ from scheduler.api.serializers import (
 )
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution, ScheduledJob, TaskFunction
+from scheduler.services.backfills import job_backfill
 from scheduler.services.job_actions import JOB_ACTION_NAMES_IN_WORDS, job_action_apply, job_action_require
 from scheduler.services.jobs import job_create, job_delete, job_update
 
@@ -47,6 +51,7 @@ def active_job_or_404(job_id) -> ScheduledJob:
 
 JOB_WRITE_ERRORS = schema.field_errors(JobWriteSerializer, "JobValidationError")
 JOB_ACTION_ERRORS = schema.field_errors(JobActionSerializer, "JobActionValidationError")
+BACKFILL_ERRORS = schema.field_errors(BackfillSerializer, "BackfillValidationError")
 
 
 @extend_schema_view(
@@ -172,6 +177,41 @@ class JobViewSet(viewsets.GenericViewSet):
             )
         return Response(self._representation(outcome))
 
+    @extend_schema(
+        summary="Backfill: run the job's fire times in a past range",
+        description=(
+            "Queues a run (trigger backfill) of each fire time of the job in (start, end] that has not run, "
+            "computed as the scheduler computes them (window and calendar included). With overlapPolicy "
+            "buffer_all (default) they run one after another in fire-time order within max_instances slots of "
+            "their own, never delaying the live schedule; allow_all starts them all at once. They are never "
+            "missed. 400 for a range reaching into the future, reversed or empty, or holding more than 10,000 "
+            "fire times. dryRun counts without queueing. Needs the 'Can trigger a manual run' permission."
+        ),
+        request=BackfillSerializer,
+        responses={
+            202: BackfillResultSerializer,
+            400: BACKFILL_ERRORS,
+            404: schema.NOT_FOUND,
+            **schema.WRITE_ERRORS,
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="backfill", url_name="backfill")
+    def backfill(self, request, pk=None):
+        job = self.get_object()
+        serializer = BackfillSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        outcome = job_backfill(
+            job,
+            data["start"],
+            data["end"],
+            user=request.user,
+            overlap_policy=data["overlap_policy"],
+            dry_run=data["dry_run"],
+        )
+        result = {"queued": outcome.queued, "already_ran": outcome.already_ran, "dry_run": data["dry_run"]}
+        return Response(BackfillResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+
     @staticmethod
     def _representation(job):
         """The job as GET shows it (with the last execution), read back after a write."""
@@ -216,6 +256,27 @@ class TaskFunctionViewSet(viewsets.ReadOnlyModelViewSet):
     filter_backends = [DjangoFilterBackend]
     filterset_class = TaskFunctionFilter
     queryset = TaskFunction.objects.order_by("name", "pk")
+
+    def get_object(self):
+        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Calendars of dates to skip (what a job's excludeCalendarId names)",
+        responses={200: CalendarSerializer(many=True), **schema.LIST_ERRORS},
+    ),
+    retrieve=extend_schema(summary="One calendar", responses={200: CalendarSerializer, **schema.DETAIL_ERRORS}),
+)
+class CalendarViewSet(viewsets.ReadOnlyModelViewSet):
+    """Calendars, edited in the admin: jobs skip the fire times that fall on their dates."""
+
+    permission_classes = [CanReadCalendars]
+    lookup_value_regex = "[^/]+"
+    serializer_class = CalendarSerializer
+
+    def get_queryset(self):
+        return selectors.calendar_list()
 
     def get_object(self):
         return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])

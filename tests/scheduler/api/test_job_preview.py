@@ -28,7 +28,8 @@ def test_without_after_it_lists_the_fire_times_from_the_next_run(client):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"jobId", "schedule", "timezone", "nextRunTimes"}
+    assert set(body) == {"jobId", "schedule", "timezone", "nextRunTimes", "plannedStarts"}
+    assert body["plannedStarts"] == body["nextRunTimes"]  # no jitter: each starts at its fire time
     assert body["jobId"] == job.pk and body["timezone"] == "Europe/Paris"
     assert body["schedule"] == "Every 10 minutes (Europe/Paris)"
     assert times(response) == job_upcoming_fire_times(job, 5)

@@ -43,6 +43,9 @@ def test_every_endpoint_is_documented(schema):
         (f"{PREFIX}/status/", "get"),
         (f"{PREFIX}/task-functions/", "get"),
         (f"{PREFIX}/task-functions/{{id}}/", "get"),
+        (f"{PREFIX}/jobs/{{id}}/backfill/", "post"),
+        (f"{PREFIX}/calendars/", "get"),
+        (f"{PREFIX}/calendars/{{id}}/", "get"),
         (f"{PREFIX}/cron/preview/", "get"),
     }
 

@@ -107,11 +107,11 @@ def test_inactive_task_function_names_taskfunctionid(client, interval_body):
     assert_field_error(post_job(client, interval_body), "taskFunctionId", "inactive")
 
 
-@pytest.mark.parametrize("job_type", [0, 3, 99])
-def test_job_type_other_than_1_or_2_names_jobtypeid(client, interval_body, job_type):
+@pytest.mark.parametrize("job_type", [0, 4, 99])
+def test_job_type_other_than_1_2_or_3_names_jobtypeid(client, interval_body, job_type):
     interval_body["jobTypeId"] = job_type
 
-    assert_field_error(post_job(client, interval_body), "jobTypeId", "use 1 (interval) or 2 (cron)")
+    assert_field_error(post_job(client, interval_body), "jobTypeId", "use 1 (interval), 2 (cron) or 3 (date)")
 
 
 @pytest.mark.parametrize("body_change", [{"taskFunctionId": None}, {"jobTypeId": None}, {"name": None}])
