@@ -4,17 +4,31 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
 from django.http import JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from scheduler.models import JobExecution, JobLease, JobType, ScheduledJob, SchedulerInstance, TaskFunction
+from scheduler.enums import OverlapPolicy
+from scheduler.models import (
+    Calendar,
+    JobExecution,
+    JobLease,
+    JobType,
+    ScheduledJob,
+    SchedulerInstance,
+    TaskFunction,
+)
 from scheduler.services import jobs as job_services
-from scheduler.services.cron import zone_get
+from scheduler.services.backfills import BACKFILL_POLICIES, job_backfill
+from scheduler.services.calendars import calendar_dates_parse, calendar_delete, calendar_save
+from scheduler.services.cron import instant_parse, zone_get
 from scheduler.services.job_actions import JOB_ACTIONS, job_action_apply, job_action_permitted
-from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
+from scheduler.services.schedules import job_planned_starts, job_schedule_describe, job_upcoming_fire_times
 
 FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
 RECENT_EXECUTIONS = 20
@@ -62,6 +76,8 @@ class ScheduledJobForm(forms.ModelForm):
         if "task_function" in self.fields:
             current = self.instance.task_function_id if self.instance.pk else None
             self.fields["task_function"].queryset = TaskFunction.objects.filter(Q(is_active=True) | Q(pk=current))
+        if "jitter_seconds" in self.fields:
+            self.fields["jitter_seconds"].required = False  # empty: no jitter
 
     def clean(self):
         cleaned = super().clean()
@@ -69,9 +85,13 @@ class ScheduledJobForm(forms.ModelForm):
         # The form hides the fields of the other job type; whatever they still hold is not meant.
         job_type = cleaned.get("job_type")
         if job_type is not None and job_type.pk == JobType.CRON:
-            values.update({field: None for field in ScheduledJob.INTERVAL_FIELDS})
+            values.update({field: None for field in ScheduledJob.INTERVAL_FIELDS}, run_at=None)
         elif job_type is not None and job_type.pk == JobType.INTERVAL:
-            values["cron_expression"] = None
+            values.update(cron_expression=None, run_at=None)
+        elif job_type is not None and job_type.pk == JobType.DATE:
+            values.update({field: None for field in ScheduledJob.INTERVAL_FIELDS}, cron_expression=None)
+        if values.get("jitter_seconds") is None:
+            values["jitter_seconds"] = 0
         values["args"] = [] if values.get("args") in (None, "") else values["args"]
         values["kwargs"] = {} if values.get("kwargs") in (None, "") else values["kwargs"]
         if self.errors:
@@ -121,16 +141,26 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         "last_run_time",
         "last_status",
         "is_enabled",
+        "disabled_reason",
         "is_paused",
     )
     list_filter = ("is_enabled", "is_paused", "job_type", "task_function")
     search_fields = ("name", "description", "task_function__name", "cron_expression")
     list_select_related = ("task_function", "job_type")
     ordering = ("name",)
-    readonly_fields = ("upcoming_fire_times", "schedule", "pause_state", "next_run_time", "last_run_time", "audit")
-    actions = [f"{name}_jobs" for name, action in JOB_ACTIONS.items() if not action.on_run]
+    readonly_fields = (
+        "upcoming_fire_times",
+        "schedule",
+        "pause_state",
+        "next_run_time",
+        "last_run_time",
+        "disabled_reason",
+        "runs_done",
+        "audit",
+    )
+    actions = [f"{name}_jobs" for name, action in JOB_ACTIONS.items() if not action.on_run] + ["backfill_jobs"]
     fieldsets = (
-        (None, {"fields": ("name", "description", "task_function", "job_type", "is_enabled")}),
+        (None, {"fields": ("name", "description", "task_function", "job_type", "is_enabled", "disabled_reason")}),
         (
             "Interval",
             {
@@ -139,6 +169,14 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             },
         ),
         ("Cron", {"classes": ("schedule-cron",), "fields": ("cron_expression",)}),
+        ("Date (runs once)", {"classes": ("schedule-date",), "fields": ("run_at",)}),
+        (
+            "When it runs",
+            {
+                "classes": ("schedule-bounds",),
+                "fields": (("start_at", "end_at"), "jitter_seconds", ("max_runs", "runs_done"), "exclude_calendar"),
+            },
+        ),
         (
             "Schedule",
             {
@@ -194,17 +232,34 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             return "no"
         return f"paused: {job.pause_reason}" if job.pause_reason else "paused"
 
+    @admin.display(description="Scheduled runs started")
+    def runs_done(self, job):
+        if not job.pk:
+            return "-"
+        left = job.remaining_runs
+        return f"{job.scheduled_runs}" + ("" if left is None else f" ({left} left)")
+
     @admin.display(description="Next five fire times")
     def upcoming_fire_times(self, job):
         if not job.pk:
             return format_html('<span id="job-preview">{}</span>', "Shown once the schedule is filled in.")
         try:
             times = job_upcoming_fire_times(job, count=5)
+            starts = job_planned_starts(job, times)
         except (ValueError, ValidationError) as exc:
             return format_html('<span id="job-preview">{}</span>', str(exc))
+        if not times:
+            return format_html('<span id="job-preview">{}</span>', "None: the schedule has no fire time left.")
         return format_html(
             '<ul id="job-preview">{}</ul>',
-            format_html_join("", "<li>{}</li>", ((_local(t, job.timezone),) for t in times)),
+            format_html_join(
+                "",
+                "<li>{}{}</li>",
+                (
+                    (_local(t, job.timezone), "" if start == t else f" (starts {_local(start, job.timezone)})")
+                    for t, start in zip(times, starts)
+                ),
+            ),
         )
 
     @admin.display(description="Created / updated")
@@ -253,6 +308,44 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             verb = JOB_ACTIONS[name].done
             self.message_user(request, f"{verb} {done} job{'s' if done != 1 else ''}.", messages.SUCCESS)
 
+    @admin.action(description="Backfill selected jobs (run past fire times)...", permissions=["job_trigger"])
+    def backfill_jobs(self, request, queryset):
+        """An intermediate page: the range and the options, then the backfill of each job."""
+        form = BackfillForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            for job in queryset:
+                try:
+                    outcome = job_backfill(
+                        job,
+                        data["start"],
+                        data["end"],
+                        user=request.user,
+                        overlap_policy=data["overlap_policy"],
+                        dry_run=data["dry_run"],
+                    )
+                except ValidationError as exc:
+                    self.message_user(request, f"{job.name}: {'; '.join(exc.messages)}", messages.ERROR)
+                    continue
+                verb = "would queue" if data["dry_run"] else "queued"
+                self.message_user(
+                    request,
+                    f"{job.name}: {verb} {outcome.queued} backfilled run{'s' if outcome.queued != 1 else ''} "
+                    f"({outcome.already_ran} of the range's fire times had already run).",
+                    messages.SUCCESS,
+                )
+            return None  # back to the list, with the messages
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Backfill: run the fire times of a past range",
+            "opts": self.model._meta,
+            "jobs": queryset,
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "action": "backfill_jobs",
+        }
+        return TemplateResponse(request, "admin/scheduler/scheduledjob/backfill.html", context)
+
     # --- live preview for the edit form ---------------------------------------------------------
 
     def preview_view(self, request):
@@ -260,6 +353,8 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return JsonResponse({"error": "permission denied"}, status=403)
         params = request.GET
+        if params.get("job_type") == str(JobType.DATE):
+            return JsonResponse({"description": "Runs once, at its run at.", "fireTimes": []})
         fields = {"job_type_id": params.get("job_type") or None, "timezone": params.get("timezone") or "UTC"}
         if params.get("job_type") == str(JobType.CRON):
             fields["cron_expression"] = params.get("cron_expression", "")
@@ -272,6 +367,30 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             return JsonResponse({"errors": exc.message_dict}, status=400)
         return JsonResponse({"description": description, "fireTimes": [_local(t, fields["timezone"]) for t in times]})
+
+
+class InstantFormField(forms.CharField):
+    """A moment as ISO 8601 with an offset or Z, as the API takes it."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return instant_parse(value)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+
+class BackfillForm(forms.Form):
+    start = InstantFormField(
+        help_text="Excluded: the range starts after it. ISO 8601 with an offset, e.g. 2026-01-01T00:00:00Z."
+    )
+    end = InstantFormField(help_text="Included; not in the future.")
+    overlap_policy = forms.ChoiceField(
+        choices=[(p.value, OverlapPolicy(p).label) for p in BACKFILL_POLICIES],
+        initial=OverlapPolicy.BUFFER_ALL,
+        help_text="buffer all: one after another within max_instances slots of their own; allow all: all at once.",
+    )
+    dry_run = forms.BooleanField(required=False, help_text="Only count the runs.")
 
 
 def _local(moment, timezone_name):
@@ -291,6 +410,7 @@ class JobExecutionAdmin(ReadOnlyAdmin):
         "trigger",
         "attempt",
         "scheduled_time",
+        "planned_start",
         "started_at",
         "duration_ms",
         "instance_id",
@@ -330,6 +450,78 @@ class JobExecutionAdmin(ReadOnlyAdmin):
     @admin.display(description="Traceback")
     def traceback_pre(self, execution):
         return format_html("<pre>{}</pre>", execution.traceback or "-")
+
+
+class CalendarForm(forms.ModelForm):
+    dates = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 20}),
+        required=False,
+        help_text='One date per line, "YYYY-MM-DD" (e.g. 2026-12-25); read in the calendar\'s timezone.',
+    )
+
+    class Meta:
+        model = Calendar
+        fields = ["name", "timezone", "dates", "description"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["dates"] = "\n".join(self.instance.dates)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            cleaned["dates"] = calendar_dates_parse(cleaned.get("dates") or "")
+        except ValidationError as exc:
+            self.add_error("dates", exc.message_dict["dates"])
+        return cleaned
+
+    def validate_unique(self):
+        """The service checks the name, with a clearer message."""
+
+
+@admin.register(Calendar)
+class CalendarAdmin(admin.ModelAdmin):
+    form = CalendarForm
+    list_display = ("name", "timezone", "date_count", "next_date", "job_count")
+    search_fields = ("name", "description")
+
+    @admin.display(description="Dates")
+    def date_count(self, calendar):
+        return len(calendar.dates)
+
+    @admin.display(description="Next date")
+    def next_date(self, calendar):
+        today = _today_in(calendar.timezone)
+        return next((d for d in calendar.dates if d >= today), "-")
+
+    @admin.display(description="Jobs using it")
+    def job_count(self, calendar):
+        return calendar.jobs.filter(is_active=True).count()
+
+    def save_model(self, request, obj, form, change):
+        values = {f: form.cleaned_data[f] for f in ("name", "timezone", "dates", "description")}
+        saved = calendar_save(obj if change else None, **values)
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        calendar_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        for calendar in queryset:
+            try:
+                calendar_delete(calendar)
+            except ValidationError as exc:
+                self.message_user(request, f"{calendar.name}: {'; '.join(exc.messages)}", messages.ERROR)
+
+
+def _today_in(timezone_name) -> str:
+    try:
+        return timezone.now().astimezone(zone_get(timezone_name)).date().isoformat()
+    except ValidationError:
+        return timezone.now().date().isoformat()
 
 
 @admin.register(JobLease)

@@ -8,11 +8,17 @@
   }
   function toggle() {
     var type = fieldValue("job_type");
-    document.querySelectorAll("fieldset.schedule-interval").forEach(function (fs) {
-      fs.style.display = type === "2" ? "none" : "";
-    });
-    document.querySelectorAll("fieldset.schedule-cron").forEach(function (fs) {
-      fs.style.display = type === "1" ? "none" : "";
+    // Each type's own fields (1 interval, 2 cron, 3 date); a date job runs once, so no window either.
+    var shown = {
+      "schedule-interval": type !== "2" && type !== "3",
+      "schedule-cron": type !== "1" && type !== "3",
+      "schedule-date": type === "3",
+      "schedule-bounds": type !== "3"
+    };
+    Object.keys(shown).forEach(function (cls) {
+      document.querySelectorAll("fieldset." + cls).forEach(function (fs) {
+        fs.style.display = shown[cls] ? "" : "none";
+      });
     });
   }
   var timer = null;
