@@ -24,7 +24,7 @@ from scheduler.services.job_actions import (
     job_action_require,
     job_actions_available,
 )
-from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
+from scheduler.services.schedules import job_planned_starts, job_schedule_describe, job_upcoming_fire_times
 from scheduler.views.charts import durations_by_hour_chart, job_durations_chart, runs_by_hour_chart
 
 REFRESH_SECONDS = 5
@@ -72,7 +72,9 @@ def dashboard(request):
 @require_safe
 def job_detail(request, job_id: int):
     # Deleted jobs keep their page: their history is still there, and old links lead here.
-    job = get_object_or_404(ScheduledJob.objects.select_related("task_function", "job_type"), pk=job_id)
+    job = get_object_or_404(
+        ScheduledJob.objects.select_related("task_function", "job_type", "exclude_calendar"), pk=job_id
+    )
     status_filter = request.GET.get("status", "")
     if status_filter not in ExecutionStatus.values:
         status_filter = ""
@@ -98,10 +100,12 @@ def job_detail(request, job_id: int):
 
 
 def _upcoming(job: ScheduledJob) -> list:
+    """(fire time, planned start) of the next five runs; the start is later with jitter."""
     if not (job.can_fire and job.next_run_time):
         return []
     try:
-        return job_upcoming_fire_times(job, 5)
+        times = job_upcoming_fire_times(job, 5)
+        return list(zip(times, job_planned_starts(job, times)))
     except (ValueError, OverflowError):  # a schedule with no further fire time: the engine pauses it
         return []
 
