@@ -5,16 +5,26 @@ from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from scheduler.models import JobType, ScheduledJob, TaskFunction
+from scheduler.models import JobExecution, JobType, ScheduledJob, TaskFunction
 from scheduler.services.task_functions import task_functions_sync
 
 BEFORE = ("scheduler", "0006_instance_clock_offset")
 VIXIE_RULES = ("scheduler", "0007_cron_next_run_times_vixie_rules")
 # 01:50 EDT on the night New York falls back: the old rule skipped the repeated hour.
 NOW = datetime(2026, 11, 1, 5, 50, tzinfo=UTC)
+
+
+RUN_POLICIES = ("scheduler", "0008_run_policies")
+WHEN_A_JOB_RUNS = ("scheduler", "0009_when_a_job_runs")
+
+
+def _migrate_to_latest():
+    """Every migration, as the other tests expect the schema (a test that migrated back leaves it so)."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes("scheduler"))
 
 
 def utc(*args) -> datetime:
@@ -51,7 +61,7 @@ def old_rows(transactional_db):
         "never": job("never", utc(2026, 11, 2), cron_expression="0 0 30 2 */2"),
     }
     yield executor, rows
-    MigrationExecutor(connection).migrate([VIXIE_RULES])  # leave the schema as the other tests expect it
+    _migrate_to_latest()  # leave the schema as the other tests expect it
 
 
 def test_next_run_times_follow_the_new_rules(old_rows):
@@ -89,4 +99,43 @@ def test_lease_permissions_are_renamed_with_the_model(transactional_db):
     executor.migrate([("scheduler", "0005_lease_model_name")])
     assert granted <= lease_codenames() and not any(c.endswith("_scheduledjoblock") for c in lease_codenames())
     assert Permission.objects.get(codename="view_joblease").name == "Can view job lease"
-    MigrationExecutor(connection).migrate([VIXIE_RULES])
+    _migrate_to_latest()
+
+
+def test_jobs_and_runs_from_before_when_a_job_runs_keep_firing_and_keep_their_runs(transactional_db):
+    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron")):
+        JobType.objects.update_or_create(pk=pk, defaults={"name": name})
+    task_functions_sync()
+    executor = MigrationExecutor(connection)
+    executor.migrate([RUN_POLICIES])
+    old = executor.loader.project_state([RUN_POLICIES]).apps
+    function_id = TaskFunction.objects.get(name="tasks.functions.noop").pk
+    job = old.get_model("scheduler", "ScheduledJob").objects.create(
+        name="old",
+        task_function_id=function_id,
+        job_type_id=JobType.CRON,
+        cron_expression="0 * * * *",
+        timezone="UTC",
+        args=[],
+        kwargs={},
+        next_run_time=utc(2026, 1, 5, 12),
+    )
+    old.get_model("scheduler", "JobExecution").objects.create(
+        job_id=job.pk, status="success", trigger="scheduled", scheduled_time=utc(2026, 1, 5, 11)
+    )
+    executor.loader.build_graph()
+    executor.migrate([WHEN_A_JOB_RUNS])
+    try:
+        assert JobType.objects.get(pk=JobType.DATE).name == "date"
+        migrated = ScheduledJob.objects.get(pk=job.pk)
+        assert (migrated.jitter_seconds, migrated.scheduled_runs, migrated.disabled_reason) == (0, 0, "")
+        assert (migrated.next_start_at, migrated.start_time) == (None, utc(2026, 1, 5, 12))
+        # Due through the new index (on the start time) with nothing written to next_start_at.
+        assert list(ScheduledJob.objects.due(utc(2026, 1, 5, 12)).filter(pk=job.pk)) == [migrated]
+        with pytest.raises(IntegrityError):  # the fire time that ran as scheduled cannot run as backfilled
+            with transaction.atomic():
+                JobExecution.objects.create(
+                    job=migrated, status="waiting", trigger="backfill", scheduled_time=utc(2026, 1, 5, 11)
+                )
+    finally:
+        _migrate_to_latest()

@@ -39,7 +39,11 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--limit must be between 1 and {MAX_LIMIT}; got {limit}.", returncode=EXIT_BAD_ARGUMENTS
             )
-        job = ScheduledJob.objects.select_related("task_function", "job_type").filter(pk=job_id).first()
+        job = (
+            ScheduledJob.objects.select_related("task_function", "job_type", "exclude_calendar")
+            .filter(pk=job_id)
+            .first()
+        )
         if job is None:
             raise CommandError(f"No job has id {job_id}.", returncode=EXIT_NOT_FOUND)
         if not job.is_active:
@@ -88,6 +92,15 @@ def _job_report(job: ScheduledJob, limit: int) -> dict:
         "misfire_grace_time": job.misfire_grace_time,
         "coalesce": job.coalesce,
         "history_limit": job.history_limit,
+        "disabled_reason": job.disabled_reason,
+        "run_at": job.run_at,
+        "start_at": job.start_at,
+        "end_at": job.end_at,
+        "jitter_seconds": job.jitter_seconds,
+        "next_start_at": job.start_time,
+        "max_runs": job.max_runs,
+        "remaining_runs": job.remaining_runs,
+        "exclude_calendar": job.exclude_calendar.name if job.exclude_calendar_id else None,
         "leases": [
             {
                 "execution_id": lock.execution_id,
@@ -136,10 +149,29 @@ def _upcoming(times, zone_name: str) -> str:
     return ", ".join(f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z}" for moment in times)
 
 
+def _when_words(report: dict) -> str:
+    """The window, jitter, run limit and calendar, in one line."""
+    window = (
+        f"from {_moment(report['start_at'])} to {_moment(report['end_at'])}"
+        if report["start_at"] or report["end_at"]
+        else "no window"
+    )
+    jitter = f"jitter up to {report['jitter_seconds']} s" if report["jitter_seconds"] else "no jitter"
+    runs = f"{report['remaining_runs']} of {report['max_runs']} runs left" if report["max_runs"] else "no run limit"
+    calendar = f"skips calendar {report['exclude_calendar']!r}" if report["exclude_calendar"] else "no calendar"
+    return ", ".join((window, jitter, runs, calendar))
+
+
+def _moment(value) -> str:
+    return "-" if value is None else f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _as_text(report: dict) -> str:
     state = report["state"]
     if state == "paused" and report["pause_reason"]:
         state += f" ({report['pause_reason']})"
+    elif state == "disabled" and report["disabled_reason"]:
+        state += f" ({report['disabled_reason']})"
     task = report["task_function"] + (" (offloaded to Celery)" if report["offload"] else " (inline)")
     if not report["task_function_active"]:
         task += " - INACTIVE: runs will fail until the job uses an active function"
@@ -151,7 +183,9 @@ def _as_text(report: dict) -> str:
         f"  State:      {state}",
         f"  Task:       {task}",
         f"  Schedule:   {schedule}",
-        f"  Next run:   {_when(report['next_run_time'])}",
+        f"  Next run:   {_when(report['next_run_time'])}"
+        + ("" if report["next_start_at"] == report["next_run_time"] else f", starts {_when(report['next_start_at'])}"),
+        f"  When:       {_when_words(report)}",
         f"  Upcoming:   {_upcoming(report['upcoming_fire_times'], report['timezone'])}",
         f"  Last run:   {_when(report['last_run_time'])}",
         f"  Limits:     max {report['max_instances']} at once, misfire grace {report['misfire_grace_time']} s, "

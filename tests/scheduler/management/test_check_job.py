@@ -1,7 +1,7 @@
 """check_job: state, schedule, executions and leases in text and JSON; clear failures."""
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from zoneinfo import ZoneInfo
 
@@ -10,7 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from scheduler.models import JobLease, SchedulerInstance
+from scheduler.models import JobLease, ScheduledJob, SchedulerInstance
+from scheduler.services.calendars import calendar_save
 from scheduler.services.executions import execution_fail, execution_start
 from scheduler.services.jobs import job_delete, job_pause
 from scheduler.services.schedules import job_upcoming_fire_times
@@ -126,3 +127,21 @@ def test_bad_arguments(db, args, message):
     assert message in str(exc.value)
     if args[-2:] == ["--limit", "0"]:
         assert exc.value.returncode == 2
+
+
+def test_the_report_says_when_the_job_runs_and_why_the_scheduler_disabled_it(db):
+    calendar = calendar_save(name="France", timezone="Europe/Paris", dates=["2030-12-25"])
+    job = CronJobFactory(
+        cron_expression="0 9 * * *",
+        jitter_seconds=30,
+        max_runs=4,
+        exclude_calendar=calendar,
+        start_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    text = run("--job-id", str(job.pk))
+    assert "When:       from 2030-01-01 00:00:00 UTC to -, jitter up to 30 s, 4 of 4 runs left" in text
+    assert "skips calendar 'France'" in text and ", starts 2030-01-01 09:00:" in text
+    ScheduledJob.objects.filter(pk=job.pk).update(
+        is_enabled=False, next_run_time=None, disabled_reason="completed 4 runs"
+    )
+    assert "State:      disabled (completed 4 runs)" in run("--job-id", str(job.pk))
