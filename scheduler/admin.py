@@ -146,7 +146,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     )
     list_filter = ("is_enabled", "is_paused", "job_type", "task_function")
     search_fields = ("name", "description", "task_function__name", "cron_expression")
-    list_select_related = ("task_function", "job_type")
+    list_select_related = ("task_function", "job_type", "exclude_calendar")
     ordering = ("name",)
     readonly_fields = (
         "upcoming_fire_times",

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from prometheus_client.core import CollectorRegistry, GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -155,7 +156,10 @@ def _duration_histogram(recent, window):
 
 
 def _lag_metrics(recent, window):
-    lag = ExpressionWrapper(F("started_at") - F("scheduled_time"), output_field=DurationField())
+    # From the planned start: a jittered run meant to start later is not late by its jitter.
+    lag = ExpressionWrapper(
+        F("started_at") - Coalesce(F("planned_start"), F("scheduled_time")), output_field=DurationField()
+    )
     buckets = {f"le_{i}": Count("pk", filter=Q(lag__lte=timedelta(seconds=b))) for i, b in enumerate(LAG_BUCKETS)}
     row = (
         recent.filter(status__in=STARTED_STATUSES, trigger=ExecutionTrigger.SCHEDULED, started_at__isnull=False)
@@ -164,7 +168,8 @@ def _lag_metrics(recent, window):
     )
     histogram = GaugeHistogramMetricFamily(
         "scheduler_fire_lag_seconds",
-        f"Delay from fire time to start (started_at - scheduled_time) of the scheduled runs "
+        f"Delay from planned start to start (started_at - scheduled_time, or - planned_start with jitter) of the "
+        f"scheduled runs "
         f"created in the last {window}.",
     )
     histogram.add_metric(

@@ -83,8 +83,9 @@ class Schedule:
     bounded: bool = False
 
     @classmethod
-    def of(cls, job) -> "Schedule":
-        """From a ScheduledJob or a claimed row holding the same columns."""
+    def of(cls, job, *, with_calendar: bool = True) -> "Schedule":
+        """From a ScheduledJob or a claimed row holding the same columns (without its calendar's
+        dates, for the words alone: a list of jobs then reads no calendar per row)."""
         if job.job_type_id == JobType.CRON:
             expression, seconds = job.cron_expression, 0
         elif job.job_type_id == JobType.DATE:
@@ -94,7 +95,8 @@ class Schedule:
             seconds = interval_total_seconds(*(getattr(job, f) for f in ScheduledJob.INTERVAL_FIELDS))
         if job.start_at is None and job.end_at is None and job.exclude_calendar_id is None:
             return cls(expression, job.timezone, seconds)
-        return cls(expression, job.timezone, seconds, None, job.start_at, job.end_at, job_skip_dates(job), True)
+        skip = job_skip_dates(job) if with_calendar else None
+        return cls(expression, job.timezone, seconds, None, job.start_at, job.end_at, skip, True)
 
     @property
     def interval(self) -> timedelta:
@@ -318,4 +320,4 @@ def job_schedule_describe(job: ScheduledJob) -> str:
         return ""
     if job.job_type_id not in (JobType.CRON, JobType.INTERVAL, JobType.DATE):
         return ""
-    return Schedule.of(job).describe()
+    return Schedule.of(job, with_calendar=False).describe()

@@ -180,3 +180,17 @@ def test_openmetrics_on_request(client, job):
     assert response["Content-Type"].startswith("application/openmetrics-text")
     assert response.content.decode().rstrip().endswith("# EOF")
     assert "# TYPE scheduler_job_run_duration_seconds gaugehistogram" in response.content.decode()
+
+
+def test_fire_lag_of_a_jittered_run_counts_from_its_planned_start(client, job):
+    # Fired 60 s ago but planned (jitter) to start 58 s after that: 2 s late, not 60.
+    execution = ExecutionFactory(
+        job=job,
+        scheduled_time=timezone.now() - timedelta(seconds=60),
+        planned_start=timezone.now() - timedelta(seconds=2),
+    )
+    execution_start(execution, instance_id="host-a")
+    samples = scrape(client)
+    assert value(samples, "scheduler_fire_lag_seconds_bucket", le="1.0") == 0
+    assert value(samples, "scheduler_fire_lag_seconds_bucket", le="5.0") == 1
+    assert 2 <= value(samples, "scheduler_fire_lag_max_seconds") < 5
