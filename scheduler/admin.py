@@ -11,6 +11,7 @@ from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from scheduler.enums import OverlapPolicy
@@ -353,12 +354,16 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return JsonResponse({"error": "permission denied"}, status=403)
         params = request.GET
-        if params.get("job_type") == str(JobType.DATE):
-            return JsonResponse({"description": "Runs once, at its run at.", "fireTimes": []})
         fields = {"job_type_id": params.get("job_type") or None, "timezone": params.get("timezone") or "UTC"}
+        # The form's date and time boxes, read in the admin's timezone as the form reads them.
+        moments = {name: _form_moment(params.get(f"{name}_0"), params.get(f"{name}_1")) for name in MOMENT_FIELDS}
+        if params.get("job_type") == str(JobType.DATE):
+            fields["run_at"] = moments["run_at"]
+        else:
+            fields.update(start_at=moments["start_at"], end_at=moments["end_at"])
         if params.get("job_type") == str(JobType.CRON):
             fields["cron_expression"] = params.get("cron_expression", "")
-        else:
+        elif params.get("job_type") != str(JobType.DATE):
             for field in ScheduledJob.INTERVAL_FIELDS:
                 value = params.get(field) or None
                 fields[field] = int(value) if value and value.isdigit() else (None if value is None else value)
@@ -367,6 +372,17 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             return JsonResponse({"errors": exc.message_dict}, status=400)
         return JsonResponse({"description": description, "fireTimes": [_local(t, fields["timezone"]) for t in times]})
+
+
+MOMENT_FIELDS = ("run_at", "start_at", "end_at")
+
+
+def _form_moment(day, clock_time):
+    """An aware moment from the admin's split date and time boxes, or None if they are not one."""
+    parsed = parse_datetime(f"{(day or '').strip()} {(clock_time or '').strip() or '00:00:00'}")
+    if parsed is None:
+        return None
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
 
 
 class InstantFormField(forms.CharField):

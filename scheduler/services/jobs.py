@@ -344,7 +344,15 @@ def job_check(job: ScheduledJob | None = None, **fields) -> None:
     _job_validate(candidate, check_task_function=candidate.task_function_id != previous_function)
 
 
-PREVIEW_FIELDS = {"job_type", "timezone", "cron_expression", "run_at", *ScheduledJob.INTERVAL_FIELDS}
+PREVIEW_FIELDS = {
+    "job_type",
+    "timezone",
+    "cron_expression",
+    "run_at",
+    "start_at",
+    "end_at",
+    *ScheduledJob.INTERVAL_FIELDS,
+}
 
 
 def job_schedule_preview(*, count: int = 5, now=None, **schedule_fields) -> tuple[str, list[datetime]]:

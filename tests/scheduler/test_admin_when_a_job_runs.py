@@ -167,3 +167,37 @@ def test_a_calendar_in_use_is_not_deleted(admin_client):
     CronJobFactory(exclude_calendar=calendar)
     admin_client.post(reverse("admin:scheduler_calendar_delete", args=[calendar.pk]), {"post": "yes"})
     assert Calendar.objects.filter(pk=calendar.pk).exists()
+
+
+def test_the_live_preview_keeps_to_the_window_and_shows_a_date_jobs_one_run(admin_client):
+    url = reverse("admin:scheduler_scheduledjob_preview")
+    windowed = admin_client.get(
+        url,
+        {
+            "job_type": "2",
+            "cron_expression": "0 9 * * *",
+            "timezone": "UTC",
+            "start_at_0": "2030-01-01",
+            "start_at_1": "00:00:00",
+            "end_at_0": "2030-01-02",
+            "end_at_1": "12:00:00",
+        },
+    ).json()
+    assert windowed["fireTimes"] == ["Tue 2030-01-01 09:00:00 UTC", "Wed 2030-01-02 09:00:00 UTC"]
+    once = admin_client.get(
+        url, {"job_type": "3", "timezone": "UTC", "run_at_0": "2030-05-01", "run_at_1": "08:30:00"}
+    ).json()
+    assert once["fireTimes"] == ["Wed 2030-05-01 08:30:00 UTC"] and once["description"].startswith("once, at")
+    missing = admin_client.get(url, {"job_type": "3", "timezone": "UTC"})
+    assert missing.status_code == 400 and "run_at" in missing.json()["errors"]
+    reversed_window = admin_client.get(
+        url,
+        {
+            "job_type": "1",
+            "interval_minutes": "5",
+            "timezone": "UTC",
+            "start_at_0": "2030-01-02",
+            "end_at_0": "2030-01-01",
+        },
+    )
+    assert reversed_window.status_code == 400 and "end_at" in reversed_window.json()["errors"]

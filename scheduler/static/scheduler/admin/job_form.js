@@ -2,6 +2,9 @@
 (function () {
   "use strict";
   function byId(id) { return document.getElementById(id); }
+  // The fields the preview depends on; moments come as the admin's date (_0) and time (_1) boxes.
+  var PREVIEWED = ["job_type", "timezone", "cron_expression", "interval_seconds", "interval_minutes",
+    "interval_hours", "interval_days", "run_at_0", "run_at_1", "start_at_0", "start_at_1", "end_at_0", "end_at_1"];
   function fieldValue(name) {
     var el = byId("id_" + name);
     return el ? el.value : "";
@@ -26,8 +29,7 @@
     var target = byId("job-preview");
     if (!target) { return; }
     var params = new URLSearchParams();
-    ["job_type", "timezone", "cron_expression", "interval_seconds", "interval_minutes",
-     "interval_hours", "interval_days"].forEach(function (name) { params.set(name, fieldValue(name)); });
+    PREVIEWED.forEach(function (name) { params.set(name, fieldValue(name)); });
     var url = window.location.pathname.replace(/(add|\d+\/change)\/?$/, "") + "preview/?" + params;
     fetch(url, { credentials: "same-origin" })
       .then(function (response) { return response.json(); })
@@ -52,8 +54,7 @@
     timer = setTimeout(preview, 300);
   }
   document.addEventListener("DOMContentLoaded", function () {
-    ["job_type", "timezone", "cron_expression", "interval_seconds", "interval_minutes",
-     "interval_hours", "interval_days"].forEach(function (name) {
+    PREVIEWED.forEach(function (name) {
       var el = byId("id_" + name);
       if (el) { el.addEventListener("input", schedule); el.addEventListener("change", schedule); }
     });
