@@ -314,7 +314,8 @@ def _jobs_bounded_outcome(advanced: list[DueJob], planned_runs, inserted) -> lis
             job.scheduled_runs += admitted.get(job.pk, 0)
             if job.scheduled_runs >= job.max_runs:
                 job.next_run_time = None
-                ends.append(_JobEnd(job.pk, f"completed {job.scheduled_runs} runs", job.scheduled_runs))
+                done = f"completed {job.scheduled_runs} run{'s' if job.scheduled_runs != 1 else ''}"
+                ends.append(_JobEnd(job.pk, done, job.scheduled_runs))
                 continue
             if admitted.get(job.pk):
                 counts.append(_JobEnd(job.pk, "", job.scheduled_runs))
