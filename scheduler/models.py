@@ -113,15 +113,18 @@ class ScheduledJob(models.Model):
         max_length=20,
         choices=OverlapPolicy.choices,
         default=OverlapPolicy.SKIP,
+        db_default=OverlapPolicy.SKIP,
         help_text="What happens to a run that is due while max_instances runs of this job are in progress.",
     )
     max_retries = models.PositiveSmallIntegerField(
         default=0,
+        db_default=0,
         validators=[MaxValueValidator(MAX_RETRIES_LIMIT)],
         help_text="Times a failed run (error, timeout, lost worker) is run again (0-100).",
     )
     retry_backoff = models.PositiveIntegerField(
         default=10,
+        db_default=10,
         help_text="Seconds before the first retry; doubled for each further one, with jitter, capped "
         "at SCHEDULER_RETRY_BACKOFF_MAX.",
     )
@@ -280,7 +283,7 @@ class JobExecution(models.Model):
     )
     kwargs = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     attempt = models.PositiveSmallIntegerField(
-        default=1, help_text="1 for the first run of a fire time, 2 for its first retry..."
+        default=1, db_default=1, help_text="1 for the first run of a fire time, 2 for its first retry..."
     )
     retry_of = models.OneToOneField(
         "self",
@@ -294,7 +297,9 @@ class JobExecution(models.Model):
     cancel_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    cancel_reason = models.CharField(max_length=300, blank=True, help_text="Who or what asked for the cancel, and why.")
+    cancel_reason = models.CharField(
+        max_length=300, blank=True, default="", db_default="", help_text="Who or what asked for the cancel, and why."
+    )
 
     objects = ExecutionQuerySet.as_manager()
 
