@@ -330,7 +330,12 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
         for execution, job in zip(executions, run_jobs):
             execution.instance_id = instance_id
             late = now - execution.scheduled_time
-            if not job.is_active:
+            if execution.cancel_requested_at is not None:
+                # Asked to stop while a stopping process held it, then given back unstarted: it never starts.
+                execution.status = ExecutionStatus.CANCELLED
+                execution.finished_at = now
+                execution.error_message = execution.cancel_reason or "cancelled"
+            elif not job.is_active:
                 execution.status = ExecutionStatus.SKIPPED
                 execution.finished_at = now
                 execution.error_message = "skipped: the job was deleted before the run started"
