@@ -10,7 +10,7 @@ from celery import current_app
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution, JobLease, TaskFunction
 from scheduler.services.cancels import execution_cancel
-from scheduler.services.jobs import job_trigger
+from scheduler.services.jobs import job_trigger, job_update
 from tests.factories import IntervalJobFactory, UserFactory
 from tests.scheduler.engine.conftest import wait_until
 
@@ -113,3 +113,41 @@ def test_a_jobs_timeout_overrides_the_task_functions_on_the_worker(start_schedul
         assert "timeout of 2s" in ended.error_message
         # Celery counts its time limit from the task's start, a moment before the run's.
         assert 1500 <= ended.duration_ms < 20_000
+
+
+def test_terminate_other_kills_the_oldest_offloaded_run_then_starts_the_new_one(
+    start_scheduler, start_worker, celery_env, broker_here, tmp_path
+):
+    start_worker()
+    start_scheduler(env=celery_env)
+    marker = tmp_path / "run"
+    job = _job(
+        "tests.task_functions.sleep_ignoring_cancels",
+        kwargs={"seconds": 30, "marker": str(marker)},
+        overlap_policy="terminate_other",
+    )
+    # Every 3 seconds from now: the second run comes due while the first still sleeps.
+    job_update(job, interval_hours=None, interval_seconds=3)
+    first = wait_until(lambda: JobExecution.objects.filter(job=job, status=S.RUNNING).first(), 30, "the first run")
+    started = marker.with_suffix(".started")
+    first_pid = int(wait_until(lambda: started.exists() and started.read_text(), 10, "the first run's marker"))
+
+    first = wait_until(lambda: _ended(first.pk), 30, "the first run stopped by the next one")
+    job_update(job, interval_seconds=None, interval_hours=1)
+
+    assert first.status == S.CANCELLED, first.error_message
+    assert first.error_message == (
+        "cancelled by the overlap policy terminate_other: a newer run is due (terminated on the worker)"
+    )
+    wait_until(lambda: not _alive(first_pid), 15, f"worker process {first_pid} gone")
+    assert not marker.with_suffix(".finished").exists(), "the first run never reached its end"
+    second = wait_until(
+        lambda: JobExecution.objects.filter(job=job, status=S.RUNNING).exclude(pk=first.pk).first(), 30, "next run"
+    )
+    assert second.scheduled_time > first.scheduled_time and second.started_at >= first.finished_at
+    # Tidy up: whatever still runs or waits is cancelled, and every run of the job ends.
+    wait_until(lambda: not JobExecution.objects.filter(job=job).waiting().exists(), 15, "nothing waiting")
+    for execution in JobExecution.objects.filter(job=job).unfinished():
+        execution_cancel(execution)
+    wait_until(lambda: not JobExecution.objects.filter(job=job).unfinished().exists(), 30, "every run ended")
+    assert not JobLease.objects.filter(job=job).exists()
