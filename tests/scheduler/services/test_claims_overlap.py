@@ -8,7 +8,7 @@ import pytest
 
 from scheduler.enums import ExecutionStatus, ExecutionTrigger, OverlapPolicy
 from scheduler.models import JobExecution, JobLease, TaskFunction
-from scheduler.services.claims import runs_claim
+from scheduler.services.claims import runs_claim, runs_release
 from scheduler.services.executions import execution_end, execution_start
 from scheduler.services.jobs import job_delete, job_disable, job_enable, job_pause, job_resume, job_trigger, job_update
 from scheduler.services.runs import execution_run
@@ -316,3 +316,30 @@ def test_slot_freed_by_a_run_with_a_waiting_successor_wakes_the_processes(
     with django_capture_on_commit_callbacks(execute=True):
         end(first.execution_id)
     assert announcements == [(None, None)]
+
+
+def test_a_run_that_waited_then_was_given_back_unstarted_waits_again_in_its_place(clock):
+    job = interval_job(overlap_policy=OverlapPolicy.BUFFER_ALL, misfire_grace_time=60)
+    [first] = claim(clock)
+    for _ in range(3):
+        fire(clock)
+    end(first.execution_id)
+    [started] = claim(clock)  # the longest waiting run, 10 minutes past its fire time
+    # Its process stops before starting it and gives it back.
+    runs_release([started.execution_id], instance_id=A)
+
+    given_back = JobExecution.objects.get(pk=started.execution_id)
+    assert (given_back.status, given_back.instance_id) == (WAITING, "")
+    [restarted] = claim(clock, B)
+
+    assert restarted.execution_id == started.execution_id, "it keeps its place in fire-time order"
+    assert statuses(job) == [SUCCESS, PENDING, WAITING, WAITING], "and is not missed however long it waited"
+
+
+def test_a_skip_jobs_run_given_back_unstarted_is_claimed_again_as_before(clock):
+    job = interval_job(overlap_policy=OverlapPolicy.SKIP)
+    [run] = claim(clock)
+    runs_release([run.execution_id], instance_id=A)
+
+    assert statuses(job) == [PENDING] and JobExecution.objects.get(pk=run.execution_id).instance_id == ""
+    assert [r.execution_id for r in claim(clock, B)] == [run.execution_id]
