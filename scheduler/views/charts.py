@@ -7,7 +7,17 @@ from scheduler.durations import milliseconds_words
 from scheduler.enums import ExecutionStatus as S
 
 # Stacking order, bottom up: outcomes people act on sit where the eye lands first.
-OUTCOMES = (S.SUCCESS, S.FAILED, S.MISSED, S.SKIPPED, S.RUNNING, S.PENDING)
+OUTCOMES = (
+    S.SUCCESS,
+    S.FAILED,
+    S.TIMED_OUT,
+    S.MISSED,
+    S.SKIPPED,
+    S.CANCELLED,
+    S.RUNNING,
+    S.WAITING,
+    S.PENDING,
+)
 WIDTH, HEIGHT = 720, 180
 LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 22  # room for the y labels and the hour labels
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM

@@ -126,7 +126,10 @@ def job_action(request, job_id: int, action: str):
             action,
             user=request.user,
             reason=request.POST.get("reason", "")[:1000],
-            execution_id=int(execution_id) if execution_id.isdigit() and len(execution_id) < 19 else None,
+            # ASCII digits only: str.isdigit() also accepts characters such as "²" that int() refuses.
+            execution_id=int(execution_id)
+            if execution_id.isascii() and execution_id.isdigit() and len(execution_id) < 19
+            else None,
         )
     except ValidationError as exc:
         return _respond(request, job, ok=False, message=" ".join(exc.messages), status=400)
