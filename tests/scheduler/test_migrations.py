@@ -17,6 +17,11 @@ VIXIE_RULES = ("scheduler", "0007_cron_next_run_times_vixie_rules")
 NOW = datetime(2026, 11, 1, 5, 50, tzinfo=UTC)
 
 
+def _migrate_to_latest():
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes("scheduler"))
+
+
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
@@ -51,7 +56,7 @@ def old_rows(transactional_db):
         "never": job("never", utc(2026, 11, 2), cron_expression="0 0 30 2 */2"),
     }
     yield executor, rows
-    MigrationExecutor(connection).migrate([VIXIE_RULES])  # leave the schema as the other tests expect it
+    _migrate_to_latest()  # leave the schema as the other tests expect it
 
 
 def test_next_run_times_follow_the_new_rules(old_rows):
@@ -70,7 +75,8 @@ def test_next_run_times_follow_the_new_rules(old_rows):
         "interval": utc(2026, 11, 1, 6),
         "never": utc(2026, 11, 2),
     }
-    never = ScheduledJob.objects.get(pk=rows["never"])
+    # The schema is 0007's here: read only the columns it has.
+    never = ScheduledJob.objects.only("pk", "is_paused", "pause_reason").get(pk=rows["never"])
     assert never.is_paused and "paused on upgrade: its schedule has no next fire time" in never.pause_reason
     assert not ScheduledJob.objects.filter(is_paused=True).exclude(pk=rows["never"]).exists()
 
@@ -88,4 +94,4 @@ def test_lease_permissions_are_renamed_with_the_model(transactional_db):
     executor.migrate([("scheduler", "0005_lease_model_name")])
     assert granted <= lease_codenames() and not any(c.endswith("_scheduledjoblock") for c in lease_codenames())
     assert Permission.objects.get(codename="view_joblease").name == "Can view job lease"
-    MigrationExecutor(connection).migrate([VIXIE_RULES])
+    _migrate_to_latest()
