@@ -2,6 +2,7 @@
 declared in code in step with it after each migrate."""
 
 from django.apps import AppConfig
+from django.core.exceptions import FieldDoesNotExist
 from django.db import DEFAULT_DB_ALIAS, router
 from django.db.models.signals import post_migrate
 
@@ -25,10 +26,12 @@ class SchedulerConfig(AppConfig):
             if router.allow_migrate_model(using, TaskFunction):
                 task_functions_sync(using=using)
 
-        def sync_declared_jobs(sender, using, verbosity=1, stdout=None, **kwargs):
+        def sync_declared_jobs(sender, using, verbosity=1, stdout=None, apps=None, **kwargs):
             # The job services write to the default database only.
             if using != DEFAULT_DB_ALIAS or not router.allow_migrate_model(using, ScheduledJob):
                 return
+            if apps is not None and not _has_declared_jobs_columns(apps):
+                return  # migrated back to before declared jobs existed: this code's models do not fit
             report = jobs_sync()
             if stdout is not None and verbosity >= 1 and (report.changed or report.invalid):
                 for line in report.lines():
@@ -36,3 +39,12 @@ class SchedulerConfig(AppConfig):
 
         post_migrate.connect(sync_task_functions, sender=self, weak=False, dispatch_uid="scheduler-sync-tasks")
         post_migrate.connect(sync_declared_jobs, sender=self, weak=False, dispatch_uid="scheduler-sync-jobs")
+
+
+def _has_declared_jobs_columns(apps) -> bool:
+    """Whether the migrated schema (post_migrate's `apps`) has the columns the sync writes."""
+    try:
+        apps.get_model("scheduler", "ScheduledJob")._meta.get_field("declaration_removed_at")
+    except (LookupError, FieldDoesNotExist):
+        return False
+    return True

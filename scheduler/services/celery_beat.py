@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from scheduler import clock
 from scheduler.models import JobType, ScheduledJob, TaskFunction
-from scheduler.services.jobs import job_check, job_create
+from scheduler.services.jobs import job_create
 from scheduler.services.task_functions import task_functions_sync
 
 # django-celery-beat's tables (its models' default names).
@@ -95,8 +95,7 @@ def celery_beat_import(*, database: str = DEFAULT_DB_ALIAS, dry_run: bool = Fals
                 outcome.skipped = "a job of this name exists already; it is left as it is"
                 continue
             try:
-                job_check(None, **fields)
-                job_create(user=user, **fields)
+                job_create(user=user, **fields)  # validates first: an invalid row writes nothing
             except ValidationError as exc:
                 outcome.skipped = "not a valid job here: " + "; ".join(
                     f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items()

@@ -151,7 +151,8 @@ def jobs_import(document, *, dry_run: bool = False, user=None) -> JobImportRepor
     planned = []
     seen: dict[str, int] = {}
     for number, row in enumerate(rows, start=1):
-        outcome = RowOutcome(number=number, name=row.get("name", "") if isinstance(row, dict) else "")
+        name = row.get("name") if isinstance(row, dict) else None
+        outcome = RowOutcome(number=number, name=name if isinstance(name, str) else "")
         report.rows.append(outcome)
         fields, state = _row_fields(row, functions, outcome)
         if outcome.errors:
@@ -215,7 +216,9 @@ def _row_fields(row, functions: dict, outcome: RowOutcome) -> tuple[dict, dict]:
             f"taskFunction: no task function is named {function_name!r} (registered functions: manage.py "
             f"sync_task_functions)"
         )
-    job_type = {name: pk for pk, name in JOB_TYPES.items()}.get(row["jobType"])
+    job_type = (
+        {name: pk for pk, name in JOB_TYPES.items()}.get(row["jobType"]) if isinstance(row["jobType"], str) else None
+    )
     if job_type is None:
         outcome.errors.append(f"jobType: {row['jobType']!r} is not a job type: use 'interval' or 'cron'")
     for key in ("isEnabled", "isPaused", "coalesce"):

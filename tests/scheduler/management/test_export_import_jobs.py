@@ -169,6 +169,7 @@ def test_rows_are_checked_for_shape(tmp_path, db):
             {"name": "c", "taskFunction": "tasks.functions.noop", "jobType": "interval", "isPaused": "yes"},
             {"name": "d", "taskFunction": "tasks.functions.noop", "jobType": "interval", "intervalSeconds": 5},
             {"name": "d", "taskFunction": "tasks.functions.noop", "jobType": "interval", "intervalSeconds": 6},
+            {"name": ["e"], "taskFunction": ["tasks"], "jobType": {"kind": "cron"}, "args": "x"},
         ]
     }
     lines, _ = refused(write(tmp_path, document))
@@ -177,6 +178,8 @@ def test_rows_are_checked_for_shape(tmp_path, db):
     assert lines[2] == "row 3: invalid: a row must be a JSON object of job fields"
     assert lines[3] == "row 4 ('c'): invalid: isPaused: must be true or false"
     assert lines[5] == "row 6 ('d'): invalid: name: row 5 already has the job 'd'; each name once"
+    assert lines[6].startswith("row 7: invalid: name: must be a string; taskFunction: no task function")
+    assert "jobType: {'kind': 'cron'} is not a job type" in lines[6]
 
 
 def test_a_dry_run_reports_and_writes_nothing(tmp_path, several_jobs):

@@ -10,6 +10,7 @@ from scheduler.registry import cron, interval, task_function
 from scheduler.services.declarations import jobs_sync
 from scheduler.services.jobs import job_disable, job_enable, job_pause, job_update
 from tests.factories import IntervalJobFactory
+from tests.scheduler.engine.conftest import engine_db  # noqa: F401 (a fixture)
 from tests.scheduler.services.conftest import execution_of
 
 pytestmark = pytest.mark.django_db
@@ -247,3 +248,11 @@ def test_declared_fields_of_a_code_owned_job_are_refused_by_the_services(clean_r
     # The same values, and the fields code does not declare, may be sent.
     job_update(job, cron_expression="0 2 * * *", kwargs={"full": True}, history_limit=10)
     assert job_named("nightly report").history_limit == 10
+
+
+@pytest.mark.usefixtures("engine_db")
+def test_migrating_back_to_before_declared_jobs_skips_their_sync_and_forward_syncs_again(clean_registry):
+    declare(nightly())
+    call_command("migrate", "scheduler", "0007", verbosity=0, interactive=False)  # no error from the sync
+    call_command("migrate", "scheduler", verbosity=0, interactive=False)
+    assert job_named("nightly report").is_code_owned
