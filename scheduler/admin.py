@@ -145,7 +145,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         "last_run_time",
         "audit",
     )
-    actions = [f"{name}_jobs" for name in JOB_ACTIONS]
+    actions = [f"{name}_jobs" for name, action in JOB_ACTIONS.items() if not action.on_run]
     fieldsets = (
         (None, {"fields": ("defined_by", "name", "description", "task_function", "job_type", "is_enabled")}),
         (
@@ -173,6 +173,10 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         (
             "Execution",
             {"fields": ("priority", "max_instances", "misfire_grace_time", "coalesce", "history_limit")},
+        ),
+        (
+            "Run policies",
+            {"fields": ("overlap_policy", "timeout", ("max_retries", "retry_backoff"), "pause_after_failures")},
         ),
         ("Audit", {"classes": ("collapse",), "fields": ("audit",)}),
     )
@@ -311,13 +315,44 @@ def _local(moment, timezone_name):
 
 @admin.register(JobExecution)
 class JobExecutionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "job", "status", "trigger", "scheduled_time", "started_at", "duration_ms", "instance_id")
+    list_display = (
+        "id",
+        "job",
+        "status_shown",
+        "trigger",
+        "attempt",
+        "scheduled_time",
+        "started_at",
+        "duration_ms",
+        "instance_id",
+    )
     list_filter = ("status", "trigger")
     search_fields = ("job__name", "error_message", "celery_task_id", "instance_id")
     list_select_related = ("job",)
     date_hierarchy = "created_at"
-    readonly_fields = ("result_pretty", "traceback_pre")
+    readonly_fields = ("status_shown", "result_pretty", "traceback_pre")
     exclude = ("result", "traceback")
+    actions = ["cancel_runs"]
+
+    @admin.display(description="Status", ordering="status")
+    def status_shown(self, execution):
+        return f"{execution.get_status_display()} (cancel requested)" if execution.cancel_pending else execution.status
+
+    @admin.action(description=JOB_ACTIONS["cancel"].admin_description, permissions=["run_cancel"])
+    def cancel_runs(self, request, queryset):
+        done = 0
+        for execution in queryset.select_related("job"):
+            try:
+                job_action_apply(execution.job, "cancel", user=request.user, execution_id=execution.pk)
+                done += 1
+            except ValidationError as exc:
+                self.message_user(request, f"Execution {execution.pk}: {'; '.join(exc.messages)}", messages.ERROR)
+        if done:
+            verb = JOB_ACTIONS["cancel"].done
+            self.message_user(request, f"{verb} {done} run{'s' if done != 1 else ''}.", messages.SUCCESS)
+
+    def has_run_cancel_permission(self, request):
+        return job_action_permitted(request.user, "cancel")
 
     @admin.display(description="Result")
     def result_pretty(self, execution):
@@ -378,5 +413,6 @@ def _admin_job_action(name: str):
     setattr(ScheduledJobAdmin, f"has_job_{name}_permission", has_permission)
 
 
-for _name in JOB_ACTIONS:
-    _admin_job_action(_name)
+for _name, _action in JOB_ACTIONS.items():
+    if not _action.on_run:
+        _admin_job_action(_name)

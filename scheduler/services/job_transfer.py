@@ -39,6 +39,11 @@ ROW_FIELDS = {
     "misfireGraceTime": "misfire_grace_time",
     "coalesce": "coalesce",
     "historyLimit": "history_limit",
+    "overlapPolicy": "overlap_policy",
+    "maxRetries": "max_retries",
+    "retryBackoff": "retry_backoff",
+    "timeout": "timeout",
+    "pauseAfterFailures": "pause_after_failures",
     "isEnabled": "is_enabled",
 }
 STATE_KEYS = ("isPaused", "pauseReason")

@@ -28,6 +28,11 @@ JOB_COLUMNS = (
     "misfire_grace_time",
     "coalesce",
     "history_limit",
+    "overlap_policy",
+    "max_retries",
+    "retry_backoff",
+    "timeout",
+    "pause_after_failures",
     "is_enabled",
     "is_paused",
     "pause_reason",
@@ -81,6 +86,11 @@ def several_jobs():
         misfire_grace_time=300,
         coalesce=False,
         history_limit=25,
+        overlap_policy="buffer_all",
+        max_retries=2,
+        retry_backoff=30,
+        timeout=120,
+        pause_after_failures=3,
     )
     CronJobFactory(name="paris nightly", cron_expression="15 2 * * 1-5", timezone="Europe/Paris", description="ü")
     job_pause(CronJobFactory(name="paused one", cron_expression="*/10 * * * *"), reason="waiting on the vendor")

@@ -3,6 +3,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 
 from scheduler import registry
 from scheduler.models import JobExecution, JobType, ScheduledJob, TaskFunction
@@ -253,6 +255,11 @@ def test_declared_fields_of_a_code_owned_job_are_refused_by_the_services(clean_r
 @pytest.mark.usefixtures("engine_db")
 def test_migrating_back_to_before_declared_jobs_skips_their_sync_and_forward_syncs_again(clean_registry):
     declare(nightly())
-    call_command("migrate", "scheduler", "0007", verbosity=0, interactive=False)  # no error from the sync
+    loader = MigrationLoader(connection)
+    [declared_jobs_migration] = [
+        key for key in loader.graph.nodes if key[0] == "scheduler" and "declared_jobs" in key[1]
+    ]
+    [before] = [parent for parent in loader.graph.node_map[declared_jobs_migration].parents if parent[0] == "scheduler"]
+    call_command("migrate", *before, verbosity=0, interactive=False)  # no error from the sync
     call_command("migrate", "scheduler", verbosity=0, interactive=False)
     assert job_named("nightly report").is_code_owned

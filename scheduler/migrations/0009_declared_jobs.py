@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scheduler', '0007_cron_next_run_times_vixie_rules'),
+        ('scheduler', '0008_run_policies'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
