@@ -60,6 +60,11 @@ def test_another_task_function_is_refused_under_its_api_name(client, declared, n
 
 def test_what_code_does_not_declare_stays_editable_and_a_get_body_can_be_sent_back(client, declared):
     assert client.patch(job_url(declared.pk), {"historyLimit": 50}, format="json").status_code == 200
+    # The run policies are the operators' too.
+    policies = {"overlapPolicy": "buffer_one", "maxRetries": 2, "retryBackoff": 10, "timeout": 60}
+    response = client.patch(job_url(declared.pk), policies, format="json")
+    assert response.status_code == 200, response.content
+    assert {key: response.json()[key] for key in policies} == policies
     body = client.get(job_url(declared.pk)).json()
     body["historyLimit"] = 20
     response = client.put(job_url(declared.pk), body, format="json")
