@@ -17,6 +17,8 @@ from scheduler.services.job_actions import JOB_ACTIONS, job_action_apply, job_ac
 from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
 
 FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
+# The form fields of what a declaration in code sets: shown disabled on a job code owns.
+CODE_OWNED_FORM_FIELDS = [f.removesuffix("_id") for f in job_services.CODE_OWNED_FIELDS]
 RECENT_EXECUTIONS = 20
 
 
@@ -62,6 +64,12 @@ class ScheduledJobForm(forms.ModelForm):
         if "task_function" in self.fields:
             current = self.instance.task_function_id if self.instance.pk else None
             self.fields["task_function"].queryset = TaskFunction.objects.filter(Q(is_active=True) | Q(pk=current))
+        if self.instance.pk and self.instance.is_code_owned:
+            # Disabled fields keep the saved value whatever is posted; the services refuse changes too.
+            for name in CODE_OWNED_FORM_FIELDS:
+                if name in self.fields:
+                    self.fields[name].disabled = True
+                    self.fields[name].help_text = f"Set in code: {self.instance.managed_by_description}."
 
     def clean(self):
         cleaned = super().clean()
@@ -122,15 +130,24 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         "last_status",
         "is_enabled",
         "is_paused",
+        "defined_by",
     )
     list_filter = ("is_enabled", "is_paused", "job_type", "task_function")
     search_fields = ("name", "description", "task_function__name", "cron_expression")
     list_select_related = ("task_function", "job_type")
     ordering = ("name",)
-    readonly_fields = ("upcoming_fire_times", "schedule", "pause_state", "next_run_time", "last_run_time", "audit")
+    readonly_fields = (
+        "defined_by",
+        "upcoming_fire_times",
+        "schedule",
+        "pause_state",
+        "next_run_time",
+        "last_run_time",
+        "audit",
+    )
     actions = [f"{name}_jobs" for name, action in JOB_ACTIONS.items() if not action.on_run]
     fieldsets = (
-        (None, {"fields": ("name", "description", "task_function", "job_type", "is_enabled")}),
+        (None, {"fields": ("defined_by", "name", "description", "task_function", "job_type", "is_enabled")}),
         (
             "Interval",
             {
@@ -184,6 +201,10 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def schedule(self, job):
         return job_schedule_describe(job) if job.pk else "-"
 
+    @admin.display(description="Defined", ordering="managed_by")
+    def defined_by(self, job):
+        return job.managed_by_description or "by hand (admin, API or import)"
+
     @admin.display(description="Last status", ordering="last_execution_status")
     def last_status(self, job):
         return getattr(job, "last_execution_status", None) or "-"
@@ -226,6 +247,10 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
         obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
 
+    def has_delete_permission(self, request, obj=None):
+        # A job code owns goes when its declaration does (sync_jobs --prune), not from here.
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_code_owned)
+
     def delete_model(self, request, obj):
         job_services.job_delete(obj, user=request.user)
 
@@ -234,9 +259,15 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             job_services.job_delete(job, user=request.user)
 
     def get_deleted_objects(self, objs, request):
-        """Delete is a soft delete: the job leaves the lists, its history stays."""
-        to_delete = [format_html("Job: {}", job.name) for job in objs]
-        return to_delete, {ScheduledJob._meta.verbose_name_plural: len(to_delete)}, set(), []
+        """Delete is a soft delete: the job leaves the lists, its history stays. Jobs code owns are
+        listed as protected, which makes the admin refuse the whole deletion."""
+        to_delete = [format_html("Job: {}", job.name) for job in objs if not job.is_code_owned]
+        protected = [
+            format_html("Job: {} ({})", job.name, job_services.job_delete_refusal(job))
+            for job in objs
+            if job.is_code_owned
+        ]
+        return to_delete, {ScheduledJob._meta.verbose_name_plural: len(to_delete)}, set(), protected
 
     # --- actions ------------------------------------------------------------------------------
 

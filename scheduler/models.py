@@ -150,6 +150,18 @@ class ScheduledJob(models.Model):
     is_paused = models.BooleanField(default=False)
     pause_reason = models.TextField(blank=True)
     is_active = models.BooleanField(default=True, help_text="False once deleted (soft delete).")
+    # Jobs declared in code (registry: @task_function(schedules=[...])) and kept in step by sync_jobs.
+    managed_by = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="The module.function whose declaration defines this job; empty for jobs made by hand.",
+    )
+    declaration_removed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a sync found this job's declaration gone from the code and disabled the job.",
+    )
     next_run_time = models.DateTimeField(null=True, blank=True)
     last_run_time = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -172,6 +184,12 @@ class ScheduledJob(models.Model):
                 fields=["next_run_time"],
                 name="scheduler_job_due_idx",
                 condition=JOB_STATE_FILTERS[JobState.SCHEDULED],
+            ),
+            # The sync's read of the jobs it manages, a few among possibly very many.
+            models.Index(
+                fields=["managed_by"],
+                name="scheduler_job_declared_idx",
+                condition=Q(is_active=True) & ~Q(managed_by=""),
             ),
         ]
         constraints = [
@@ -253,6 +271,20 @@ class ScheduledJob(models.Model):
     @property
     def can_fire(self) -> bool:
         return self.state == JobState.SCHEDULED
+
+    @property
+    def is_code_owned(self) -> bool:
+        """Declared in code, and the declaration is still there: code owns its declared fields."""
+        return bool(self.managed_by) and self.declaration_removed_at is None
+
+    @property
+    def managed_by_description(self) -> str:
+        """Who owns the job's definition, in the words the admin, dashboard and API show."""
+        if not self.managed_by:
+            return ""
+        if self.declaration_removed_at is not None:
+            return f"declaration removed from code (was {self.managed_by})"
+        return f"defined in code ({self.managed_by})"
 
 
 class JobExecution(models.Model):

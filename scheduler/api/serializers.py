@@ -17,6 +17,7 @@ from scheduler.enums import ExecutionStatus, ExecutionTrigger, OverlapPolicy
 from scheduler.models import MAX_INSTANCES_LIMIT, MAX_RETRIES_LIMIT, JobExecution, JobType, ScheduledJob, TaskFunction
 from scheduler.services.cron import instant_parse
 from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS, JOB_ACTIONS
+from scheduler.services.jobs import CODE_OWNED_FIELDS
 from scheduler.services.schedules import job_schedule_describe
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -67,6 +68,15 @@ class JobSerializer(serializers.ModelSerializer):
     )
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
     updated_by = serializers.CharField(source="updated_by.username", read_only=True, allow_null=True)
+    managed_by = serializers.SerializerMethodField(
+        help_text="'defined in code (module.function)' for a job declared in code (its declared fields are "
+        "read-only here), 'declaration removed from code (was module.function)' once its declaration is "
+        "gone; null for jobs made through the admin, the API or an import."
+    )
+    fields_defined_in_code = serializers.SerializerMethodField(
+        help_text="The fields a PUT or PATCH may not change (400), because code declares them; empty when "
+        "the job is not defined in code. Actions (pause, resume, enable, disable, trigger) stay available."
+    )
 
     class Meta:
         model = ScheduledJob
@@ -98,6 +108,8 @@ class JobSerializer(serializers.ModelSerializer):
             "is_paused",
             "pause_reason",
             "is_active",
+            "managed_by",
+            "fields_defined_in_code",
             "next_run_time",
             "last_run_time",
             "last_execution_id",
@@ -112,6 +124,20 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField())
     def get_schedule(self, job) -> str:
         return job_schedule_describe(job)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_managed_by(self, job) -> str | None:
+        return job.managed_by_description or None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_fields_defined_in_code(self, job) -> list[str]:
+        # Values are not renamed by the camelCase renderer (only keys are): name them as clients do.
+        return [_camel(name) for name in CODE_OWNED_FIELDS] if job.is_code_owned else []
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 def _interval_field(unit: str):

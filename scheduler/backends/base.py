@@ -103,6 +103,15 @@ class Backend:
         """Seconds between the engine's re-reads of the database."""
         return configured
 
+    # --- syncs of the code registry ------------------------------------------------------------------
+
+    def code_sync_lock(self, using: str = "default") -> None:
+        """Inside a transaction on `using`: wait for, and hold until it ends, the lock that lets one
+        process at a time sync the code registry (task functions, declared jobs) into the tables.
+        Several processes starting together (schedulers, a migrate) then sync one after the other,
+        each seeing what the one before it committed."""
+        raise NotImplementedError
+
     # --- processes ----------------------------------------------------------------------------------
 
     def single_process_guard(self) -> None:

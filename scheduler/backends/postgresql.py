@@ -14,7 +14,7 @@ import threading
 import psycopg
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, connections
 from django.db.backends.signals import connection_created
 
 from scheduler import clock
@@ -24,6 +24,8 @@ from scheduler.enums import UNFINISHED_STATUSES, ExecutionStatus, ExecutionTrigg
 logger = logging.getLogger("scheduler.engine")
 NOTIFY_CHANNEL = "scheduler_changes"
 ENGINE_SESSIONS = "scheduler-engine-sessions"  # the connection_created receiver's dispatch_uid
+# The advisory lock key of code registry syncs: any fixed number no other code of the database uses.
+CODE_SYNC_LOCK_KEY = 0x5C4ED_C0DE
 
 
 def _isoformat(moment):
@@ -38,6 +40,11 @@ class PostgreSQLBackend(Backend):
     def claim_durable(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO ON")
+
+    def code_sync_lock(self, using: str = "default") -> None:
+        # A transaction-level advisory lock: released at commit or rollback, whatever happens.
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CODE_SYNC_LOCK_KEY])
 
     def runs_insert(self, runs, *, trigger, instance_id, now, lease_expires_at):
         rows = [

@@ -174,3 +174,62 @@ def test_execution_page_shows_traceback(admin_client):
     execution = ExecutionFactory(status=ExecutionStatus.FAILED, traceback="Traceback: boom happened")
     response = admin_client.get(reverse("admin:scheduler_jobexecution_change", args=[execution.pk]))
     assert "Traceback: boom happened" in response.content.decode()
+
+
+# --- jobs declared in code ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def declared(db, clean_registry):
+    from scheduler.registry import cron
+    from tests.factories import declared_jobs
+
+    return declared_jobs(cron("0 2 * * *", name="nightly", timezone="Europe/Paris", args=[1]))["nightly"]
+
+
+def _input(content: str, name: str) -> str:
+    match = re.search(rf"<(?:input|select|textarea)[^>]*name=\"{name}\"[^>]*>", content)
+    assert match, name
+    return match.group(0)
+
+
+def test_change_page_of_a_declared_job_shows_its_declared_fields_disabled(admin_client, declared):
+    content = admin_client.get(reverse("admin:scheduler_scheduledjob_change", args=[declared.pk])).content.decode()
+    assert "defined in code (tests.factories.declared_task)" in content
+    for name in ("name", "cron_expression", "timezone", "args", "kwargs", "task_function", "job_type", "priority"):
+        assert " disabled" in _input(content, name), name
+    assert " disabled" not in _input(content, "history_limit")
+    assert " disabled" not in _input(content, "is_enabled")
+
+
+def test_posting_a_declared_job_keeps_its_declared_fields_and_saves_the_rest(admin_client, declared):
+    data = _form_data(name="renamed", cron_expression="0 5 * * *", args="[2]", history_limit="7")
+    response = admin_client.post(reverse("admin:scheduler_scheduledjob_change", args=[declared.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    declared.refresh_from_db()
+    assert (declared.name, declared.cron_expression, declared.args) == ("nightly", "0 2 * * *", [1])
+    assert declared.history_limit == 7
+
+
+def test_a_declared_job_cannot_be_deleted_in_the_admin(admin_client, declared):
+    single = admin_client.get(reverse("admin:scheduler_scheduledjob_delete", args=[declared.pk]))
+    assert single.status_code == 403
+    other = IntervalJobFactory(name="made by hand")
+    bulk = admin_client.post(
+        reverse(CHANGELIST), {"action": "delete_selected", "_selected_action": [declared.pk, other.pk], "post": "yes"}
+    )
+    assert "remove its declaration there" in bulk.content.decode()
+    declared.refresh_from_db()
+    other.refresh_from_db()
+    assert declared.is_active and other.is_active  # the admin refuses the whole deletion
+
+
+def test_actions_work_on_a_declared_job_and_the_list_says_where_it_is_defined(admin_client, declared):
+    admin_client.post(reverse(CHANGELIST), {"action": "pause_jobs", "_selected_action": [declared.pk]})
+    admin_client.post(reverse(CHANGELIST), {"action": "trigger_jobs", "_selected_action": [declared.pk]})
+    declared.refresh_from_db()
+    assert declared.is_paused and JobExecution.objects.filter(job=declared, trigger="manual").exists()
+    IntervalJobFactory(name="made by hand")
+    content = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "defined in code (tests.factories.declared_task)" in content
+    assert "by hand (admin, API or import)" in content

@@ -292,3 +292,19 @@ def test_static_files_are_served_by_the_project(viewer, db):
     page = viewer.get(DASHBOARD).content.decode()
     assert "/static/scheduler/dashboard.js" in page and "/static/scheduler/dashboard.css" in page
     assert "http://" not in page.split("<body")[0] and "https://" not in page.split("<body")[0]
+
+
+def test_a_declared_job_shows_where_it_is_defined_and_takes_actions(operator, clean_registry):
+    from scheduler.registry import interval
+    from tests.factories import declared_jobs
+
+    job = declared_jobs(interval(minutes=5, name="declared poll"))["declared poll"]
+    defined = "defined in code (tests.factories.declared_task)"
+    assert defined in operator.get(DASHBOARD).content.decode()
+    page = operator.get(f"/scheduler/jobs/{job.pk}/").content.decode()
+    assert defined in page and "schedule and arguments change in code" in page
+    assert "Open in the admin" not in page or "Edit in the admin" not in page
+    response = operator.post(action_url(job, "pause"), {"reason": "by the dashboard"})
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.is_paused and job.pause_reason == "by the dashboard"
