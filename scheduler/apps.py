@@ -21,3 +21,19 @@ class SchedulerConfig(AppConfig):
             weak=False,
             dispatch_uid="scheduler-sync-tasks",
         )
+        post_migrate.connect(_summaries_install, sender=self, weak=False, dispatch_uid="scheduler-summaries")
+
+
+def _summaries_install(sender, using, plan=None, **kwargs):
+    """The triggers that keep the run and job summaries, again after every migrate: on SQLite a
+    migration that rebuilds the executions or jobs table drops them with it."""
+    from django.db import connections
+
+    from scheduler.backends import BACKENDS
+    from scheduler.models import ExecutionSummary, JobTally
+
+    connection = connections[using]
+    tables = set(connection.introspection.table_names())
+    # Not when migrated back to before the summaries existed.
+    if {ExecutionSummary._meta.db_table, JobTally._meta.db_table} <= tables:
+        BACKENDS[connection.vendor]().summaries_install(using=using)
