@@ -133,17 +133,31 @@ def test_charts_drawn_from_the_database(viewer, db):
     job = IntervalJobFactory()
     finished_run(job, seconds=3)
     finished_run(job, failed=True, seconds=1)
-    old = finished_run(job)
-    JobExecution.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=30))
+    long_ago = timezone.now() - timedelta(hours=30)
+    ExecutionFactory(job=job, status=ExecutionStatus.SUCCESS, started_at=long_ago, finished_at=long_ago, duration_ms=5)
     response = viewer.get(DASHBOARD)
     runs_chart = response.context["runs_chart"]
-    assert runs_chart["total"] == 2  # the 30-hour-old run is outside the chart
+    assert runs_chart["total"] == 2  # the run that ended 30 hours ago is outside the chart
     assert {item["status"]: item["count"] for item in runs_chart["legend"]}["failed"] == 1
     assert len(runs_chart["bars"]) == 24
     assert sum(b["count"] for b in response.context["durations_chart"]["bars"]) == 2
     page = response.content.decode()
     assert '<svg viewBox="0 0 720 180" role="img" aria-label="Runs per hour' in page
     assert 'class="fill-failed"' in page and 'class="fill-avg"' in page
+
+
+def test_charts_count_runs_as_they_ended_even_once_deleted(viewer, db):
+    """The charts read the per-minute summary, which counts runs when they end: retention and
+    history limits deleting the rows later do not rewrite the past hours."""
+    job = IntervalJobFactory()
+    finished_run(job, seconds=2)
+    finished_run(job, failed=True, seconds=1)
+    JobExecution.objects.filter(job=job).delete()
+    response = viewer.get(DASHBOARD)
+    legend = {item["status"]: item["count"] for item in response.context["runs_chart"]["legend"]}
+    assert legend["success"] == 1 and legend["failed"] == 1
+    durations = [bar for bar in response.context["durations_chart"]["bars"] if bar["count"]]
+    assert len(durations) == 1 and durations[0]["count"] == 2 and durations[0]["max_ms"] >= 2000
 
 
 def test_status_counts(viewer, db):
