@@ -11,7 +11,7 @@ class SchedulerConfig(AppConfig):
     def ready(self):
         # Imported here, as Django's documentation does for signal handlers: these modules use
         # the models, which are not ready when this module is imported.
-        from scheduler import registry, tasks  # noqa: F401 (tasks: the Celery task and its signal handler)
+        from scheduler import checks, registry, tasks  # noqa: F401 (checks: registers them; tasks: the Celery task and its signal handler)
         from scheduler.services.task_functions import task_functions_sync
 
         registry.load()
