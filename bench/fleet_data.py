@@ -108,8 +108,9 @@ def executions_insert(conn: psycopg.Connection, fleet: Fleet, first_job_id: int,
                            now() - make_interval(secs => (%(span)s - r * %(step)s) / 1e6) AS t,
                            %(first)s + CASE WHEN r %% 100 = 0 THEN (r / 100) %% %(heavy)s
                                             ELSE %(heavy)s + r %% %(others)s END AS job_id,
-                           (r * 2654435761) %% 1000 AS h,
-                           CASE WHEN (r * 2654435761) %% 1000 >= 990 THEN 'manual' ELSE 'scheduled' END AS trig,
+                           (r * 2654435761 %% 4294967296) * 1000 / 4294967296 AS h,
+                           CASE WHEN (r * 2654435761 %% 4294967296) * 1000 / 4294967296 >= 990
+                                THEN 'manual' ELSE 'scheduled' END AS trig,
                            CASE WHEN r %% 1000 = 7 THEN 600000 ELSE (r * 37) %% 5000 END AS dur
                     FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS r
                 ) AS g

@@ -250,7 +250,8 @@ class PostgreSQLBackend(Backend):
                     {tally_add("NEW", 1)}
                 ELSIF TG_OP = 'DELETE' THEN
                     {tally_add("OLD", -1)}
-                ELSIF (OLD.is_active, OLD.is_enabled, OLD.is_paused) < (NEW.is_active, NEW.is_enabled, NEW.is_paused) THEN
+                ELSIF (OLD.is_active, OLD.is_enabled, OLD.is_paused)
+                      < (NEW.is_active, NEW.is_enabled, NEW.is_paused) THEN
                     {tally_add("OLD", -1)}
                     {tally_add("NEW", 1)}
                 ELSE

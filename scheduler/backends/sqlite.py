@@ -110,8 +110,9 @@ class SQLiteBackend(Backend):
         upsert = f"ON CONFLICT (minute, status, shard) DO UPDATE SET {self.summary_upsert_assignments('')}"
         # One row's events, as a one-row table the shared SELECT reads: NEW (and OLD) are not tables here.
         row = (
-            "(SELECT NEW.id AS id, NEW.status AS status, NEW.trigger AS trigger, NEW.scheduled_time AS "
-            "scheduled_time, NEW.started_at AS started_at, NEW.finished_at AS finished_at, NEW.duration_ms AS duration_ms)"
+            "(SELECT NEW.id AS id, NEW.status AS status, NEW.trigger AS trigger, "
+            "NEW.scheduled_time AS scheduled_time, NEW.started_at AS started_at, "
+            "NEW.finished_at AS finished_at, NEW.duration_ms AS duration_ms)"
         )
         old_row = "(SELECT OLD.id AS id, OLD.status AS status, OLD.started_at AS started_at)"
         inserted = self.summary_events_select(row, shard="0")

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+
 from scheduler import clock
 from scheduler.backends import backend
 from scheduler.models import JobExecution, ScheduledJob

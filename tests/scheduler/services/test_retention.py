@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+
 from scheduler.backends import backend
 from scheduler.models import ExecutionStatus, JobExecution
 from scheduler.services.jobs import job_delete
