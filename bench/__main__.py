@@ -648,7 +648,8 @@ def _fleet_section(result: dict) -> str:
     note = (
         f"{fleet['jobs']:,} cron jobs and {fleet['executions']:,} executions over {fleet['days']} days "
         f"({fleet['executions'] / fleet['days']:,.0f} a day), generated in SQL in "
-        f"{result['generation_seconds'] / 60:.0f} min (bench/fleet_data.py); executions table {ids['execution_bytes'] / 1e9:.1f} GB with its indexes "
+        f"{result['generation_seconds'] / 60:.0f} min (bench/fleet_data.py); executions table "
+        f"{ids['execution_bytes'] / 1e9:.1f} GB with its indexes "
         f"(heap {ids['execution_heap_bytes'] / 1e9:.1f} GB), database {ids['database_bytes'] / 1e9:.1f} GB. "
         f"gunicorn, 2 workers, production settings; each page fetched {WARM_UP_NOTE}, then {result['requests']} "
         f"times one after another: median / p95 in ms. Baseline: the same rows read with a plain .values() "
