@@ -324,10 +324,12 @@ class ExecutionJobFilter(admin.SimpleListFilter):
     parameter_name = "job"
 
     def lookups(self, request, model_admin):
+        # Only the job asked for (a choice is what makes the admin apply the filter at all).
         value = self.value()
-        if not (value and value.isdigit()):
+        if not value:
             return []
-        return [(value, ScheduledJob.objects.filter(pk=value).values_list("name", flat=True).first() or f"#{value}")]
+        name = ScheduledJob.objects.filter(pk=value).values_list("name", flat=True).first() if value.isdigit() else None
+        return [(value, name or f"no job {value}")]
 
     def queryset(self, request, queryset):
         value = self.value()

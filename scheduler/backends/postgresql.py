@@ -14,6 +14,7 @@ import threading
 import psycopg
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.signals import connection_created
 
@@ -297,7 +298,10 @@ class PostgreSQLBackend(Backend):
                 row = cursor.fetchone()
                 estimate = row[0] if row else -1
             else:
-                sql, params = queryset.order_by().values("pk").query.sql_with_params()
+                try:
+                    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+                except EmptyResultSet:  # .none(), or a filter that can match nothing
+                    return None
                 cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
                 plan = cursor.fetchone()[0]
                 plan = json.loads(plan) if isinstance(plan, str) else plan
