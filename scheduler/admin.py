@@ -120,7 +120,11 @@ class ScheduledJobForm(forms.ModelForm):
 
 class RecentExecutionsFormSet(forms.BaseInlineFormSet):
     def get_queryset(self):
-        return super().get_queryset().order_by("-created_at", "-pk")[:RECENT_EXECUTIONS]
+        # Evaluated once: the formset asks for it per form, and a fresh slice is a fresh query.
+        if not hasattr(self, "_recent"):
+            recent = super().get_queryset().select_related("job").order_by("-created_at", "-pk")
+            self._recent = list(recent[:RECENT_EXECUTIONS])
+        return self._recent
 
 
 class RecentExecutionsInline(ReadOnly, admin.TabularInline):
