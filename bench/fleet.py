@@ -126,6 +126,9 @@ def generate(fleet: fleet_data.Fleet, progress) -> dict:
         newest = conn.execute("SELECT max(id) FROM scheduler_jobexecution").fetchone()[0]
     started = time.monotonic()
     _manage("shell", "-c", "from scheduler.backends import backend; backend().summaries_rebuild()")
+    with psycopg.connect(database_url(), autocommit=True) as conn:
+        conn.execute("ANALYZE scheduler_executionsummary")
+        conn.execute("ANALYZE scheduler_jobtally")
     progress(f"fleet: summaries rebuilt ({time.monotonic() - started:.0f} s)")
     return {
         "heavy_job": first,  # every hundredth run is one of the heavy jobs: the deepest job page

@@ -13,8 +13,8 @@ import threading
 
 import psycopg
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.core.exceptions import EmptyResultSet
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.signals import connection_created
 

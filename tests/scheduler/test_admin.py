@@ -179,7 +179,9 @@ EXECUTIONS = "admin:scheduler_jobexecution_changelist"
 
 
 def _listed_executions(response) -> list[int]:
-    return [int(pk) for pk in re.findall(r'<th class="field-id"><a href="[^"]*?/(\d+)/change/', response.content.decode())]
+    return [
+        int(pk) for pk in re.findall(r'<th class="field-id"><a href="[^"]*?/(\d+)/change/', response.content.decode())
+    ]
 
 
 def test_execution_list_newest_first_with_a_count_and_no_second_one(admin_client):
