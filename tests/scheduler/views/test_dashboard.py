@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, SchedulerInstance
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.executions import execution_fail, execution_finish, execution_start
 from scheduler.services.jobs import job_delete, job_disable, job_pause
 from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory, UserFactory
@@ -306,3 +306,15 @@ def test_static_files_are_served_by_the_project(viewer, db):
     page = viewer.get(DASHBOARD).content.decode()
     assert "/static/scheduler/dashboard.js" in page and "/static/scheduler/dashboard.css" in page
     assert "http://" not in page.split("<body")[0] and "https://" not in page.split("<body")[0]
+
+
+def test_jobs_table_pages_through_every_job_once(viewer, db):
+    for n in range(55):
+        IntervalJobFactory(name=f"job {n:02}")
+    first = viewer.get(DASHBOARD).context["jobs"]
+    second = viewer.get(DASHBOARD + "?page=2").context["jobs"]
+    assert first.paginator.count == 56  # with the built-in cleanup job, from the job tally
+    names = [job.name for job in first] + [job.name for job in second]
+    assert len(first) == 50 and len(second) == 6
+    assert sorted(names) == sorted(ScheduledJob.objects.values_list("name", flat=True))
+    assert names == sorted(names, key=lambda name: name)  # by name, as the table says
