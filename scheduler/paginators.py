@@ -35,7 +35,7 @@ class FleetPaginator(Paginator):
     @cached_property
     def count(self):
         if self.known_count is not None:
-            return self.known_count
+            return max(0, self.known_count)
         if isinstance(self.object_list, QuerySet):
             estimate = backend().row_estimate(self.object_list)
             if estimate is not None:
@@ -54,8 +54,11 @@ class FleetPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
-        if not self.estimated and top + self.orphans >= self.count:
-            top = self.count
+        # Only a count made here may cut the last page short: an estimate, or a known count a
+        # moment old, must never hide rows that are there.
+        counted = self.known_count is None and not self.estimated
+        if counted and top + self.orphans >= self.count:
+            top = max(self.count, bottom)
         return self._get_page(self._rows(bottom, top), number, self)
 
     def _rows(self, bottom: int, top: int):

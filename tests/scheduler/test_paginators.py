@@ -80,3 +80,12 @@ def test_large_lists_are_estimated_on_postgresql(postgres):
     few = FleetPaginator(JobExecution.objects.filter(status="failed"), 100)
     assert few.count == 0 and not few.estimated
     assert len(whole.page(3)) == 100
+
+
+def test_a_known_count_that_is_behind_never_hides_rows():
+    for n in range(3):
+        IntervalJobFactory(name=f"job {n}")
+    for stale in (0, -2, 1):
+        paginator = FleetPaginator(job_list(), 10, count=stale)
+        assert paginator.count == max(0, stale)
+        assert len(paginator.page(1)) == ScheduledJob.objects.count()
