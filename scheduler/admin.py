@@ -4,7 +4,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
 from django.http import JsonResponse
@@ -36,6 +36,16 @@ class ReadOnly:
         return False
 
 
+class FleetChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # A list on one page is shown from the queryset itself, read a second time; when the
+        # paginator already read it to count it, show those rows.
+        rows = self.paginator.first_page_rows
+        if not self.multi_page and rows is not None:
+            self.result_list = rows
+
+
 class FleetAdmin(admin.ModelAdmin):
     """Change lists that stay fast with a million rows: no second count of the whole table, no
     facet counts, and FleetPaginator's cheap counts and bounded page depth."""
@@ -43,6 +53,9 @@ class FleetAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = FleetPaginator
+
+    def get_changelist(self, request, **kwargs):
+        return FleetChangeList
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         return self.paginator(

@@ -143,6 +143,10 @@ class ScheduledJob(models.Model):
                 name="scheduler_job_due_idx",
                 condition=JOB_STATE_FILTERS[JobState.SCHEDULED],
             ),
+            # Job lists soonest first (the API's ordering=nextRunTime: ascending, empty last).
+            models.Index(
+                fields=["next_run_time", "id"], name="scheduler_job_next_run_idx", condition=Q(is_active=True)
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -6,7 +6,8 @@ does instead:
 
 - the count: a known count when the caller has one (the job tally), else the database's estimate
   for a large list (PostgreSQL's statistics, through the backend), and an exact count for a small
-  one or where there is no estimate (SQLite);
+  one or where there is no estimate (SQLite); a list that fits on one page is counted by reading
+  that page;
 - a deep page: OFFSET reads, and computes the select list of, every row it skips. Pages past the
   first are read as ids first (an index-only walk where the ordering has an index), then only
   those rows are fetched with their annotations;
@@ -31,6 +32,7 @@ class FleetPaginator(Paginator):
         self.known_count = count
         self.max_depth = max_depth
         self.estimated = False
+        self.first_page_rows = None  # the whole list, when counting it meant reading it
 
     @cached_property
     def count(self):
@@ -41,6 +43,12 @@ class FleetPaginator(Paginator):
             if estimate is not None:
                 self.estimated = True
                 return estimate
+            # A list that fits on one page is counted by reading it, which its page needs anyway:
+            # a search that reads every row (a name that matches few jobs) then reads them once.
+            head = list(self.object_list[: self.per_page + 1])
+            if len(head) <= self.per_page:
+                self.first_page_rows = head
+                return len(head)
         return Paginator.count.func(self)
 
     @cached_property
@@ -63,6 +71,8 @@ class FleetPaginator(Paginator):
 
     def _rows(self, bottom: int, top: int):
         rows = self.object_list
+        if bottom == 0 and self.first_page_rows is not None:
+            return self.first_page_rows[:top]
         if bottom == 0 or not isinstance(rows, QuerySet):
             return list(rows[bottom:top])
         ids = list(rows.values_list("pk", flat=True)[bottom:top])

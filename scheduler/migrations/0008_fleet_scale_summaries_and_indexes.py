@@ -1,6 +1,6 @@
 """Fleet scale: run and job summaries kept by the database, and the indexes the operator's pages read.
 
-The two indexes are built with CREATE INDEX CONCURRENTLY on PostgreSQL, so an installation with a
+The new indexes are built with CREATE INDEX CONCURRENTLY on PostgreSQL, so an installation with a
 long history keeps recording runs while they build (which is why this migration is not atomic).
 The summaries are counted once from the tables here; from then on the triggers that
 backends/ install keep them (and install again after every migrate: see apps.py).
@@ -118,6 +118,12 @@ class Migration(migrations.Migration):
         AddIndexConcurrentlyOnPostgreSQL(
             model_name="jobexecution",
             index=models.Index(fields=["job", "status", "-created_at"], name="scheduler_exec_job_status_idx"),
+        ),
+        AddIndexConcurrentlyOnPostgreSQL(
+            model_name="scheduledjob",
+            index=models.Index(
+                condition=models.Q(("is_active", True)), fields=["next_run_time", "id"], name="scheduler_job_next_run_idx"
+            ),
         ),
         # scheduler_exec_job_recent_idx (job, -created_at) serves every lookup by job.
         migrations.AlterField(

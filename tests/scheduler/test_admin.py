@@ -243,3 +243,23 @@ def test_pages_deeper_than_the_limit_are_not_offered(admin_client, monkeypatch):
     response = admin_client.get(reverse(EXECUTIONS), {"p": 2})
     assert response.status_code == 200 and response.context["cl"].paginator.num_pages == 2
     assert admin_client.get(reverse(EXECUTIONS), {"p": 3}).status_code == 302  # the admin's "invalid page"
+
+
+def test_a_search_that_fits_on_one_page_reads_the_jobs_once(admin_client):
+    """A name search scans every job; counting its matches and showing them is one scan, not two."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(5):
+        IntervalJobFactory(name=f"backup {n}")
+    IntervalJobFactory(name="report")
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(reverse(CHANGELIST), {"q": "backup"})
+    assert response.context["cl"].result_count == 5
+    assert len(response.context["cl"].result_list) == 5
+    searches = [
+        q["sql"]
+        for q in captured.captured_queries
+        if "LIKE" in q["sql"] and not q["sql"].startswith("EXPLAIN")  # planning reads no rows
+    ]
+    assert len(searches) == 1, searches
