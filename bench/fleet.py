@@ -119,17 +119,24 @@ def generate(fleet: fleet_data.Fleet, progress) -> dict:
         conn.execute("VACUUM ANALYZE scheduler_jobexecution")
         conn.execute("VACUUM ANALYZE scheduler_scheduledjob")
         progress(f"fleet: VACUUM ANALYZE ({time.monotonic() - started:.0f} s)")
-        sizes = conn.execute(
-            "SELECT pg_total_relation_size('scheduler_jobexecution'), pg_relation_size('scheduler_jobexecution'), "
-            "pg_total_relation_size('scheduler_scheduledjob'), pg_database_size(current_database())"
-        ).fetchone()
-        newest = conn.execute("SELECT max(id) FROM scheduler_jobexecution").fetchone()[0]
     started = time.monotonic()
     _manage("shell", "-c", "from scheduler.backends import backend; backend().summaries_rebuild()")
     with psycopg.connect(database_url(), autocommit=True) as conn:
         conn.execute("ANALYZE scheduler_executionsummary")
         conn.execute("ANALYZE scheduler_jobtally")
     progress(f"fleet: summaries rebuilt ({time.monotonic() - started:.0f} s)")
+    return fleet_ids(fleet)
+
+
+def fleet_ids(fleet: fleet_data.Fleet) -> dict:
+    """The ids the pages use, and the sizes of what was generated."""
+    with psycopg.connect(database_url()) as conn:
+        first = conn.execute(f"SELECT min(id) FROM {fleet_data.JOBS} WHERE name LIKE 'fleet-%%'").fetchone()[0]
+        newest = conn.execute(f"SELECT max(id) FROM {fleet_data.EXECUTIONS}").fetchone()[0]
+        sizes = conn.execute(
+            "SELECT pg_total_relation_size('scheduler_jobexecution'), pg_relation_size('scheduler_jobexecution'), "
+            "pg_total_relation_size('scheduler_scheduledjob'), pg_database_size(current_database())"
+        ).fetchone()
     return {
         "heavy_job": first,  # every hundredth run is one of the heavy jobs: the deepest job page
         "typical_job": first + fleet_data.HEAVY_JOBS + 123,
@@ -140,6 +147,11 @@ def generate(fleet: fleet_data.Fleet, progress) -> dict:
         "job_bytes": sizes[2],
         "database_bytes": sizes[3],
     }
+
+
+def database_exists() -> bool:
+    with _admin_connection() as conn:
+        return bool(conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database_name()]).fetchone())
 
 
 def _credentials() -> tuple[str, str]:
@@ -330,24 +342,34 @@ def measure_retention(fleet: fleet_data.Fleet, progress) -> dict:
     }
 
 
-def run(fleet: fleet_data.Fleet, *, requests: int, keep: bool, progress) -> dict:
-    data_directory, free, needed = disk_check(fleet)
-    progress(
-        f"fleet: {fleet.jobs:,} jobs, {fleet.executions:,} executions; {free / 1e9:.0f} GB free at "
-        f"{data_directory}, about {needed / 2e9:.0f} GB needed"
-    )
+def run(fleet: fleet_data.Fleet, *, requests: int, keep: bool, reuse: bool = False, progress) -> dict:
+    """Generate the fleet and measure it; with `reuse`, measure the pages again on a fleet an
+    earlier run kept (migrated to this checkout first), and leave retention out: it deleted the
+    oldest day already."""
     started = time.monotonic()
-    ids = generate(fleet, progress)
+    if reuse and database_exists():
+        progress(f"fleet: reusing {database_name()} (migrating it)")
+        _manage("migrate", "--noinput", "-v", "0")
+        ids = fleet_ids(fleet)
+    else:
+        data_directory, free, needed = disk_check(fleet)
+        progress(
+            f"fleet: {fleet.jobs:,} jobs, {fleet.executions:,} executions; {free / 1e9:.0f} GB free at "
+            f"{data_directory}, about {needed / 2e9:.0f} GB needed"
+        )
+        ids = generate(fleet, progress)
+        reuse = False
     generated = time.monotonic() - started
     try:
         results = measure_pages(ids, requests, progress)
-        retention = measure_retention(fleet, progress)
+        retention = None if reuse else measure_retention(fleet, progress)
     finally:
         if not keep:
             database_drop()
     return {
         "fleet": {"jobs": fleet.jobs, "executions": fleet.executions, "days": fleet.days},
         "generation_seconds": generated,
+        "reused": reuse,
         "ids": ids,
         "pages": results,
         "retention": retention,
