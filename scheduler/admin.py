@@ -180,7 +180,7 @@ class ScheduledJobAdmin(FleetAdmin):
     # them all; the name has one.
     sortable_by = ("name",)
     readonly_fields = ("upcoming_fire_times", "schedule", "pause_state", "next_run_time", "last_run_time", "audit")
-    actions = [f"{name}_jobs" for name in JOB_ACTIONS]
+    actions = [f"{name}_jobs" for name, action in JOB_ACTIONS.items() if not action.on_run]
     fieldsets = (
         (None, {"fields": ("name", "description", "task_function", "job_type", "is_enabled")}),
         (
@@ -208,6 +208,10 @@ class ScheduledJobAdmin(FleetAdmin):
         (
             "Execution",
             {"fields": ("priority", "max_instances", "misfire_grace_time", "coalesce", "history_limit")},
+        ),
+        (
+            "Run policies",
+            {"fields": ("overlap_policy", "timeout", ("max_retries", "retry_backoff"), "pause_after_failures")},
         ),
         ("Audit", {"classes": ("collapse",), "fields": ("audit",)}),
     )
@@ -357,7 +361,17 @@ class ExecutionJobFilter(admin.SimpleListFilter):
 
 @admin.register(JobExecution)
 class JobExecutionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "job", "status", "trigger", "scheduled_time", "started_at", "duration_ms", "instance_id")
+    list_display = (
+        "id",
+        "job",
+        "status_shown",
+        "trigger",
+        "attempt",
+        "scheduled_time",
+        "started_at",
+        "duration_ms",
+        "instance_id",
+    )
     # A date filter instead of date_hierarchy, which lists the distinct dates of the whole table.
     list_filter = ("status", "trigger", ("created_at", admin.DateFieldListFilter), ExecutionJobFilter)
     search_fields = ("id",)  # see get_search_results
@@ -365,8 +379,29 @@ class JobExecutionAdmin(ReadOnlyAdmin):
     list_select_related = ("job",)
     # Newest first is the (created_at, id) index; any other order would sort the whole history.
     sortable_by = ()
-    readonly_fields = ("result_pretty", "traceback_pre")
+    readonly_fields = ("status_shown", "result_pretty", "traceback_pre")
     exclude = ("result", "traceback")
+    actions = ["cancel_runs"]
+
+    @admin.display(description="Status", ordering="status")
+    def status_shown(self, execution):
+        return f"{execution.get_status_display()} (cancel requested)" if execution.cancel_pending else execution.status
+
+    @admin.action(description=JOB_ACTIONS["cancel"].admin_description, permissions=["run_cancel"])
+    def cancel_runs(self, request, queryset):
+        done = 0
+        for execution in queryset.select_related("job"):
+            try:
+                job_action_apply(execution.job, "cancel", user=request.user, execution_id=execution.pk)
+                done += 1
+            except ValidationError as exc:
+                self.message_user(request, f"Execution {execution.pk}: {'; '.join(exc.messages)}", messages.ERROR)
+        if done:
+            verb = JOB_ACTIONS["cancel"].done
+            self.message_user(request, f"{verb} {done} run{'s' if done != 1 else ''}.", messages.SUCCESS)
+
+    def has_run_cancel_permission(self, request):
+        return job_action_permitted(request.user, "cancel")
 
     def get_search_results(self, request, queryset, search_term):
         """Only searches an index answers: an execution id, or a job's exact name (its jobs' ids
@@ -439,5 +474,6 @@ def _admin_job_action(name: str):
     setattr(ScheduledJobAdmin, f"has_job_{name}_permission", has_permission)
 
 
-for _name in JOB_ACTIONS:
-    _admin_job_action(_name)
+for _name, _action in JOB_ACTIONS.items():
+    if not _action.on_run:
+        _admin_job_action(_name)

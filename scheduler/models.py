@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from scheduler.enums import ExecutionStatus, ExecutionTrigger, JobState
+from scheduler.enums import ExecutionStatus, ExecutionTrigger, JobState, OverlapPolicy
 from scheduler.querysets import (
     JOB_STATE_FILTERS,
     ExecutionQuerySet,
@@ -20,6 +20,7 @@ from scheduler.querysets import (
 )
 
 MAX_INSTANCES_LIMIT = 10
+MAX_RETRIES_LIMIT = 100
 
 
 def interval_total_seconds(seconds, minutes, hours, days) -> int:
@@ -110,6 +111,37 @@ class ScheduledJob(models.Model):
         help_text="Seconds a run may start late; later than that it is recorded as missed.",
     )
     coalesce = models.BooleanField(default=True, help_text="Collapse several overdue runs into one after downtime.")
+    overlap_policy = models.CharField(
+        max_length=20,
+        choices=OverlapPolicy.choices,
+        default=OverlapPolicy.SKIP,
+        db_default=OverlapPolicy.SKIP,
+        help_text="What happens to a run that is due while max_instances runs of this job are in progress.",
+    )
+    max_retries = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,
+        validators=[MaxValueValidator(MAX_RETRIES_LIMIT)],
+        help_text="Times a failed run (error, timeout, lost worker) is run again (0-100).",
+    )
+    retry_backoff = models.PositiveIntegerField(
+        default=10,
+        db_default=10,
+        help_text="Seconds before the first retry; doubled for each further one, with jitter, capped "
+        "at SCHEDULER_RETRY_BACKOFF_MAX.",
+    )
+    timeout = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Seconds a run may take; empty for the task function's own timeout.",
+    )
+    pause_after_failures = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Pause the job after this many consecutive failed runs; empty for never.",
+    )
     history_limit = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -158,6 +190,19 @@ class ScheduledJob(models.Model):
             ),
             models.CheckConstraint(condition=Q(misfire_grace_time__gte=1), name="scheduler_job_misfire_grace_positive"),
             models.CheckConstraint(
+                condition=Q(overlap_policy__in=OverlapPolicy.values), name="scheduler_job_overlap_policy_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_retries__lte=MAX_RETRIES_LIMIT), name="scheduler_job_max_retries_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout__isnull=True) | Q(timeout__gte=1), name="scheduler_job_timeout_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(pause_after_failures__isnull=True) | Q(pause_after_failures__gte=1),
+                name="scheduler_job_pause_after_failures_positive",
+            ),
+            models.CheckConstraint(
                 condition=(
                     Q(job_type_id=JobType.INTERVAL, cron_expression__isnull=True)
                     # isnull=False on each term: NULL > 0 is unknown, and a CHECK that comes out
@@ -198,6 +243,10 @@ class ScheduledJob(models.Model):
     def interval_total_seconds(self) -> int:
         return interval_total_seconds(*(getattr(self, f) for f in self.INTERVAL_FIELDS))
 
+    def effective_timeout(self) -> int | None:
+        """The job's timeout, else its task function's (seconds; None for none)."""
+        return self.timeout or self.task_function.timeout
+
     @property
     def state(self) -> JobState:
         """The row-level form of querysets.JOB_STATE_FILTERS (a test keeps the two in step)."""
@@ -233,11 +282,37 @@ class JobExecution(models.Model):
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    args = models.JSONField(
+        null=True,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="What the run was called with (empty: not recorded).",
+    )
+    kwargs = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    attempt = models.PositiveSmallIntegerField(
+        default=1, db_default=1, help_text="1 for the first run of a fire time, 2 for its first retry..."
+    )
+    retry_of = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retry",
+        help_text="The attempt this one retries.",
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancel_reason = models.CharField(
+        max_length=300, blank=True, default="", db_default="", help_text="Who or what asked for the cancel, and why."
+    )
 
     objects = ExecutionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        permissions = [("cancel_jobexecution", "Can cancel a pending, waiting or running run")]
         indexes = [
             models.Index(fields=["job", "-created_at"], name="scheduler_exec_job_recent_idx"),
             models.Index(fields=["status", "created_at"], name="scheduler_exec_status_idx"),
@@ -251,6 +326,12 @@ class JobExecution(models.Model):
                 name="scheduler_exec_unclaimed_idx",
                 condition=Q(status=ExecutionStatus.PENDING, instance_id=""),
             ),
+            # Runs an overlap policy keeps waiting, started in fire-time order as slots free.
+            models.Index(
+                fields=["job", "scheduled_time"],
+                name="scheduler_exec_waiting_idx",
+                condition=Q(status=ExecutionStatus.WAITING),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -262,6 +343,14 @@ class JobExecution(models.Model):
 
     def __str__(self):
         return f"{self.job} @ {self.scheduled_time:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+    @property
+    def cancel_pending(self) -> bool:
+        """Asked to stop and not ended yet: shown as "cancel requested"."""
+        return self.cancel_requested_at is not None and self.status in (
+            ExecutionStatus.PENDING,
+            ExecutionStatus.RUNNING,
+        )
 
 
 class JobLease(models.Model):

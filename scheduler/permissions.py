@@ -5,6 +5,7 @@ ADD_JOB = "scheduler.add_scheduledjob"
 CHANGE_JOB = "scheduler.change_scheduledjob"
 DELETE_JOB = "scheduler.delete_scheduledjob"
 TRIGGER_JOB = "scheduler.trigger_scheduledjob"
+CANCEL_RUN = "scheduler.cancel_jobexecution"
 VIEW_TASK_FUNCTION = "scheduler.view_taskfunction"
 
 # As in the Django admin, the change permission also lets a user read.

@@ -12,6 +12,7 @@ from scheduler.enums import (
     FINISHED_STATUSES,
     UNFINISHED_STATUSES,
     ExecutionStatus,
+    ExecutionTrigger,
     JobState,
 )
 
@@ -73,9 +74,17 @@ class ExecutionQuerySet(models.QuerySet):
     def finished(self):
         return self.exclude(status__in=UNFINISHED_STATUSES)
 
-    def unclaimed(self):
-        """Runs not yet picked up by any scheduler process: manual requests, released runs."""
-        return self.filter(status=ExecutionStatus.PENDING, instance_id="")
+    def unclaimed(self, now=None):
+        """Runs not yet picked up by any scheduler process: manual requests, released runs and
+        retries; with `now`, only those due by then (a retry waits out its backoff)."""
+        unclaimed = self.filter(status=ExecutionStatus.PENDING, instance_id="")
+        if now is None:
+            return unclaimed
+        return unclaimed.filter(~Q(trigger=ExecutionTrigger.RETRY) | Q(scheduled_time__lte=now))
+
+    def waiting(self):
+        """Runs an overlap policy keeps until their job has a free slot."""
+        return self.filter(status=ExecutionStatus.WAITING)
 
     def newest_first(self):
         return self.order_by("-created_at", "-pk")

@@ -38,7 +38,7 @@ def job_get(job_id) -> ScheduledJob | None:
 
 def job_execution_list(job: ScheduledJob) -> QuerySet[JobExecution]:
     """A job's executions, newest first."""
-    return JobExecution.objects.filter(job=job).select_related("triggered_by").newest_first()
+    return JobExecution.objects.filter(job=job).select_related("triggered_by", "cancel_requested_by").newest_first()
 
 
 # --- scheduler status ----------------------------------------------------------------------------

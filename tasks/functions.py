@@ -1,8 +1,6 @@
 """Built-in task functions: useful for trying the scheduler, for tests, and for housekeeping."""
 
-import time
-
-from scheduler.registry import task_function
+from scheduler.registry import current_run, task_function
 from scheduler.services.retention import executions_cleanup
 
 
@@ -16,9 +14,9 @@ def echo(*args, **kwargs):
     return {"args": list(args), "kwargs": kwargs}
 
 
-@task_function(description="Sleeps for `seconds` (default 1) in the scheduler process.")
+@task_function(description="Sleeps for `seconds` (default 1) in the scheduler process; stops early when cancelled.")
 def sleep(seconds: float = 1, **kwargs):
-    time.sleep(float(seconds))
+    current_run().sleep(float(seconds))
     return {"slept": float(seconds)}
 
 
@@ -28,7 +26,7 @@ def sleep(seconds: float = 1, **kwargs):
     timeout=3600,
 )
 def sleep_offloaded(seconds: float = 5, **kwargs):
-    time.sleep(float(seconds))
+    current_run().sleep(float(seconds))
     return {"slept": float(seconds)}
 
 

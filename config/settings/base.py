@@ -145,6 +145,8 @@ SCHEDULER_INLINE_WORKERS = env.int("SCHEDULER_INLINE_WORKERS", default=10)
 # How long a stopping scheduler waits for running inline work before giving up on it.
 SCHEDULER_SHUTDOWN_TIMEOUT = env.float("SCHEDULER_SHUTDOWN_TIMEOUT", default=30.0)
 # Executions older than this many days are deleted by the built-in cleanup job.
+# The longest wait before a retry, in seconds, however many attempts failed (retryBackoff doubles).
+SCHEDULER_RETRY_BACKOFF_MAX = env.int("SCHEDULER_RETRY_BACKOFF_MAX", default=3600)
 SCHEDULER_HISTORY_RETENTION_DAYS = env.int("SCHEDULER_HISTORY_RETENTION_DAYS", default=30)
 # Queue for offloaded task functions that do not name one.
 SCHEDULER_DEFAULT_QUEUE = env("SCHEDULER_DEFAULT_QUEUE", default="celery")

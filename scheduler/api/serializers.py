@@ -13,10 +13,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from scheduler.enums import ExecutionStatus, ExecutionTrigger
-from scheduler.models import MAX_INSTANCES_LIMIT, JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.enums import ExecutionStatus, ExecutionTrigger, OverlapPolicy
+from scheduler.models import MAX_INSTANCES_LIMIT, MAX_RETRIES_LIMIT, JobExecution, JobType, ScheduledJob, TaskFunction
 from scheduler.services.cron import instant_parse
-from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS
+from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS, JOB_ACTIONS
 from scheduler.services.schedules import job_schedule_describe
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -89,6 +89,11 @@ class JobSerializer(serializers.ModelSerializer):
             "misfire_grace_time",
             "coalesce",
             "history_limit",
+            "overlap_policy",
+            "max_retries",
+            "retry_backoff",
+            "timeout",
+            "pause_after_failures",
             "is_enabled",
             "is_paused",
             "pause_reason",
@@ -183,6 +188,38 @@ class JobWriteSerializer(StrictInputSerializer):
         default=None,
         help_text="Keep at most this many finished executions; null for no cap.",
     )
+    overlap_policy = serializers.ChoiceField(
+        choices=OverlapPolicy.values,
+        default=OverlapPolicy.SKIP,
+        help_text="When a run is due while max_instances runs are in progress: skip, buffer_one, buffer_all, "
+        "cancel_other, terminate_other or allow_all.",
+        error_messages={
+            "invalid_choice": f'Unknown overlap policy "{{input}}": use {", ".join(OverlapPolicy.values)}.'
+        },
+    )
+    max_retries = serializers.IntegerField(
+        min_value=0, max_value=MAX_RETRIES_LIMIT, default=0, help_text="Times a failed run is run again."
+    )
+    retry_backoff = serializers.IntegerField(
+        min_value=0,
+        max_value=INT32_MAX,
+        default=10,
+        help_text="Seconds before the first retry; doubled for each further one, with jitter, capped.",
+    )
+    timeout = serializers.IntegerField(
+        min_value=1,
+        max_value=INT32_MAX,
+        allow_null=True,
+        default=None,
+        help_text="Seconds a run may take; null for the task function's own timeout.",
+    )
+    pause_after_failures = serializers.IntegerField(
+        min_value=1,
+        max_value=INT32_MAX,
+        allow_null=True,
+        default=None,
+        help_text="Pause the job after this many consecutive failed runs; null for never.",
+    )
     is_enabled = serializers.BooleanField(default=True)
 
     def validate(self, attrs):
@@ -207,6 +244,35 @@ class JobActionSerializer(StrictInputSerializer):
     reason = serializers.CharField(
         max_length=1000, allow_blank=True, default="", help_text="Why the job is paused (pause only)."
     )
+    execution_id = serializers.IntegerField(
+        min_value=1, max_value=INT64_MAX, required=False, help_text="The run to cancel (cancel only)."
+    )
+    args = serializers.ListField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        help_text="Positional arguments for this run instead of the job's (trigger only).",
+        error_messages={"not_a_list": 'args must be a JSON list, e.g. [1, "two"]; got {input_type}.'},
+    )
+    kwargs = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        help_text="Keyword arguments for this run instead of the job's (trigger only).",
+        error_messages={"not_a_dict": 'kwargs must be a JSON object, e.g. {{"seconds": 5}}; got {input_type}.'},
+    )
+
+    def validate(self, attrs):
+        action = JOB_ACTIONS[attrs["action"]]
+        errors = {}
+        if action.on_run and "execution_id" not in attrs:
+            errors["execution_id"] = f"Name the run to {action.name}: its execution id."
+        if not action.on_run and "execution_id" in attrs:
+            errors["execution_id"] = f"{action.name} acts on the job, not on a run: leave executionId out."
+        for field in ("args", "kwargs"):
+            if field in attrs and not action.takes_arguments:
+                errors[field] = f"Only trigger takes {field}."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 # --- executions ------------------------------------------------------------------------------------
@@ -220,6 +286,15 @@ class ExecutionSerializer(serializers.ModelSerializer):
     status = serializers.ChoiceField(choices=ExecutionStatus.choices, read_only=True)
     trigger = serializers.ChoiceField(choices=ExecutionTrigger.choices, read_only=True)
     result = serializers.JSONField(read_only=True, allow_null=True, help_text="The task function's return value.")
+    args = serializers.JSONField(read_only=True, allow_null=True, help_text="What the run was called with.")
+    kwargs = serializers.JSONField(read_only=True, allow_null=True)
+    retry_of = serializers.IntegerField(
+        source="retry_of_id", read_only=True, allow_null=True, help_text="The execution this attempt retries."
+    )
+    cancel_requested = serializers.BooleanField(
+        source="cancel_pending", read_only=True, help_text="Asked to stop and not ended yet."
+    )
+    cancel_requested_by = serializers.CharField(source="cancel_requested_by.username", read_only=True, allow_null=True)
 
     class Meta:
         model = JobExecution
@@ -240,6 +315,14 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "hostname",
             "celery_task_id",
             "triggered_by",
+            "args",
+            "kwargs",
+            "attempt",
+            "retry_of",
+            "cancel_requested",
+            "cancel_requested_at",
+            "cancel_requested_by",
+            "cancel_reason",
         ]
         read_only_fields = fields
 

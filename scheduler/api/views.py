@@ -28,6 +28,7 @@ from scheduler.api.serializers import (
     SchedulerStatusSerializer,
     TaskFunctionSerializer,
 )
+from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution, ScheduledJob, TaskFunction
 from scheduler.services.job_actions import JOB_ACTION_NAMES_IN_WORDS, job_action_apply, job_action_require
 from scheduler.services.jobs import job_create, job_delete, job_update
@@ -130,9 +131,12 @@ class JobViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary=f"{JOB_ACTION_NAMES_IN_WORDS.capitalize()} a job",
         description=(
-            "trigger records one manual run now (a scheduler process picks it up within a second) "
-            "and answers 202 with that execution; the other actions answer 200 with the job. "
-            "trigger needs the 'Can trigger a manual run' permission, the others the change permission."
+            "trigger records one manual run now (a scheduler process picks it up within a second), with "
+            "`args`/`kwargs` instead of the job's if given, and answers 202 with that execution. cancel "
+            "(`executionId` names the run) answers 200 with the run once it is cancelled (it was waiting or "
+            "not yet claimed) or 202 while it is being stopped (it shows cancelRequested until it ends). "
+            "The other actions answer 200 with the job. trigger needs the 'Can trigger a manual run' "
+            "permission, cancel 'Can cancel a run', the others the change permission."
         ),
         request=JobActionSerializer,
         responses={
@@ -150,9 +154,22 @@ class JobViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         requested = serializer.validated_data["action"]
         job_action_require(request.user, requested)
-        outcome = job_action_apply(job, requested, user=request.user, reason=serializer.validated_data["reason"])
-        if isinstance(outcome, JobExecution):  # trigger: the run it asked for
-            return Response(ExecutionSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
+        data = serializer.validated_data
+        outcome = job_action_apply(
+            job,
+            requested,
+            user=request.user,
+            reason=data["reason"],
+            execution_id=data.get("execution_id"),
+            args=data.get("args"),
+            kwargs=data.get("kwargs"),
+        )
+        if isinstance(outcome, JobExecution):
+            # trigger: the run it asked for; cancel: the run, 202 while it is still being stopped.
+            done = outcome.status == ExecutionStatus.CANCELLED
+            return Response(
+                ExecutionSerializer(outcome).data, status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED
+            )
         return Response(self._representation(outcome))
 
     @staticmethod

@@ -21,12 +21,15 @@ class SchedulerAlreadyRunning(Exception):
 
 @dataclass(slots=True)
 class NewRun:
-    """An execution row a claim inserts; a pending one gets its lease in the same write."""
+    """An execution row a claim inserts; a pending one gets its lease in the same write, a waiting
+    one stays unclaimed (no process, no lease) until a later claim starts it."""
 
     job_id: int
     status: str
     scheduled_time: datetime
     error_message: str
+    args: list | None = None
+    kwargs: dict | None = None
 
 
 def run_key(job_id: int, scheduled_time: datetime) -> tuple[int, datetime]:
@@ -57,7 +60,8 @@ class Backend:
     def runs_insert(
         self, runs: list[NewRun], *, trigger: str, instance_id: str, now: datetime, lease_expires_at: datetime
     ) -> dict[tuple[int, datetime], tuple[int, str]]:
-        """Insert claimed runs and the leases of the pending ones; a run whose (job,
+        """Insert claimed runs and the leases of the pending ones (waiting ones are left unclaimed
+        and unfinished, skipped and missed ones finished at `now`); a run whose (job,
         scheduled_time) already exists is dropped. Returns {run_key: (execution id, status)} of
         the rows inserted."""
         raise NotImplementedError

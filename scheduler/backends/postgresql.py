@@ -53,6 +53,8 @@ class PostgreSQLBackend(Backend):
                 "status": r.status,
                 "scheduled_time": r.scheduled_time.isoformat(),
                 "error_message": r.error_message,
+                "args": r.args,
+                "kwargs": r.kwargs,
             }
             for r in runs
         ]
@@ -61,15 +63,17 @@ class PostgreSQLBackend(Backend):
                 f"""
                 WITH batch AS (
                     SELECT * FROM jsonb_to_recordset(%(runs)s::jsonb)
-                    AS batch(job_id bigint, status varchar, scheduled_time timestamptz, error_message text)
+                    AS batch(job_id bigint, status varchar, scheduled_time timestamptz, error_message text,
+                             args jsonb, kwargs jsonb)
                 ), inserted AS (
                     INSERT INTO {self.quote(self.execution_table)} (
                         job_id, status, trigger, scheduled_time, created_at, finished_at, error_message,
-                        traceback, instance_id, hostname, celery_task_id
+                        traceback, instance_id, hostname, celery_task_id, args, kwargs, attempt, cancel_reason
                     )
                     SELECT job_id, status, %(trigger)s, scheduled_time, %(created_at)s,
-                           CASE WHEN status = %(pending)s THEN NULL ELSE %(now)s END, error_message,
-                           '', %(instance_id)s, '', ''
+                           CASE WHEN status IN (%(pending)s, %(waiting)s) THEN NULL ELSE %(now)s END, error_message,
+                           '', CASE WHEN status = %(waiting)s THEN '' ELSE %(instance_id)s END, '', '',
+                           args, kwargs, 1, ''
                     FROM batch
                     -- a literal predicate, not a parameter: it must match the partial unique index
                     ON CONFLICT (job_id, scheduled_time) WHERE trigger = '{ExecutionTrigger.SCHEDULED}' DO NOTHING
@@ -87,6 +91,7 @@ class PostgreSQLBackend(Backend):
                     "now": now,
                     "created_at": clock.now(),  # the insert moment, on the database's clock
                     "pending": ExecutionStatus.PENDING,
+                    "waiting": ExecutionStatus.WAITING,
                     "instance_id": instance_id,
                     "expires_at": lease_expires_at,
                 },

@@ -40,9 +40,11 @@ class SQLiteBackend(Backend):
                 status=r.status,
                 trigger=trigger,
                 scheduled_time=r.scheduled_time,
-                instance_id=instance_id,
+                instance_id="" if r.status == ExecutionStatus.WAITING else instance_id,
                 error_message=r.error_message,
-                finished_at=None if r.status == ExecutionStatus.PENDING else now,
+                finished_at=None if r.status in (ExecutionStatus.PENDING, ExecutionStatus.WAITING) else now,
+                args=r.args,
+                kwargs=r.kwargs,
             )
             for r in runs
         ]

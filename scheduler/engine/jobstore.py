@@ -91,11 +91,14 @@ class DatabaseJobStore(BaseJobStore):
             return datetime.now(UTC)
         try:
             with self.guard("next run time"):
-                if JobExecution.objects.unclaimed().exists():
+                # Manual and released runs are due at once; a retry, once its backoff has passed.
+                if JobExecution.objects.unclaimed(clock.now()).exists():
                     return datetime.now(UTC)
+                unclaimed_at = JobExecution.objects.unclaimed().aggregate(t=Min("scheduled_time"))["t"]
                 next_run_time = ScheduledJob.objects.schedulable().aggregate(t=Min("next_run_time"))["t"]
+            times = [t for t in (next_run_time, unclaimed_at) if t is not None]
             # APScheduler waits by this host's clock until a time on the database's.
-            return None if next_run_time is None else next_run_time - clock.offset()
+            return min(times) - clock.offset() if times else None
         except Exception:
             connection.close()
             logger.exception("Could not read the next run time; retrying shortly.")

@@ -18,11 +18,13 @@ from django.db import connection, connections
 
 from scheduler.backends import SchedulerAlreadyRunning, backend
 from scheduler.engine.apscheduler_glue import APSCHEDULER_THREAD, RunQueueExecutor
+from scheduler.engine.cancels import CancelWatcher
 from scheduler.engine.jobstore import CLAIM_LANE_PREFIX, DatabaseJobStore
 from scheduler.engine.recorder import BatchRecorder
 from scheduler.engine.runner import Runner
 from scheduler.engine.watchdog import Watchdog
 from scheduler.models import clock_offset_skewed
+from scheduler.services.changes import schedule_changed
 from scheduler.services.claims import runs_release
 from scheduler.services.instances import (
     clock_offset_measure,
@@ -40,9 +42,17 @@ logger = logging.getLogger("scheduler.engine")
 
 
 # The threads whose sessions are the engine's own: this process's main thread, APScheduler's loop
-# (claims), the extra claim lanes, the recorder and the heartbeat.
+# (claims), the extra claim lanes, the recorder, the heartbeat and the cancel watcher.
 HEARTBEAT_THREAD = "scheduler-heartbeat"
-ENGINE_THREADS = ("MainThread", APSCHEDULER_THREAD, BatchRecorder.THREAD_NAME, HEARTBEAT_THREAD)
+ENGINE_THREADS = (
+    "MainThread",
+    APSCHEDULER_THREAD,
+    BatchRecorder.THREAD_NAME,
+    HEARTBEAT_THREAD,
+    CancelWatcher.THREAD_NAME,
+)
+# The receiver of in-process change announcements (a retry scheduled, a slot freed) by this process.
+CHANGES_HEARD = "scheduler-engine-changes"
 ENGINE_THREAD_PREFIXES = (CLAIM_LANE_PREFIX,)
 
 
@@ -88,6 +98,7 @@ class SchedulerProcess:
         self.recorder = None
         self.runner = None
         self.watchdog = None
+        self.cancel_watcher = None
         self.clock_offset = None
         self.log_extra = {"instance_id": self.instance_id}
 
@@ -126,9 +137,12 @@ class SchedulerProcess:
             jobstore_retry_interval=1,
         )
         self.scheduler.start()
+        self.cancel_watcher = CancelWatcher(self.runner, self._threads_stop, guard=self.watchdog.guard)
+        self.cancel_watcher.start()
         self._start_thread(HEARTBEAT_THREAD, self._heartbeat_loop)
         self._start_thread("scheduler-poll", self._poll_loop)
-        listener = db.change_listener(self.scheduler.wakeup, self._threads_stop)
+        schedule_changed.connect(self._changes_heard, weak=False, dispatch_uid=CHANGES_HEARD)
+        listener = db.change_listener(self._wakeup, self._threads_stop)
         if listener is not None:
             listener.start()
         logger.info(
@@ -168,6 +182,7 @@ class SchedulerProcess:
         Returns True when runs were abandoned mid-flight.
         """
         logger.info("Scheduler %s stopping", self.instance_id, extra=self.log_extra)
+        schedule_changed.disconnect(dispatch_uid=CHANGES_HEARD)
         self.jobstore.stop_claiming()
         self._threads_stop.set()
         unstarted, running = self.runner.close(self.config.shutdown_timeout)
@@ -199,6 +214,14 @@ class SchedulerProcess:
         return bool(running)
 
     # --- background threads ------------------------------------------------------------------------
+
+    def _wakeup(self) -> None:
+        """Something changed: look for due runs and for cancel requests now."""
+        self.scheduler.wakeup()
+        self.cancel_watcher.wake()
+
+    def _changes_heard(self, sender=None, **kwargs) -> None:
+        self._wakeup()
 
     def _start_thread(self, name, target):
         threading.Thread(target=target, name=name, daemon=True).start()

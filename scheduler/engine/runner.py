@@ -8,6 +8,9 @@ import time
 from django.conf import settings
 from django.db import connection, connections
 
+from scheduler import clock
+from scheduler.enums import ExecutionStatus
+from scheduler.services.executions import RunEnded
 from scheduler.services.leases import lease_confirm
 from scheduler.services.offload import offloaded_run_send
 from scheduler.services.runs import Recorder, run_target_execute, with_reconnect
@@ -39,6 +42,8 @@ class Runner:
         # execution id -> (monotonic, wall-clock) time of its claim
         self._claimed: dict[int, tuple[float, float]] = {}
         self._running: set[int] = set()
+        # Claimed runs asked to stop before they started: they end cancelled and never start.
+        self._cancelled: dict[int, str] = {}
         self._closed = False  # set by close(): no run starts in this process after it
         self._lock = threading.Condition()
         self.log_extra = {"instance_id": instance_id}
@@ -57,6 +62,21 @@ class Runner:
         with self._lock:
             return set(self._claimed)
 
+    def held_for(self, seconds: float) -> list[int]:
+        """Runs claimed at least `seconds` ago and not yet ended (the ones a cancel may still reach)."""
+        cutoff = time.monotonic() - seconds
+        with self._lock:
+            return [pk for pk, (at, _) in self._claimed.items() if at <= cutoff]
+
+    def cancel_unstarted(self, execution_id: int, reason: str) -> bool:
+        """Make a claimed run that has not started end cancelled instead; False if it has started
+        (or is not this process's)."""
+        with self._lock:
+            if execution_id not in self._claimed or execution_id in self._running:
+                return False
+            self._cancelled[execution_id] = reason
+            return True
+
     def dispatch(self, run) -> None:
         """Runs in an executor thread: inline functions run here; offloaded ones are sent to
         Celery (or, with no broker configured, run here through the same Celery task)."""
@@ -65,8 +85,11 @@ class Runner:
                 return
             claimed_at = self._claimed.get(run.execution_id)
             self._running.add(run.execution_id)
+            cancelled = self._cancelled.pop(run.execution_id, None)
         try:
-            if claimed_at is None or self._still_ours(run, claimed_at):
+            if cancelled is not None:
+                self._end_unstarted(run, cancelled)
+            elif claimed_at is None or self._still_ours(run, claimed_at):
                 self._run(run)
         except Exception:
             logger.exception(
@@ -95,6 +118,10 @@ class Runner:
             offloaded_run_send(run.execution_id)
         else:
             run_target_execute(run.target, instance_id=self.instance_id, hostname=self.hostname, recorder=self.recorder)
+
+    def _end_unstarted(self, run, reason: str) -> None:
+        ended = RunEnded(run.execution_id, ExecutionStatus.CANCELLED, None, clock.now(), error=reason)
+        self.recorder.run_ended(self.recorder.execution_of(run.target), ended)
 
     def _still_ours(self, run, claimed_at: tuple[float, float]) -> bool:
         waited = max(time.monotonic() - claimed_at[0], time.time() - claimed_at[1])

@@ -1,8 +1,11 @@
-"""Claiming due runs across scheduler processes: misfire, coalesce, max_instances leases, priority.
+"""Claiming due runs across scheduler processes: misfire, coalesce, max_instances leases and
+overlap policies, priority.
 
 A process claims due job rows with SELECT ... FOR UPDATE SKIP LOCKED, writes each job's new
 next_run_time and the runs' execution rows in the same short transaction, and takes a lease per
-run. The unique (job, scheduled_time) constraint is the last guard against a duplicate run.
+run that starts. The unique (job, scheduled_time) constraint is the last guard against a
+duplicate run. Runs an overlap policy keeps waiting are started, in fire-time order, by a later
+claim once their job has a free slot.
 """
 
 import logging
@@ -10,13 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Count
 
 from scheduler import clock
 from scheduler.backends import NewRun, backend
 from scheduler.backends.base import run_key
 from scheduler.enums import ExecutionStatus, ExecutionTrigger
 from scheduler.models import JobExecution, JobLease, ScheduledJob
-from scheduler.services.leases import lease_expiry, lease_reserve, leases_held, leases_release
+from scheduler.services.cancels import executions_stop_oldest
+from scheduler.services.leases import lease_expiry, leases_held, leases_release
+from scheduler.services.overlap import STOPS_OLDEST, Occupancy, buffers, run_admit
 from scheduler.services.runs import RunTarget
 from scheduler.services.schedules import Schedule
 
@@ -59,6 +65,8 @@ class DueJob:
     max_instances: int
     misfire_grace_time: int
     coalesce: bool
+    overlap_policy: str
+    timeout: int | None
     next_run_time: datetime
     last_run_time: datetime | None
     task_function: DueTaskFunction
@@ -76,6 +84,8 @@ class DueJob:
         "max_instances",
         "misfire_grace_time",
         "coalesce",
+        "overlap_policy",
+        "timeout",
         "next_run_time",
         "last_run_time",
         "task_function__name",
@@ -87,6 +97,9 @@ class DueJob:
     @classmethod
     def from_row(cls, row: tuple) -> "DueJob":
         return cls(*row[:-4], DueTaskFunction(*row[-4:]))
+
+    def effective_timeout(self) -> int | None:
+        return self.timeout or self.task_function.timeout
 
 
 @dataclass(frozen=True)
@@ -161,14 +174,19 @@ def runs_claim(
 ) -> list[ClaimedRun]:
     """Claim up to `batch_size` due jobs and any unclaimed pending executions, highest priority first."""
     now = now or clock.now()
-    claimed = _claim_due_jobs(instance_id, now, batch_size)
-    try:
-        claimed += _claim_unclaimed_executions(instance_id, now, batch_size)
-    except Exception:
-        if not claimed:
-            raise
-        # The due runs are committed and leased to this process: they must still reach it.
-        logger.exception("Claiming unclaimed runs failed; the %d due runs claimed go ahead", len(claimed))
+    claimed, errors = [], []
+    # Waiting runs first: a slot that freed goes to the run that has waited longest, before a
+    # run due now is decided.
+    for claim in (_start_waiting_runs, _claim_due_jobs, _claim_unclaimed_executions):
+        try:
+            claimed += claim(instance_id, now, batch_size)
+        except Exception as exc:
+            errors.append(exc)
+    if errors and not claimed:
+        raise errors[0]
+    for exc in errors:
+        # Each claim committed on its own and leased its runs to this process: they must still reach it.
+        logger.error("A claim failed (%s); the %d runs claimed beside it go ahead", exc, len(claimed))
     claimed.sort(key=ClaimedRun.dispatch_order)
     return claimed
 
@@ -199,13 +217,16 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
                 planned_runs.append((job, run))
                 if run.status == ExecutionStatus.PENDING:
                     job.last_run_time = run.scheduled_time
-        held = leases_held([job.pk for job in advanced], now)
-        new_runs = []
+        occupancy = _occupancy(advanced, now)
+        new_runs, stop_oldest = [], {}
         for job, run in planned_runs:
             status, reason = run.status, run.reason
-            if status == ExecutionStatus.PENDING and (reason := lease_reserve(job, held)):
-                status = ExecutionStatus.SKIPPED
-            new_runs.append(NewRun(job.pk, status, run.scheduled_time, reason))
+            if status == ExecutionStatus.PENDING:
+                admission = run_admit(job, occupancy)
+                status, reason = admission.status, admission.reason
+                if admission.stop_oldest:
+                    stop_oldest[job.pk] = job.overlap_policy
+            new_runs.append(NewRun(job.pk, status, run.scheduled_time, reason, job.args, job.kwargs))
         inserted = db.runs_insert(
             new_runs,
             trigger=ExecutionTrigger.SCHEDULED,
@@ -223,17 +244,75 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
             elif row[1] == ExecutionStatus.PENDING:
                 claimed.append(_claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job))
         db.jobs_advance([(job.pk, job.next_run_time, job.last_run_time) for job in advanced])
+        _stop_oldest(stop_oldest)
     return claimed
+
+
+def _occupancy(jobs, now) -> Occupancy:
+    """The live leases of these jobs, and the waiting runs of those whose policy buffers."""
+    buffering = [job.pk for job in jobs if buffers(job.overlap_policy)]
+    waiting = {}
+    if buffering:
+        waiting = dict(
+            JobExecution.objects.waiting()
+            .filter(job_id__in=buffering)
+            .values_list("job_id")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+    return Occupancy(held=leases_held([job.pk for job in jobs], now), waiting=waiting)
+
+
+def _stop_oldest(policies: dict[int, str]) -> None:
+    for job_id, policy in policies.items():
+        executions_stop_oldest(job_id, terminate=STOPS_OLDEST[policy], policy=policy)
+
+
+def _start_waiting_runs(instance_id, now, batch_size) -> list[ClaimedRun]:
+    """Start waiting runs, oldest fire time first, of jobs that now have a free slot."""
+    job_ids = list(JobExecution.objects.waiting().order_by().values_list("job_id", flat=True).distinct()[:batch_size])
+    if not job_ids:  # the common case: one look at an empty partial index
+        return []
+    with transaction.atomic():
+        backend().claim_durable()
+        jobs = list(
+            ScheduledJob.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("task_function")
+            .filter(pk__in=job_ids)
+            .order_by("pk")
+        )
+        held = leases_held([job.pk for job in jobs], now)
+        started, ended = [], []
+        for job in jobs:
+            if not job.is_active:
+                ended += JobExecution.objects.waiting().filter(job_id=job.pk)
+                continue
+            free = job.max_instances - held.get(job.pk, 0)
+            if not job.can_fire or free <= 0:
+                continue  # a paused or disabled job's runs wait for it to be resumed or enabled
+            for execution in (
+                JobExecution.objects.waiting().filter(job_id=job.pk).order_by("scheduled_time", "pk")[:free]
+            ):
+                execution.job = job
+                started.append(execution)
+        for execution in started:
+            execution.status, execution.instance_id, execution.error_message = ExecutionStatus.PENDING, instance_id, ""
+        for execution in ended:
+            execution.status, execution.finished_at = ExecutionStatus.SKIPPED, now
+            execution.error_message = "skipped: the job was deleted before the run started"
+        JobExecution.objects.bulk_update(started + ended, ["status", "instance_id", "error_message", "finished_at"])
+        JobLease.objects.take(started, instance_id=instance_id, now=now, expires_at=lease_expiry(now))
+    return [_claimed_execution(e, e.job) for e in started]
 
 
 def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun]:
     """Manual runs, and scheduled runs another process released when it stopped."""
-    if not JobExecution.objects.unclaimed().exists():  # the common case: no write transaction
+    if not JobExecution.objects.unclaimed(now).exists():  # the common case: no write transaction
         return []
     with transaction.atomic():
         backend().claim_durable()
         executions = list(
-            JobExecution.objects.unclaimed()
+            JobExecution.objects.unclaimed(now)
             .select_for_update(skip_locked=True)
             .order_by("created_at", "pk")[:batch_size]
         )
@@ -255,18 +334,29 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
                 execution.status = ExecutionStatus.SKIPPED
                 execution.finished_at = now
                 execution.error_message = "skipped: the job was deleted before the run started"
+            elif execution.trigger == ExecutionTrigger.RETRY and not job.can_fire:
+                execution.status = ExecutionStatus.SKIPPED
+                execution.finished_at = now
+                execution.error_message = f"skipped: the job is {job.state}; its retries stop"
             elif execution.trigger == ExecutionTrigger.SCHEDULED and late > timedelta(seconds=job.misfire_grace_time):
                 execution.status = ExecutionStatus.MISSED
                 execution.finished_at = now
                 execution.error_message = _missed_reason(late, job)
             elif execution.trigger == ExecutionTrigger.MANUAL:
                 job.last_run_time = now
-        held = leases_held(jobs.keys(), now)
+        occupancy = _occupancy(jobs.values(), now)
+        stop_oldest = {}
         for execution, job in zip(executions, run_jobs):
-            if execution.status == ExecutionStatus.PENDING and (reason := lease_reserve(job, held)):
-                execution.status = ExecutionStatus.SKIPPED
-                execution.finished_at = now
-                execution.error_message = reason
+            if execution.status != ExecutionStatus.PENDING:
+                continue
+            admission = run_admit(job, occupancy)
+            if admission.status == ExecutionStatus.SKIPPED:
+                execution.status, execution.finished_at = ExecutionStatus.SKIPPED, now
+            elif admission.status == ExecutionStatus.WAITING:
+                execution.status, execution.instance_id = ExecutionStatus.WAITING, ""
+            if admission.stop_oldest:
+                stop_oldest[job.pk] = job.overlap_policy
+            execution.error_message = admission.reason
         JobExecution.objects.bulk_update(executions, ["instance_id", "status", "finished_at", "error_message"])
         ScheduledJob.objects.bulk_update(list(jobs.values()), ["last_run_time"])
         JobLease.objects.take(
@@ -275,11 +365,8 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
             now=now,
             expires_at=lease_expiry(now),
         )
-    return [
-        _claimed(e.pk, e.scheduled_time, e.trigger, job)
-        for e, job in zip(executions, run_jobs)
-        if e.status == ExecutionStatus.PENDING
-    ]
+        _stop_oldest(stop_oldest)
+    return [_claimed_execution(e, job) for e, job in zip(executions, run_jobs) if e.status == ExecutionStatus.PENDING]
 
 
 def _job_unschedulable(job: DueJob, exc: Exception) -> None:
@@ -304,6 +391,21 @@ def _claimed(execution_id: int, scheduled_time: datetime, trigger: str, job: "Sc
         trigger=trigger,
         offload=job.task_function.offload,
         target=RunTarget.of_job(execution_id, scheduled_time, job),
+    )
+
+
+def _claimed_execution(execution: JobExecution, job: ScheduledJob) -> ClaimedRun:
+    """A run claimed from its execution row (manual, released, retried or waiting), which may
+    carry arguments of its own."""
+    return ClaimedRun(
+        execution_id=execution.pk,
+        job_id=job.pk,
+        job_name=job.name,
+        scheduled_time=execution.scheduled_time,
+        priority=job.priority,
+        trigger=execution.trigger,
+        offload=job.task_function.offload,
+        target=RunTarget.of_execution(execution, job),
     )
 
 

@@ -1,6 +1,7 @@
-"""Services for executions: the lifecycle pending -> running -> success | failed, skips and misses."""
+"""Services for executions: the lifecycle pending -> running -> an outcome, and what follows a failure."""
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,9 +10,11 @@ from django.db import transaction
 
 from scheduler import clock
 from scheduler.backends import backend
-from scheduler.enums import ExecutionStatus
+from scheduler.enums import FAILURE_STATUSES, ExecutionStatus
 from scheduler.models import JobExecution, JobLease
+from scheduler.services.failures import failures_follow_up, slots_freed
 
+logger = logging.getLogger("scheduler.executions")
 S = ExecutionStatus
 # Which states each state may be entered from. pending -> failed covers runs that could not be
 # started at all (inactive task function, broker down, lease expired before the worker began).
@@ -19,8 +22,11 @@ ALLOWED_SOURCES = {
     S.RUNNING: {S.PENDING},
     S.SUCCESS: {S.RUNNING},
     S.FAILED: {S.PENDING, S.RUNNING},
+    S.TIMED_OUT: {S.RUNNING},
+    S.CANCELLED: {S.PENDING, S.WAITING, S.RUNNING},
 }
 # Skipped and missed runs never start: a claim records them so when it inserts or takes them.
+# A claim moves waiting runs to pending when their job has a free slot.
 
 
 class InvalidTransition(Exception):
@@ -64,23 +70,62 @@ def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
         result=_json_safe(result),
     )
     _lease_release(execution)
+    _ended([execution.pk], failed=[])
     return execution
 
 
 def execution_fail(execution: JobExecution, *, error: str, traceback: str = "", only_if_pending=False) -> JobExecution:
     """Record a failed run; only_if_pending refuses to touch a run someone has already started."""
+    return execution_end(
+        execution, status=S.FAILED, error=error, traceback=traceback, sources={S.PENDING} if only_if_pending else None
+    )
+
+
+def execution_end(
+    execution: JobExecution, *, status: str, result=None, error: str = "", traceback: str = "", sources=None
+) -> JobExecution:
+    """Record a run's outcome other than success (failed, timed out, cancelled), then what follows
+    it: a retry or a pause for a failure, a waiting run started in the slot it frees."""
     now = clock.now()
     _transition(
         execution,
-        S.FAILED,
-        sources={S.PENDING} if only_if_pending else None,
+        status,
+        sources=sources,
         finished_at=now,
         duration_ms=_duration_ms(execution, now),
+        result=_json_safe(result),
         error_message=_text_safe(str(error))[:10000],
         traceback=_text_safe(traceback or ""),
     )
     _lease_release(execution)
+    _ended([execution.pk], failed=[execution.pk] if status in FAILURE_STATUSES else [])
     return execution
+
+
+def execution_lost(execution: JobExecution, *, reason: str, status: str = S.FAILED) -> JobExecution | None:
+    """End a run nobody will record the end of (its process or worker died, its lease expired, it
+    was killed at its hard time limit: status timed_out): cancelled if someone had asked for that,
+    otherwise `status` with the reason. None if it had already ended."""
+    current = JobExecution.objects.filter(pk=execution.pk).values_list("cancel_requested_at", "cancel_reason").first()
+    try:
+        if current is not None and current[0] is not None:
+            return execution_end(execution, status=S.CANCELLED, error=f"{current[1] or 'cancelled'} ({reason})")
+        return execution_end(execution, status=status, error=reason)
+    except InvalidTransition:
+        return None
+
+
+def _ended(ended_ids: list[int], *, failed: list[int]) -> None:
+    """What follows runs' ends, each in its own transaction after the outcome is written (a retry
+    that cannot be scheduled never loses the outcome, and no lock is held across both)."""
+    for follow_up, ids in ((failures_follow_up, failed), (slots_freed, ended_ids)):
+        if not ids:
+            continue
+        try:
+            with transaction.atomic():
+                follow_up(ids)
+        except Exception:  # the outcomes stand; a retry or a wake-up missed is logged, not raised
+            logger.exception("Could not apply %s to executions %s", follow_up.__name__, ids[:20])
 
 
 def _lease_release(execution: JobExecution) -> None:
@@ -137,8 +182,8 @@ class RunStarted:
 @dataclass(frozen=True)
 class RunEnded:
     execution_id: int
-    status: str  # success or failed
-    started_at: datetime | None  # None: refused before it started (pending -> failed)
+    status: str  # success, failed, timed_out or cancelled
+    started_at: datetime | None  # None: ended before it started (pending -> failed | cancelled)
     finished_at: datetime
     result: object = None
     error: str = ""
@@ -155,8 +200,14 @@ def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> set[i
     Returns the ids of the executions whose rows moved.
     """
     rows = _lifecycle_rows(started, ended)
+    ended_ids = [e.execution_id for e in ended]
     with transaction.atomic():
-        return backend().lifecycle_write(rows, [e.execution_id for e in ended])
+        moved = backend().lifecycle_write(rows, ended_ids)
+    _ended(
+        [pk for pk in ended_ids if pk in moved],
+        failed=[e.execution_id for e in ended if e.status in FAILURE_STATUSES and e.execution_id in moved],
+    )
+    return moved
 
 
 def _lifecycle_rows(started: list[RunStarted], ended: list[RunEnded]) -> list[dict]:
@@ -189,9 +240,8 @@ def _lifecycle_rows(started: list[RunStarted], ended: list[RunEnded]) -> list[di
             "traceback": None,
         }
         row.update(status=e.status, finished_at=e.finished_at, duration_ms=_ended_duration_ms(e))
-        if e.status == S.SUCCESS:
-            row["result"] = _json_safe(e.result)
-        else:
+        row["result"] = _json_safe(e.result)
+        if e.status != S.SUCCESS:
             row["error_message"] = _text_safe(str(e.error))[:10000]
             row["traceback"] = _text_safe(e.traceback or "")
         rows[e.execution_id] = row

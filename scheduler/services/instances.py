@@ -12,7 +12,7 @@ from scheduler import clock
 from scheduler.backends import backend
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution, SchedulerInstance, clock_offset_skewed
-from scheduler.services.executions import InvalidTransition, execution_fail
+from scheduler.services.executions import execution_lost
 from scheduler.services.leases import leases_renew
 
 logger = logging.getLogger("scheduler.engine")
@@ -79,12 +79,10 @@ def instance_stop(instance_id: str) -> None:
 
 
 def executions_abandon(execution_ids, *, reason: str) -> int:
-    """Fail runs this process started but could not finish before it had to stop."""
-    failed = 0
+    """End runs this process started but could not finish before it had to stop: failed (and
+    retried, if their job says so), or cancelled where a cancel had been asked for."""
+    ended = 0
     for execution in JobExecution.objects.filter(pk__in=list(execution_ids), status=ExecutionStatus.RUNNING):
-        try:
-            execution_fail(execution, error=reason)
-            failed += 1
-        except InvalidTransition:
-            pass
-    return failed
+        if execution_lost(execution, reason=reason) is not None:
+            ended += 1
+    return ended

@@ -34,6 +34,11 @@ EDITABLE_FIELDS = (
     "misfire_grace_time",
     "coalesce",
     "history_limit",
+    "overlap_policy",
+    "max_retries",
+    "retry_backoff",
+    "timeout",
+    "pause_after_failures",
     "is_enabled",
 )
 SCHEDULE_FIELDS = ("job_type_id", *ScheduledJob.INTERVAL_FIELDS, "cron_expression", "timezone")
@@ -140,14 +145,8 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
             except ValidationError as exc:
                 errors["cron_expression"] = exc.error_list
 
-    if not isinstance(job.args, list):
-        add("args", 'args must be a JSON list, e.g. [1, "two"].')
-    elif problem := _json_storage_problem(job.args):
-        add("args", f"args cannot be stored: {problem}.")
-    if not isinstance(job.kwargs, dict):
-        add("kwargs", 'kwargs must be a JSON object, e.g. {"seconds": 5}.')
-    elif problem := _json_storage_problem(job.kwargs):
-        add("kwargs", f"kwargs cannot be stored: {problem}.")
+    for field, message in _arguments_problems(job.args, job.kwargs).items():
+        add(field, message)
 
     if "name" not in errors and _name_taken(job):
         add("name", f"A job named {job.name!r} already exists; choose another name.")
@@ -159,6 +158,20 @@ def _job_validate(job: ScheduledJob, *, check_task_function: bool) -> None:
 
 
 MAX_JSON_DEPTH = 32
+
+
+def _arguments_problems(args, kwargs) -> dict[str, str]:
+    """What is wrong with a job's (or a run's) positional and keyword arguments, by field."""
+    problems = {}
+    if not isinstance(args, list):
+        problems["args"] = 'args must be a JSON list, e.g. [1, "two"].'
+    elif problem := _json_storage_problem(args):
+        problems["args"] = f"args cannot be stored: {problem}."
+    if not isinstance(kwargs, dict):
+        problems["kwargs"] = 'kwargs must be a JSON object, e.g. {"seconds": 5}.'
+    elif problem := _json_storage_problem(kwargs):
+        problems["kwargs"] = f"kwargs cannot be stored: {problem}."
+    return problems
 
 
 def _json_storage_problem(value) -> str | None:
@@ -342,8 +355,15 @@ def job_disable(job: ScheduledJob, *, user=None) -> ScheduledJob:
     return current
 
 
-def job_trigger(job: ScheduledJob, *, user=None) -> JobExecution:
-    """Ask for one manual run now; a scheduler process picks it up and runs it."""
+def job_trigger(job: ScheduledJob, *, user=None, args: list | None = None, kwargs: dict | None = None) -> JobExecution:
+    """Ask for one manual run now; a scheduler process picks it up and runs it.
+
+    args / kwargs, when given, replace the job's for this run only (validated as the job's are).
+    """
+    if args is not None or kwargs is not None:
+        problems = _arguments_problems([] if args is None else args, {} if kwargs is None else kwargs)
+        if problems:
+            raise ValidationError(problems)
     with transaction.atomic():
         # The row as it is now, locked: the caller's copy may predate a delete or a retired function.
         current = ScheduledJob.objects.select_for_update().get(pk=job.pk)
@@ -363,6 +383,8 @@ def job_trigger(job: ScheduledJob, *, user=None) -> JobExecution:
             trigger=ExecutionTrigger.MANUAL,
             scheduled_time=clock.now(),
             triggered_by=_user_or_none(user),
+            args=current.args if args is None else args,
+            kwargs=current.kwargs if kwargs is None else kwargs,
         )
         changes_announce(job_id=job.pk, execution_id=execution.pk)
     return execution

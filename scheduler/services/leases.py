@@ -11,7 +11,7 @@ from django.db.models.functions import Now
 from scheduler import clock
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobLease
-from scheduler.services.executions import InvalidTransition, execution_fail
+from scheduler.services.executions import execution_lost
 
 logger = logging.getLogger("scheduler.leases")
 LEASE_EXPIRED = "lease expired: the process running it stopped"
@@ -32,17 +32,6 @@ def leases_held(job_ids, now: datetime) -> dict[int, int]:
     return dict(
         JobLease.objects.live(now).filter(job_id__in=set(job_ids)).values_list("job_id").annotate(n=Count("pk"))
     )
-
-
-def lease_reserve(job, held: dict[int, int]) -> str:
-    """Count one more live lease for the job, or say why its run is skipped (held is updated).
-
-    Callers hold the job's row lock, which serialises lease counting for the job across processes.
-    """
-    if held.get(job.pk, 0) >= job.max_instances:
-        return f"skipped: max_instances ({job.max_instances}) runs of this job were already running"
-    held[job.pk] = held.get(job.pk, 0) + 1
-    return ""
 
 
 def leases_renew(execution_ids, *, now=None) -> int:
@@ -86,18 +75,16 @@ def leases_reap(*, now=None) -> int:
     reaped = 0
     for lease in JobLease.objects.expired(now).select_related("execution")[:REAP_BATCH]:
         execution = lease.execution
-        try:
-            execution_fail(execution, error=f"{LEASE_EXPIRED} (held by {lease.locked_by})")
+        if execution_lost(execution, reason=f"{LEASE_EXPIRED} (held by {lease.locked_by})") is not None:
             reaped += 1
             logger.warning(
-                "Execution %s of job %s failed: %s (held by %s)",
+                "Execution %s of job %s ended %s: %s (held by %s)",
                 execution.pk,
                 lease.job_id,
+                execution.status,
                 LEASE_EXPIRED,
                 lease.locked_by,
                 extra={"job_id": lease.job_id, "execution_id": execution.pk},
             )
-        except InvalidTransition:
-            pass
         JobLease.objects.filter(pk=lease.pk, expires_at__lte=now).delete()
     return reaped

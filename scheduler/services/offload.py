@@ -7,9 +7,9 @@ import uuid
 from celery import current_app
 from django.conf import settings
 
-from scheduler.enums import UNFINISHED_STATUSES
+from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution
-from scheduler.services.executions import InvalidTransition, execution_fail
+from scheduler.services.executions import InvalidTransition, execution_fail, execution_lost
 
 logger = logging.getLogger("scheduler.offload")
 # The Celery task that runs an offloaded execution on a worker (scheduler/tasks.py). Sent by name,
@@ -43,8 +43,9 @@ def offloaded_run_send(execution_id: int) -> str:
     task_id = str(uuid.uuid4())
     JobExecution.objects.filter(pk=execution_id).update(celery_task_id=task_id)
     limits = {}
-    if task_function.timeout:
-        limits = {"soft_time_limit": task_function.timeout, "time_limit": task_function.timeout + HARD_LIMIT_MARGIN}
+    if timeout := execution.job.effective_timeout():
+        # The soft limit raises inside the function (the run ends timed out); the hard one kills it.
+        limits = {"soft_time_limit": timeout, "time_limit": timeout + HARD_LIMIT_MARGIN}
     if not settings.CELERY_BROKER_URL:
         # Zero-setup mode: the same task, run by this thread.
         current_app.tasks[RUN_OFFLOADED].apply(args=[execution_id], task_id=task_id, **limits)
@@ -81,12 +82,22 @@ def offloaded_run_send(execution_id: int) -> str:
     return task_id
 
 
-def offloaded_run_lost(execution_id: int, *, reason: str) -> None:
-    """Fail an offloaded run whose worker process was killed or timed out hard."""
+def offloaded_run_lost(execution_id: int, *, reason: str, timed_out: bool = False) -> None:
+    """End an offloaded run whose worker process was killed, timed out hard or was revoked: failed
+    (and retried, if the job says so), or cancelled if someone had asked for that."""
     execution = JobExecution.objects.filter(pk=execution_id).first()
-    if execution is None or execution.status not in UNFINISHED_STATUSES:
-        return
+    if execution is not None:
+        execution_lost(
+            execution, reason=reason, status=ExecutionStatus.TIMED_OUT if timed_out else ExecutionStatus.FAILED
+        )
+
+
+def offloaded_run_revoke(task_id: str, *, terminate: bool) -> None:
+    """Revoke an offloaded run's Celery task: it never starts on a worker, and with `terminate` a
+    worker running it kills the process running it (the worker then records it cancelled)."""
+    if not settings.CELERY_BROKER_URL:
+        return  # run in-process by a scheduler thread: it is stopped through its run context
     try:
-        execution_fail(execution, error=reason)
-    except InvalidTransition:
-        pass
+        current_app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+    except Exception as exc:  # the run still ends when its worker sees the cancel request
+        logger.error("Could not revoke Celery task %s: %s", task_id, exc)

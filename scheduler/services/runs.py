@@ -13,10 +13,11 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from scheduler import clock
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution
+from scheduler.registry import RunCancelled, run_context
 from scheduler.services.executions import (
     InvalidTransition,
     RunEnded,
-    execution_fail,
+    execution_end,
     execution_finish,
     execution_start,
 )
@@ -38,9 +39,10 @@ class RunTarget:
     scheduled_time: datetime
     task_function_name: str
     task_function_active: bool
-    task_function_timeout: int | None
+    timeout: int | None  # the job's, else its task function's
     args: list
     kwargs: dict
+    attempt: int = 1
 
     @classmethod
     def of_job(cls, execution_id: int, scheduled_time: datetime, job) -> "RunTarget":
@@ -52,9 +54,26 @@ class RunTarget:
             scheduled_time=scheduled_time,
             task_function_name=job.task_function.name,
             task_function_active=job.task_function.is_active,
-            task_function_timeout=job.task_function.timeout,
+            timeout=job.effective_timeout(),
             args=job.args,
             kwargs=job.kwargs,
+        )
+
+    @classmethod
+    def of_execution(cls, execution: JobExecution, job) -> "RunTarget":
+        """From an execution row, which carries its own arguments (a trigger with other arguments,
+        a retry) unless it predates recording them."""
+        return cls(
+            execution_id=execution.pk,
+            job_id=job.pk,
+            job_name=job.name,
+            scheduled_time=execution.scheduled_time,
+            task_function_name=job.task_function.name,
+            task_function_active=job.task_function.is_active,
+            timeout=job.effective_timeout(),
+            args=job.args if execution.args is None else execution.args,
+            kwargs=job.kwargs if execution.kwargs is None else execution.kwargs,
+            attempt=execution.attempt,
         )
 
 
@@ -72,7 +91,11 @@ def execution_run(
     execution is no longer pending (another process or the lease reaper dealt with it).
     """
     execution = with_reconnect(lambda: JobExecution.objects.select_related("job__task_function").get(pk=execution_id))
-    target = RunTarget.of_job(execution.pk, execution.scheduled_time, execution.job)
+    target = RunTarget.of_execution(execution, execution.job)
+    if execution.cancel_requested_at is not None and execution.status == ExecutionStatus.PENDING:
+        # Cancelled before it started (a revoke that did not reach this worker): it never starts.
+        ended = RunEnded(execution.pk, ExecutionStatus.CANCELLED, None, clock.now(), error=execution.cancel_reason)
+        return execution if IMMEDIATE.run_ended(execution, ended) else None
     return run_target_execute(
         target,
         instance_id=instance_id,
@@ -124,12 +147,15 @@ class ImmediateRecorder:
         if ended.status == ExecutionStatus.SUCCESS:
             return _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result)
         return _record(
-            execution_fail,
+            execution_end,
             execution,
-            ExecutionStatus.FAILED,
+            ended.status,
+            status=ended.status,
+            result=ended.result,
             error=ended.error,
             traceback=ended.traceback,
-            only_if_pending=ended.started_at is None,
+            # A run that never started may only leave pending: a running one belongs to whoever started it.
+            sources={ExecutionStatus.PENDING} if ended.started_at is None else {ExecutionStatus.RUNNING},
         )
 
 
@@ -172,28 +198,29 @@ def run_target_execute(
         # measured again while the function runs, and a duration must never come out negative.
         return started_at + timedelta(seconds=time.monotonic() - began)
 
-    try:
-        result = spec.func(*target.args, **target.kwargs)
-    except timeout_errors:
-        ended = RunEnded(
-            target.execution_id,
-            ExecutionStatus.FAILED,
-            started_at,
-            finished_at(),
-            error=f"timed out: exceeded the task function's timeout of {target.task_function_timeout}s",
-            traceback=traceback_module.format_exc(),
-        )
-    except Exception as exc:  # the task function's own failure is the run's outcome
-        ended = RunEnded(
-            target.execution_id,
-            ExecutionStatus.FAILED,
-            started_at,
-            finished_at(),
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback_module.format_exc(),
-        )
+    result, error, trace, hard_timeout = None, "", "", False
+    with run_context(target.execution_id, attempt=target.attempt, timeout=target.timeout) as context:
+        try:
+            result = spec.func(*target.args, **target.kwargs)
+        except RunCancelled:
+            trace = traceback_module.format_exc()
+        except timeout_errors:
+            hard_timeout, trace = True, traceback_module.format_exc()
+        except Exception as exc:  # the task function's own failure is the run's outcome
+            error, trace = f"{type(exc).__name__}: {exc}", traceback_module.format_exc()
+    ended_at = finished_at()
+    # A stop that was asked for decides the outcome, however the function ended.
+    if context.cancel_reason:
+        status, error = ExecutionStatus.CANCELLED, context.cancel_reason + (f" (then {error})" if error else "")
+    elif hard_timeout or context.timed_out:
+        status = ExecutionStatus.TIMED_OUT
+        error = f"timed out: ran {(ended_at - started_at).total_seconds():.1f}s, past the timeout of {target.timeout}s"
+    elif error or trace:
+        status = ExecutionStatus.FAILED
+        error = error or "RunCancelled: the task function stopped itself"
     else:
-        ended = RunEnded(target.execution_id, ExecutionStatus.SUCCESS, started_at, finished_at(), result=result)
+        status = ExecutionStatus.SUCCESS
+    ended = RunEnded(target.execution_id, status, started_at, ended_at, result=result, error=error, traceback=trace)
     recorder.run_ended(execution, ended)
     execution.status = ended.status
     _log_outcome(target, ended, log_extra)

@@ -4,11 +4,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from scheduler.durations import milliseconds_words
+from scheduler.enums import RAN_STATUSES
 from scheduler.enums import ExecutionStatus as S
 
 # Stacking order, bottom up: outcomes people act on sit where the eye lands first.
-OUTCOMES = (S.SUCCESS, S.FAILED, S.MISSED, S.SKIPPED)
-RAN = (S.SUCCESS, S.FAILED)
+OUTCOMES = (S.SUCCESS, S.FAILED, S.TIMED_OUT, S.MISSED, S.SKIPPED, S.CANCELLED)
 WIDTH, HEIGHT = 720, 180
 LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 22  # room for the y labels and the hour labels
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -98,7 +98,7 @@ def _durations_by_hour(rows) -> dict:
     """{hour: {count, avg_ms, max_ms}} of the successful and failed runs that ended in each hour."""
     by_hour = {}
     for row in rows:
-        if row["status"] not in RAN or not row["timed"]:
+        if row["status"] not in RAN_STATUSES or not row["timed"]:
             continue
         hour = by_hour.setdefault(row["hour"].astimezone(UTC), {"count": 0, "total": 0, "max_ms": None})
         hour["count"] += row["timed"]

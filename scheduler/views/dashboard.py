@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from scheduler.enums import RAN_STATUSES, ExecutionStatus
+from scheduler.enums import CANCELLABLE_STATUSES, RAN_STATUSES, ExecutionStatus
 from scheduler.models import ExecutionSummary, JobExecution, ScheduledJob
 from scheduler.paginators import MAX_PAGE_DEPTH, FleetPaginator
 from scheduler.permissions import VIEW_JOB
@@ -21,6 +21,7 @@ from scheduler.services.job_actions import (
     JOB_ACTIONS,
     job_action_apply,
     job_action_permitted,
+    job_action_require,
     job_actions_available,
 )
 from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
@@ -67,6 +68,8 @@ def dashboard(request):
         "durations_chart": durations_by_hour_chart(hours, now, CHART_HOURS),
         "now": now,
         "refresh_seconds": REFRESH_SECONDS,
+        "can_cancel": job_action_permitted(request.user, "cancel"),
+        "cancellable_statuses": CANCELLABLE_STATUSES,
     }
     return render(request, "scheduler/dashboard.html", context)
 
@@ -96,6 +99,8 @@ def job_detail(request, job_id: int):
         "durations_chart": job_durations_chart(reversed(list(runs))),
         "now": timezone.now(),
         "refresh_seconds": REFRESH_SECONDS,
+        "can_cancel": job_action_permitted(request.user, "cancel"),
+        "cancellable_statuses": CANCELLABLE_STATUSES,
     }
     return render(request, "scheduler/job_detail.html", context)
 
@@ -115,14 +120,22 @@ def job_action(request, job_id: int, action: str):
     """Take a job action (services.job_actions); JSON for the page's script, else redirect."""
     if action not in JOB_ACTIONS:
         raise Http404(f"Unknown action {action!r}.")
-    if not job_action_permitted(request.user, action):
-        message = f"You do not have permission to {action} jobs."
-        if _wants_json(request):
-            return JsonResponse({"ok": False, "message": message}, status=403)
-        raise PermissionDenied(message)
-    job = get_object_or_404(ScheduledJob.objects.active().select_related("task_function"), pk=job_id)
     try:
-        outcome = job_action_apply(job, action, user=request.user, reason=request.POST.get("reason", "")[:1000])
+        job_action_require(request.user, action)
+    except PermissionDenied as exc:
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "message": str(exc)}, status=403)
+        raise
+    job = get_object_or_404(ScheduledJob.objects.active().select_related("task_function"), pk=job_id)
+    execution_id = request.POST.get("execution_id", "")
+    try:
+        outcome = job_action_apply(
+            job,
+            action,
+            user=request.user,
+            reason=request.POST.get("reason", "")[:1000],
+            execution_id=int(execution_id) if execution_id.isdigit() and len(execution_id) < 19 else None,
+        )
     except ValidationError as exc:
         return _respond(request, job, ok=False, message=" ".join(exc.messages), status=400)
     return _respond(request, job, ok=True, message=_done_message(action, job, outcome))
@@ -133,6 +146,10 @@ def _done_message(action: str, job: ScheduledJob, outcome) -> str:
         return (
             f"Run requested for {job.name!r}: execution #{outcome.pk} is pending until a scheduler process picks it up."
         )
+    if action == "cancel":
+        if outcome.status == ExecutionStatus.CANCELLED:
+            return f"Cancelled execution #{outcome.pk} of {job.name!r}: it will not start."
+        return f"Asked execution #{outcome.pk} of {job.name!r} to stop: it ends cancelled once it has."
     return f"{JOB_ACTIONS[action].done} {job.name!r}."
 
 

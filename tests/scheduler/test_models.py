@@ -344,9 +344,16 @@ def test_finished_and_unfinished_executions(interval_job):
         status: ExecutionFactory(job=interval_job, status=status, scheduled_time=NOW + timedelta(minutes=i))
         for i, status in enumerate(ExecutionStatus.values)
     }
-    assert {e.status for e in JobExecution.objects.unfinished()} == {"pending", "running"}
-    assert {e.status for e in JobExecution.objects.finished()} == {"success", "failed", "skipped", "missed"}
-    assert len(by_status) == 6
+    assert {e.status for e in JobExecution.objects.unfinished()} == {"pending", "waiting", "running"}
+    assert {e.status for e in JobExecution.objects.finished()} == {
+        "success",
+        "failed",
+        "timed_out",
+        "cancelled",
+        "skipped",
+        "missed",
+    }
+    assert len(by_status) == 9
 
 
 def test_live_and_expired_leases(interval_job):

@@ -92,7 +92,7 @@ def test_unknown_action_is_a_400_listing_the_valid_ones(client, interval_job, ac
     response = act(client, interval_job, action)
 
     assert response.status_code == 400
-    assert "use trigger, pause, resume, enable or disable" in response.json()["action"][0]
+    assert "use trigger, pause, resume, enable, disable or cancel" in response.json()["action"][0]
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def test_request_bodies_are_documented(schema):
     assert body_ref(f"{PREFIX}/jobs/{{id}}/", "patch").endswith("/PatchedJobWriteRequest")
     assert body_ref(f"{PREFIX}/jobs/{{id}}/action/", "post").endswith("/JobActionRequest")
     actions = schema["components"]["schemas"]["ActionEnum"]["enum"]
-    assert actions == ["trigger", "pause", "resume", "enable", "disable"]
+    assert actions == ["trigger", "pause", "resume", "enable", "disable", "cancel"]
 
 
 def test_error_responses_are_documented(schema):

@@ -180,3 +180,18 @@ def test_installing_again_keeps_one_set_of_triggers(interval_job):
     assert summary()[S.SUCCESS][0] == 1
     IntervalJobFactory()
     assert tally_by_state() == table_by_state()
+
+
+def test_every_way_a_run_ends_is_an_end_and_waiting_is_not(interval_job):
+    waiting = ExecutionFactory(job=interval_job, status=S.WAITING, scheduled_time=NOW)
+    assert summary() == {}
+    JobExecution.objects.filter(pk=waiting.pk).update(status=S.CANCELLED, finished_at=NOW)
+    running = ExecutionFactory(
+        job=interval_job, status=S.RUNNING, scheduled_time=NOW + timedelta(minutes=1), started_at=NOW
+    )
+    JobExecution.objects.filter(pk=running.pk).update(
+        status=S.TIMED_OUT, finished_at=NOW + timedelta(seconds=30), duration_ms=30_000
+    )
+    counts = summary()
+    assert counts[S.CANCELLED] == (1, 0, 0)  # it never ran: no duration
+    assert counts[S.TIMED_OUT] == (1, 1, 30_000)  # it ran, for 30 s

@@ -75,13 +75,13 @@ def test_higher_priority_runs_first_on_a_single_worker(start_scheduler, start_wo
     assert order == [9, 5, 1]
 
 
-def test_timeout_fails_the_run_with_the_reason(start_scheduler, start_worker, celery_env, user):
+def test_timeout_ends_the_run_timed_out_with_the_reason(start_scheduler, start_worker, celery_env, user):
     start_worker()
     start_scheduler(env=celery_env)
     job = _job("tests.task_functions.sleep_with_timeout", kwargs={"seconds": 30})
     execution = job_trigger(job, user=user)
     execution = wait_until(lambda: _finished(execution.pk), 30, "timed-out run finished")
-    assert execution.status == ExecutionStatus.FAILED
+    assert execution.status == ExecutionStatus.TIMED_OUT
     assert execution.error_message.startswith("timed out")
     assert "2s" in execution.error_message
 

@@ -11,6 +11,7 @@ from scheduler.services.executions import (
     InvalidTransition,
     RunEnded,
     RunStarted,
+    execution_end,
     execution_fail,
     execution_finish,
     execution_start,
@@ -130,12 +131,18 @@ OPERATIONS = {
     "start": lambda e: execution_start(e, instance_id="late"),
     "finish": lambda e: execution_finish(e, result="late"),
     "fail": lambda e: execution_fail(e, error="late"),
+    "time out": lambda e: execution_end(e, status=S.TIMED_OUT, error="late"),
+    "cancel": lambda e: execution_end(e, status=S.CANCELLED, error="late"),
 }
 ALLOWED = {
     ("pending", "start"),
     ("running", "finish"),
     ("pending", "fail"),
     ("running", "fail"),
+    ("running", "time out"),
+    ("pending", "cancel"),
+    ("waiting", "cancel"),
+    ("running", "cancel"),
 }
 ILLEGAL = [
     pytest.param(status, op, id=f"{status}-{op}")
@@ -146,7 +153,7 @@ ILLEGAL = [
 
 
 def test_every_state_is_covered():
-    assert len(ILLEGAL) == len(S.values) * len(OPERATIONS) - len(ALLOWED) == 14
+    assert len(ILLEGAL) == len(S.values) * len(OPERATIONS) - len(ALLOWED) == 37
 
 
 @pytest.mark.parametrize("status, op", ILLEGAL)

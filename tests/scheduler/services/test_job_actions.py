@@ -72,4 +72,4 @@ def test_apply_runs_the_service_and_passes_a_reason_only_to_pause(operator):
 
 def test_the_names_in_words_list_every_action_once():
     assert JOB_ACTION_NAMES == tuple(JOB_ACTIONS)
-    assert JOB_ACTION_NAMES_IN_WORDS == "trigger, pause, resume, enable or disable"
+    assert JOB_ACTION_NAMES_IN_WORDS == "trigger, pause, resume, enable, disable or cancel"

@@ -40,7 +40,7 @@ def summaries_stop(apps, schema_editor):
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [("scheduler", "0007_cron_next_run_times_vixie_rules")]
+    dependencies = [("scheduler", "0008_run_policies")]
 
     operations = [
         migrations.CreateModel(
@@ -53,9 +53,12 @@ class Migration(migrations.Migration):
                     models.CharField(
                         choices=[
                             ("pending", "Pending"),
+                            ("waiting", "Waiting"),
                             ("running", "Running"),
                             ("success", "Success"),
                             ("failed", "Failed"),
+                            ("timed_out", "timed out"),
+                            ("cancelled", "Cancelled"),
                             ("skipped", "Skipped"),
                             ("missed", "Missed"),
                         ],
