@@ -318,3 +318,24 @@ def test_jobs_table_pages_through_every_job_once(viewer, db):
     assert len(first) == 50 and len(second) == 6
     assert sorted(names) == sorted(ScheduledJob.objects.values_list("name", flat=True))
     assert names == sorted(names, key=lambda name: name)  # by name, as the table says
+
+
+def test_refresh_reads_as_many_rows_whatever_the_history(viewer, db):
+    """As many queries with 3 runs or 60 in the history: the counts and charts read the
+    summaries, the lists one page each (the fleet benchmark measures the time)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = IntervalJobFactory()
+
+    def refresh():
+        with CaptureQueriesContext(connection) as captured:
+            viewer.get(DASHBOARD, HTTP_X_REQUESTED_WITH="fetch")
+        return len(captured)
+
+    for _ in range(3):
+        finished_run(job)
+    few = refresh()
+    for _ in range(57):
+        finished_run(job)
+    assert refresh() == few
