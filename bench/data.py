@@ -27,10 +27,11 @@ def sql(statement: str, params=None, *, fetch: str | None = None):
 
 
 def product_reset() -> None:
-    """Empty the scheduler's tables (jobs, executions, leases, instances) between measurements."""
+    """Empty the scheduler's tables (jobs, executions, leases, instances, and the summaries of
+    them, which TRUNCATE's row triggers never see) between measurements."""
     sql(
         "TRUNCATE scheduler_jobexecution, scheduler_scheduledjoblock, scheduler_scheduledjob, "
-        "scheduler_schedulerinstance RESTART IDENTITY CASCADE"
+        "scheduler_schedulerinstance, scheduler_executionsummary, scheduler_jobtally RESTART IDENTITY CASCADE"
     )
 
 

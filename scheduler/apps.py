@@ -1,5 +1,4 @@
-"""App config: loads the task-function registry and keeps the TaskFunction table and the jobs
-declared in code in step with it after each migrate."""
+"""App config: loads the task-function registry; after each migrate, syncs the TaskFunction table and the jobs declared in code, and installs the summaries' triggers."""
 
 from django.apps import AppConfig
 from django.core.exceptions import FieldDoesNotExist
@@ -14,7 +13,7 @@ class SchedulerConfig(AppConfig):
     def ready(self):
         # Imported here, as Django's documentation does for signal handlers: these modules use
         # the models, which are not ready when this module is imported.
-        from scheduler import registry, tasks  # noqa: F401 (tasks: the Celery task and its signal handler)
+        from scheduler import checks, registry, tasks  # noqa: F401 (checks: registers them; tasks: the Celery task and its signal handler)
         from scheduler.models import ScheduledJob, TaskFunction
         from scheduler.services.declarations import jobs_sync
         from scheduler.services.task_functions import task_functions_sync
@@ -38,6 +37,7 @@ class SchedulerConfig(AppConfig):
                     stdout.write(f"  {line}\n")
 
         post_migrate.connect(sync_task_functions, sender=self, weak=False, dispatch_uid="scheduler-sync-tasks")
+        post_migrate.connect(_summaries_install, sender=self, weak=False, dispatch_uid="scheduler-summaries")
         post_migrate.connect(sync_declared_jobs, sender=self, weak=False, dispatch_uid="scheduler-sync-jobs")
 
 
@@ -48,3 +48,18 @@ def _has_declared_jobs_columns(apps) -> bool:
     except (LookupError, FieldDoesNotExist):
         return False
     return True
+
+
+def _summaries_install(sender, using, plan=None, **kwargs):
+    """The triggers that keep the run and job summaries, again after every migrate: on SQLite a
+    migration that rebuilds the executions or jobs table drops them with it."""
+    from django.db import connections
+
+    from scheduler.backends import BACKENDS
+    from scheduler.models import ExecutionSummary, JobTally
+
+    connection = connections[using]
+    tables = set(connection.introspection.table_names())
+    # Not when migrated back to before the summaries existed.
+    if {ExecutionSummary._meta.db_table, JobTally._meta.db_table} <= tables:
+        BACKENDS[connection.vendor]().summaries_install(using=using)
