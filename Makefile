@@ -11,15 +11,17 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scheduler
 SHELL := /bin/bash
 
 # One .venv, three sets (requirements/): the runtime set for `make run`, the test set (runtime +
-# test tools) for `make test` and `make lint`, the benchmark set on top for `make bench`.
+# test tools, and django-celery-beat with --no-deps) for `make test` and `make lint`, the benchmark
+# set on top for `make bench`.
 $(VENV)/.installed: requirements/base.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/base.txt
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed requirements/base.txt requirements/test.txt
+$(VENV)/.test-installed: $(VENV)/.installed requirements/base.txt requirements/test.txt requirements/celery-beat.txt
 	$(PY) -m pip install --quiet -r requirements/test.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements/celery-beat.txt
 	touch $@
 
 migrate: $(VENV)/.installed
@@ -67,8 +69,8 @@ lint: $(VENV)/.test-installed
 # (BENCH_REDIS_URL, a private database number) and pgbench. BENCH_ARGS="--quick" for a smoke run.
 BENCH_ARGS ?=
 
-# --no-deps on top of the runtime set: see the comment in requirements/bench.txt.
-$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
+# --no-deps on top of the runtime set: see the comments in requirements/bench.txt and celery-beat.txt.
+$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt requirements/celery-beat.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements/bench.txt
 	touch $@
 

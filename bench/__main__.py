@@ -25,6 +25,9 @@ FULL = {
     "baseline_window": 30,
     "pgbench_seconds": 10,
     "repeat": 3,
+    "fleet_jobs": 1_000_000,
+    "fleet_executions": 50_000_000,
+    "fleet_requests": 20,
 }
 QUICK = {
     "burst_jobs": 2_000,
@@ -35,8 +38,11 @@ QUICK = {
     "baseline_window": 10,
     "pgbench_seconds": 3,
     "repeat": 1,
+    "fleet_jobs": 100_000,
+    "fleet_executions": 2_000_000,
+    "fleet_requests": 10,
 }
-PARTS = ("pgbench", "burst", "burst3", "beat-burst", "lag", "propagation", "scale", "beat-scale")
+PARTS = ("pgbench", "burst", "burst3", "beat-burst", "lag", "propagation", "scale", "beat-scale", "fleet")
 
 
 def parse_args(argv):
@@ -67,6 +73,29 @@ def parse_args(argv):
         help="seconds django-celery-beat gets to send a "
         "burst before its rate is extrapolated (default 30; 10 with --quick)",
     )
+    parser.add_argument(
+        "--fleet-jobs", type=int, help="jobs of the fleet part (default 1,000,000; 100,000 with --quick)"
+    )
+    parser.add_argument(
+        "--fleet-executions",
+        type=int,
+        help="executions of the fleet part, over 30 days (default 50,000,000; 2,000,000 with --quick): "
+        "about 330 bytes each on disk, and it checks for twice that free first",
+    )
+    parser.add_argument(
+        "--fleet-requests", type=int, help="timed requests per page in the fleet part (default 20; 10 with --quick)"
+    )
+    parser.add_argument(
+        "--fleet-keep",
+        action="store_true",
+        help="keep the fleet database (BENCH_FLEET_DATABASE, default fleet_bench) after the run instead of dropping it",
+    )
+    parser.add_argument(
+        "--fleet-reuse",
+        action="store_true",
+        help="measure the pages again on the fleet database an earlier --fleet-keep run left (migrated "
+        "first; no retention figure, that run deleted the oldest day), and keep it",
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
     parser.add_argument(
         "--profile",
@@ -88,6 +117,8 @@ def parse_args(argv):
         parser.error(f"unknown part(s) to skip: {', '.join(sorted(unknown))}")
     if args.repeat < 1 or args.scale_minutes < 1:
         parser.error("--repeat and --scale-minutes must be at least 1")
+    if args.fleet_jobs < 100 or args.fleet_executions < 1000 or args.fleet_requests < 1:
+        parser.error("--fleet-jobs must be at least 100, --fleet-executions 1,000 and --fleet-requests 1")
     return args
 
 
@@ -200,6 +231,18 @@ def run(args) -> dict:
                 profile=args.profile and key == "scale_big",
             )
             progress(f"scale, {jobs:,} cron jobs: {summary(results[key])}")
+    if "fleet" not in args.skip:
+        from bench import fleet, fleet_data
+
+        results["fleet"] = fleet.run(
+            fleet_data.Fleet(jobs=args.fleet_jobs, executions=args.fleet_executions),
+            requests=args.fleet_requests,
+            keep=args.fleet_keep or args.fleet_reuse,
+            reuse=args.fleet_reuse,
+            progress=progress,
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        fleet.write_json(results["fleet"], ARTIFACTS / "bench-fleet.json")
     if "beat-scale" not in args.skip:
         progress(f"scale, django-celery-beat, {args.scale_jobs:,} tasks: {n} start-ups, then {args.scale_minutes} min")
         results["beat_scale"] = baselines.scale(
@@ -558,6 +601,9 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
             )
         )
 
+    if r.get("fleet"):
+        out.append(_fleet_section(r["fleet"]))
+
     rows = [["Single-row INSERT transactions per second, 2 clients", cell(pg, 0)]]
     note = (
         "pgbench --client 2 --jobs 2 with a script inserting one row per transaction into a scratch "
@@ -569,6 +615,71 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
     if pg:
         out.append(section("5. The database's own limit (pgbench)", note, ["Figure", "pgbench"], rows))
     return "\n".join(out)
+
+
+FLEET_TARGET_MS = 300
+
+
+def _fleet_section(result: dict) -> str:
+    fleet, ret = result["fleet"], result["retention"]
+    rows = []
+    for item in result["pages"]:
+        if "page" not in item:
+            continue
+        page, base = item["page"], item["baseline"]
+        ok = page["p95"] < FLEET_TARGET_MS and page["statuses"] == [200]
+        rows.append(
+            [
+                item["figure"],
+                f"{page['median']:,.0f} / {page['p95']:,.0f}",
+                f"{base['median']:,.0f} / {base['p95']:,.0f}",
+                ratio(page["median"], base["median"]),
+                f"{page['bytes'] / 1024:,.0f} KB" + ("" if page["statuses"] == [200] else f" HTTP {page['statuses']}"),
+                verdict(ok),
+            ]
+        )
+    unauthorised = next((i["unauthorised_status"] for i in result["pages"] if "unauthorised_status" in i), None)
+    rows.append(["/metrics without the bearer token", f"HTTP {unauthorised}", "", "", "", verdict(unauthorised == 401)])
+    rate, per_day = (ret or {}).get("rate") or 0, fleet["executions"] / fleet["days"]
+    if ret:
+        rows.append(
+            [
+                f"Retention: cleanup_executions --older-than {fleet['days'] - 1}",
+                f"{rate:,.0f} rows/s",
+                f"{per_day:,.0f} runs a day",
+                f"a day's in {per_day / rate:,.0f} s" if rate else "-",
+                f"{ret['deleted']:,} rows in {ret['seconds']:.0f} s",
+                verdict(bool(rate) and per_day / rate < 3600),
+            ]
+        )
+    ids = result["ids"]
+    note = (
+        f"{fleet['jobs']:,} cron jobs and {fleet['executions']:,} executions over {fleet['days']} days "
+        f"({fleet['executions'] / fleet['days']:,.0f} a day), "
+        + (
+            "kept by an earlier run (--fleet-reuse: its oldest day already deleted, no retention figure); "
+            if result.get("reused")
+            else f"generated in SQL in {result['generation_seconds'] / 60:.0f} min (bench/fleet_data.py); "
+        )
+        + f"executions table "
+        f"{ids['execution_bytes'] / 1e9:.1f} GB with its indexes "
+        f"(heap {ids['execution_heap_bytes'] / 1e9:.1f} GB), database {ids['database_bytes'] / 1e9:.1f} GB. "
+        f"gunicorn, 2 workers, production settings; each page fetched {WARM_UP_NOTE}, then {result['requests']} "
+        f"times one after another: median / p95 in ms. Baseline: the same rows read with a plain .values() "
+        f"query and sent as JSON (bench/fleet_views.py). The heavy job has {fleet['executions'] // 1000:,} runs. "
+        f"Retention: the oldest day, plus the runs of the 1% of jobs with a history limit of 20 beyond it, "
+        f"timed from the command's start (Django's start-up included). Target: p95 under {FLEET_TARGET_MS} ms "
+        f"and HTTP 200; retention deletes a day's runs in under an hour (the nightly job has 24)."
+    )
+    return section(
+        f"6. Fleet: the operator's pages with {fleet['jobs']:,} jobs and {fleet['executions']:,} executions",
+        note,
+        ["Page", "Median / p95 (ms)", "Baseline median / p95", "Page / baseline", "Size", "Result"],
+        rows,
+    )
+
+
+WARM_UP_NOTE = "3 times to warm up"
 
 
 def _both(one, three) -> str:

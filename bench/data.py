@@ -12,9 +12,7 @@ NOOP = "tasks.functions.noop"
 _JOB_COLUMNS = (
     "name, description, interval_seconds, cron_expression, timezone, args, kwargs, priority, "
     "max_instances, misfire_grace_time, coalesce, is_enabled, is_paused, pause_reason, is_active, "
-    "next_run_time, created_at, updated_at, job_type_id, task_function_id, "
-    # The run-policy columns (0008) have no database default: the defaults the job services give.
-    "overlap_policy, max_retries, retry_backoff"
+    "next_run_time, created_at, updated_at, job_type_id, task_function_id"
 )
 
 
@@ -29,10 +27,11 @@ def sql(statement: str, params=None, *, fetch: str | None = None):
 
 
 def product_reset() -> None:
-    """Empty the scheduler's tables (jobs, executions, leases, instances) between measurements."""
+    """Empty the scheduler's tables (jobs, executions, leases, instances, and the summaries of
+    them, which TRUNCATE's row triggers never see) between measurements."""
     sql(
         "TRUNCATE scheduler_jobexecution, scheduler_scheduledjoblock, scheduler_scheduledjob, "
-        "scheduler_schedulerinstance RESTART IDENTITY CASCADE"
+        "scheduler_schedulerinstance, scheduler_executionsummary, scheduler_jobtally RESTART IDENTITY CASCADE"
     )
 
 
@@ -51,7 +50,7 @@ def interval_jobs_insert(prefix: str, count: int, *, seconds: int, first_run: da
         f"INSERT INTO scheduler_scheduledjob ({_JOB_COLUMNS}) "
         "SELECT %(prefix)s || i, '', %(seconds)s, NULL, 'UTC', '[]', '{}', 0, 1, 60, true, true, "
         "false, '', true, %(first)s + make_interval(secs => i * %(spread)s / %(count)s), now(), now(), "
-        "1, %(function)s, 'skip', 0, 10 FROM generate_series(0, %(count)s - 1) AS i",
+        "1, %(function)s FROM generate_series(0, %(count)s - 1) AS i",
         {
             "prefix": prefix,
             "count": count,
@@ -74,7 +73,7 @@ def cron_jobs_insert(prefix: str, count: int) -> None:
         "  CASE WHEN date_trunc('hour', now()) + make_interval(mins => i %% 60) > now() "
         "       THEN date_trunc('hour', now()) + make_interval(mins => i %% 60) "
         "       ELSE date_trunc('hour', now()) + make_interval(mins => i %% 60) + interval '1 hour' END, "
-        "now(), now(), 2, %(function)s, 'skip', 0, 10 FROM generate_series(0, %(count)s - 1) AS i",
+        "now(), now(), 2, %(function)s FROM generate_series(0, %(count)s - 1) AS i",
         {"prefix": prefix, "count": count, "function": noop_function_id()},
     )
     sql("ANALYZE scheduler_scheduledjob")

@@ -5,6 +5,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
 from django.http import JsonResponse
@@ -24,6 +25,8 @@ from scheduler.models import (
     SchedulerInstance,
     TaskFunction,
 )
+from scheduler.paginators import MAX_PAGE_DEPTH, FleetPaginator
+from scheduler.selectors import job_count_active
 from scheduler.services import jobs as job_services
 from scheduler.services.backfills import BACKFILL_POLICIES, job_backfill
 from scheduler.services.calendars import calendar_dates_parse, calendar_delete, calendar_save
@@ -32,6 +35,8 @@ from scheduler.services.job_actions import JOB_ACTIONS, job_action_apply, job_ac
 from scheduler.services.schedules import job_planned_starts, job_schedule_describe, job_upcoming_fire_times
 
 FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
+# The form fields of what a declaration in code sets: shown disabled on a job code owns.
+CODE_OWNED_FORM_FIELDS = [f.removesuffix("_id") for f in job_services.CODE_OWNED_FIELDS]
 RECENT_EXECUTIONS = 20
 
 
@@ -48,7 +53,47 @@ class ReadOnly:
         return False
 
 
-class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+class FleetChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # A list on one page is shown from the queryset itself, read a second time; when the
+        # paginator already read it to count it, show those rows.
+        rows = self.paginator.first_page_rows
+        if not self.multi_page and rows is not None:
+            self.result_list = rows
+
+
+class FleetAdmin(admin.ModelAdmin):
+    """Change lists that stay fast with a million rows: no second count of the whole table, no
+    facet counts, and FleetPaginator's cheap counts and bounded page depth."""
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = FleetPaginator
+
+    def get_changelist(self, request, **kwargs):
+        return FleetChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        return self.paginator(
+            queryset,
+            per_page,
+            orphans,
+            allow_empty_first_page,
+            count=self.unfiltered_count(request),
+            max_depth=MAX_PAGE_DEPTH,
+        )
+
+    def unfiltered_count(self, request) -> int | None:
+        """The list's count when nothing narrows it, where it is known without counting."""
+        return None
+
+    @staticmethod
+    def is_unfiltered(request) -> bool:
+        return not set(request.GET) - {PAGE_VAR, ORDER_VAR}
+
+
+class ReadOnlyAdmin(ReadOnly, FleetAdmin):
     pass
 
 
@@ -79,6 +124,12 @@ class ScheduledJobForm(forms.ModelForm):
             self.fields["task_function"].queryset = TaskFunction.objects.filter(Q(is_active=True) | Q(pk=current))
         if "jitter_seconds" in self.fields:
             self.fields["jitter_seconds"].required = False  # empty: no jitter
+        if self.instance.pk and self.instance.is_code_owned:
+            # Disabled fields keep the saved value whatever is posted; the services refuse changes too.
+            for name in CODE_OWNED_FORM_FIELDS:
+                if name in self.fields:
+                    self.fields[name].disabled = True
+                    self.fields[name].help_text = f"Set in code: {self.instance.managed_by_description}."
 
     def clean(self):
         cleaned = super().clean()
@@ -111,7 +162,11 @@ class ScheduledJobForm(forms.ModelForm):
 
 class RecentExecutionsFormSet(forms.BaseInlineFormSet):
     def get_queryset(self):
-        return super().get_queryset().order_by("-created_at", "-pk")[:RECENT_EXECUTIONS]
+        # Evaluated once: the formset asks for it per form, and a fresh slice is a fresh query.
+        if not hasattr(self, "_recent"):
+            recent = super().get_queryset().select_related("job").order_by("-created_at", "-pk")
+            self._recent = list(recent[:RECENT_EXECUTIONS])
+        return self._recent
 
 
 class RecentExecutionsInline(ReadOnly, admin.TabularInline):
@@ -131,7 +186,7 @@ class RecentExecutionsInline(ReadOnly, admin.TabularInline):
 
 
 @admin.register(ScheduledJob)
-class ScheduledJobAdmin(admin.ModelAdmin):
+class ScheduledJobAdmin(FleetAdmin):
     form = ScheduledJobForm
     inlines = [RecentExecutionsInline]
     list_display = (
@@ -144,12 +199,19 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         "is_enabled",
         "disabled_reason",
         "is_paused",
+        "defined_by",
     )
     list_filter = ("is_enabled", "is_paused", "job_type", "task_function")
-    search_fields = ("name", "description", "task_function__name", "cron_expression")
+    # The name only: each field searched is a scan of every job (a second or so for four fields at
+    # a million jobs); the task function and the type have filters.
+    search_fields = ("name",)
     list_select_related = ("task_function", "job_type", "exclude_calendar")
     ordering = ("name",)
+    # Sorting a million jobs by a column without an index (or by the last run's status) reads
+    # them all; the name has one.
+    sortable_by = ("name",)
     readonly_fields = (
+        "defined_by",
         "upcoming_fire_times",
         "schedule",
         "pause_state",
@@ -161,7 +223,20 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     )
     actions = [f"{name}_jobs" for name, action in JOB_ACTIONS.items() if not action.on_run] + ["backfill_jobs"]
     fieldsets = (
-        (None, {"fields": ("name", "description", "task_function", "job_type", "is_enabled", "disabled_reason")}),
+        (
+            None,
+            {
+                "fields": (
+                    "defined_by",
+                    "name",
+                    "description",
+                    "task_function",
+                    "job_type",
+                    "is_enabled",
+                    "disabled_reason",
+                )
+            },
+        ),
         (
             "Interval",
             {
@@ -209,6 +284,9 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).active().with_last_execution()
 
+    def unfiltered_count(self, request):
+        return job_count_active() if self.is_unfiltered(request) else None
+
     def get_urls(self):
         preview = self.admin_site.admin_view(self.preview_view)
         return [path("preview/", preview, name="scheduler_scheduledjob_preview"), *super().get_urls()]
@@ -223,7 +301,11 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def schedule(self, job):
         return job_schedule_describe(job) if job.pk else "-"
 
-    @admin.display(description="Last status", ordering="last_execution_status")
+    @admin.display(description="Defined")
+    def defined_by(self, job):
+        return job.managed_by_description or "by hand (admin, API or import)"
+
+    @admin.display(description="Last status")
     def last_status(self, job):
         return getattr(job, "last_execution_status", None) or "-"
 
@@ -282,6 +364,10 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
         obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
 
+    def has_delete_permission(self, request, obj=None):
+        # A job code owns goes when its declaration does (sync_jobs --prune), not from here.
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_code_owned)
+
     def delete_model(self, request, obj):
         job_services.job_delete(obj, user=request.user)
 
@@ -290,9 +376,15 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             job_services.job_delete(job, user=request.user)
 
     def get_deleted_objects(self, objs, request):
-        """Delete is a soft delete: the job leaves the lists, its history stays."""
-        to_delete = [format_html("Job: {}", job.name) for job in objs]
-        return to_delete, {ScheduledJob._meta.verbose_name_plural: len(to_delete)}, set(), []
+        """Delete is a soft delete: the job leaves the lists, its history stays. Jobs code owns are
+        listed as protected, which makes the admin refuse the whole deletion."""
+        to_delete = [format_html("Job: {}", job.name) for job in objs if not job.is_code_owned]
+        protected = [
+            format_html("Job: {} ({})", job.name, job_services.job_delete_refusal(job))
+            for job in objs
+            if job.is_code_owned
+        ]
+        return to_delete, {ScheduledJob._meta.verbose_name_plural: len(to_delete)}, set(), protected
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -417,6 +509,28 @@ def _local(moment, timezone_name):
     return moment.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z")
 
 
+class ExecutionJobFilter(admin.SimpleListFilter):
+    """Executions of one job (`?job=<id>`, the link on a job's page): the job's own index. Unlike
+    a related-field filter, it never lists every job as a choice."""
+
+    title = "job"
+    parameter_name = "job"
+
+    def lookups(self, request, model_admin):
+        # Only the job asked for (a choice is what makes the admin apply the filter at all).
+        value = self.value()
+        if not value:
+            return []
+        name = ScheduledJob.objects.filter(pk=value).values_list("name", flat=True).first() if value.isdigit() else None
+        return [(value, name or f"no job {value}")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(job_id=int(value)) if value.isdigit() else queryset.none()
+
+
 @admin.register(JobExecution)
 class JobExecutionAdmin(ReadOnlyAdmin):
     list_display = (
@@ -431,10 +545,13 @@ class JobExecutionAdmin(ReadOnlyAdmin):
         "duration_ms",
         "instance_id",
     )
-    list_filter = ("status", "trigger")
-    search_fields = ("job__name", "error_message", "celery_task_id", "instance_id")
+    # A date filter instead of date_hierarchy, which lists the distinct dates of the whole table.
+    list_filter = ("status", "trigger", ("created_at", admin.DateFieldListFilter), ExecutionJobFilter)
+    search_fields = ("id",)  # see get_search_results
+    search_help_text = "An execution id, or the exact name of a job (not deleted)."
     list_select_related = ("job",)
-    date_hierarchy = "created_at"
+    # Newest first is the (created_at, id) index; any other order would sort the whole history.
+    sortable_by = ()
     readonly_fields = ("status_shown", "result_pretty", "traceback_pre")
     exclude = ("result", "traceback")
     actions = ["cancel_runs"]
@@ -458,6 +575,18 @@ class JobExecutionAdmin(ReadOnlyAdmin):
 
     def has_run_cancel_permission(self, request):
         return job_action_permitted(request.user, "cancel")
+
+    def get_search_results(self, request, queryset, search_term):
+        """Only searches an index answers: an execution id, or a job's exact name (its jobs' ids
+        are looked up first, so the job's own index serves the rest). Free text over the whole
+        history (error messages, host names) would read every row."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.isdigit():
+            return queryset.filter(pk=int(term)), False
+        job_ids = list(ScheduledJob.objects.active().filter(name=term).values_list("pk", flat=True))
+        return queryset.filter(job_id__in=job_ids), False
 
     @admin.display(description="Result")
     def result_pretty(self, execution):

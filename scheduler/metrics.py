@@ -1,34 +1,36 @@
 """Prometheus collector that reads the scheduler's tables at scrape time, so every process's runs count.
 
-Jobs are labelled job_id and job_name (not `job`, which Prometheus sets to the scrape job's
-name). Run counts, durations and fire lag cover the executions created in the last METRICS_WINDOW and
-are exposed as gauges (and gauge histograms), not counters: history cleanup and per-job caps
-delete rows, and a counter computed from a shrinking table would drop, which Prometheus reads
-as a reset and turns into a false burst in rate() and increase(). Every figure comes from a
-handful of aggregate queries, so a scrape costs the same however long the history is.
+Series are aggregates: one per outcome, state or bucket, never one per job (a million jobs would
+be a million series, and Prometheus' advice is to keep label values bounded). The one per-job
+family is bounded too: the SCHEDULER_METRICS_FAILING_JOBS jobs with the most failed runs in the
+window, labelled job_id and job_name (not `job`, which Prometheus sets to the scrape job's name).
+
+Run figures cover the last METRICS_WINDOW and are gauges (and gauge histograms), not counters:
+history cleanup and per-job caps delete rows, and a counter computed from a shrinking table would
+drop, which Prometheus reads as a reset. They come from the per-minute run summary the database
+keeps (models.ExecutionSummary), so a scrape reads about the same rows at any fleet size or
+history length: the summary's last hour, the job tally, the runs in progress, the failed runs of
+the last hour.
 """
 
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Min, Q, Sum
 from prometheus_client.core import CollectorRegistry, GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scheduler.enums import RAN_STATUSES, STARTED_STATUSES, ExecutionStatus, ExecutionTrigger, JobState
-from scheduler.models import JobExecution, JobLease, ScheduledJob, SchedulerInstance
+from scheduler.enums import FINISHED_STATUSES, RAN_STATUSES, ExecutionStatus, JobState
+from scheduler.models import SUMMARY_BUCKETS, ExecutionSummary, JobExecution, JobLease, JobTally, SchedulerInstance
 from scheduler.querysets import JOB_STATE_FILTERS
 from scheduler.selectors import database_now
 
 logger = logging.getLogger(__name__)
 
 METRICS_WINDOW = timedelta(hours=1)
-# Seconds. Durations span sub-second inline work to hour-long Celery tasks.
-DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
-# Seconds. A healthy scheduler starts runs well within a second of their fire time.
-LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300)
+BUCKET_FIELDS = [name for name, _ in SUMMARY_BUCKETS]
 S = ExecutionStatus
 # The job states a job series reports (deleted jobs are not counted).
 REPORTED_JOB_STATES = (JobState.SCHEDULED, JobState.PAUSED, JobState.DISABLED)
@@ -57,7 +59,6 @@ class SchedulerCollector(Collector):
 def _collect(now):
     since = now - METRICS_WINDOW
     window = f"{int(METRICS_WINDOW.total_seconds())} s"
-    recent = JobExecution.objects.created_since(since)
 
     alive_instances = list(SchedulerInstance.objects.alive(now).values_list("instance_id", "clock_offset"))
     alive = GaugeMetricFamily("scheduler_instances_alive", "runscheduler processes not stopped and heartbeating.")
@@ -84,14 +85,12 @@ def _collect(now):
     expired.add_metric([], leases["expired"])
     yield expired
 
-    jobs = (
-        ScheduledJob.objects.active()
-        .order_by()
-        .aggregate(**{state.value: Count("pk", filter=JOB_STATE_FILTERS[state]) for state in REPORTED_JOB_STATES})
+    jobs = JobTally.objects.aggregate(
+        **{state.value: Sum("jobs", filter=JOB_STATE_FILTERS[state]) for state in REPORTED_JOB_STATES}
     )
     job_states = GaugeMetricFamily("scheduler_jobs", "Jobs (not deleted) by state.", labels=["state"])
     for state, count in jobs.items():
-        job_states.add_metric([state], count)
+        job_states.add_metric([state], count or 0)
     yield job_states
 
     unfinished = (
@@ -119,111 +118,80 @@ def _collect(now):
     pending_age.add_metric([], oldest_pending)
     yield pending_age
 
+    totals = ExecutionSummary.objects.totals(since, BUCKET_FIELDS)
     runs = GaugeMetricFamily(
-        "scheduler_job_runs",
-        f"Executions created in the last {window}, by job and current status "
-        f"(success, failed, skipped, missed, pending, running).",
-        labels=["job_id", "job_name", "status"],
+        "scheduler_runs",
+        f"Runs that ended in the last {window}, by outcome (success, failed, skipped, missed).",
+        labels=["status"],
     )
-    for row in recent.values("job_id", "job__name", "status").annotate(count=Count("pk")):
-        runs.add_metric([str(row["job_id"]), row["job__name"], row["status"]], row["count"])
+    for status in FINISHED_STATUSES:
+        runs.add_metric([status], (totals.get(status) or {}).get("runs") or 0)
     yield runs
+    started = GaugeMetricFamily("scheduler_runs_started", f"Runs that started in the last {window}.")
+    started.add_metric([], (totals.get(S.RUNNING) or {}).get("runs") or 0)
+    yield started
 
-    yield _duration_histogram(recent, window)
-    yield from _lag_metrics(recent, window)
-    yield from _last_outcome_metrics()
-
-
-def _duration_histogram(recent, window):
-    buckets = {f"le_{i}": Count("pk", filter=Q(duration_ms__lte=b * 1000)) for i, b in enumerate(DURATION_BUCKETS)}
-    rows = (
-        recent.filter(status__in=RAN_STATUSES, duration_ms__isnull=False)
-        .values("job_id", "job__name")
-        .annotate(count=Count("pk"), total_ms=Sum("duration_ms"), **buckets)
+    ran = [totals[status] for status in RAN_STATUSES if status in totals]
+    yield _histogram(
+        "scheduler_run_duration_seconds",
+        f"Run time of the successful and failed runs that ended in the last {window}.",
+        ran,
     )
-    family = GaugeHistogramMetricFamily(
-        "scheduler_job_run_duration_seconds",
-        f"Run time of the successful and failed executions created in the last {window}, by job.",
-        labels=["job_id", "job_name"],
+    starts = [totals[S.RUNNING]] if S.RUNNING in totals else []
+    yield _histogram(
+        "scheduler_fire_lag_seconds",
+        f"Delay from fire time to start (started_at - scheduled_time) of the scheduled runs that started "
+        f"in the last {window}.",
+        starts,
     )
-    for row in rows:
-        family.add_metric(
-            [str(row["job_id"]), row["job__name"]],
-            [(_le(b), row[f"le_{i}"]) for i, b in enumerate(DURATION_BUCKETS)] + [("+Inf", row["count"])],
-            gsum_value=(row["total_ms"] or 0) / 1000,
-        )
+    worst = GaugeMetricFamily(
+        "scheduler_fire_lag_max_seconds",
+        f"Largest fire lag among the scheduled runs that started in the last {window} (0 when none).",
+    )
+    worst.add_metric([], max((row["max_ms"] or 0 for row in starts), default=0) / 1000)
+    yield worst
+
+    yield from _failing_jobs(since, window)
+
+
+def _histogram(name: str, documentation: str, rows: list[dict]) -> GaugeHistogramMetricFamily:
+    """A gauge histogram over summary totals (one per status), in seconds."""
+    family = GaugeHistogramMetricFamily(name, documentation)
+    buckets = [(_le(bound / 1000), sum(row[field] or 0 for row in rows)) for field, bound in SUMMARY_BUCKETS]
+    family.add_metric(
+        [],
+        [*buckets, ("+Inf", sum(row["timed"] or 0 for row in rows))],
+        gsum_value=sum(row["total_ms"] or 0 for row in rows) / 1000,
+    )
     return family
 
 
-def _lag_metrics(recent, window):
-    # From the planned start: a jittered run meant to start later is not late by its jitter.
-    lag = ExpressionWrapper(
-        F("started_at") - Coalesce(F("planned_start"), F("scheduled_time")), output_field=DurationField()
+def _failing_jobs(since, window):
+    """The jobs with the most failed runs in the window (at most SCHEDULER_METRICS_FAILING_JOBS), and
+    how many jobs failed at all: read from the window's failed runs (the status index), so a
+    scrape costs what the failures cost, not what the fleet does."""
+    failed = JobExecution.objects.filter(status=S.FAILED, created_at__gte=since).order_by()
+    per_job = failed.values("job_id").annotate(failures=Count("pk"))
+    failing = GaugeMetricFamily(
+        "scheduler_jobs_failing", f"Jobs with at least one failed run created in the last {window}."
     )
-    buckets = {f"le_{i}": Count("pk", filter=Q(lag__lte=timedelta(seconds=b))) for i, b in enumerate(LAG_BUCKETS)}
-    row = (
-        recent.filter(status__in=STARTED_STATUSES, trigger=ExecutionTrigger.SCHEDULED, started_at__isnull=False)
-        .annotate(lag=lag)
-        .aggregate(count=Count("pk"), total=Sum("lag"), worst=Max("lag"), **buckets)
-    )
-    histogram = GaugeHistogramMetricFamily(
-        "scheduler_fire_lag_seconds",
-        f"Delay from planned start to start (started_at - scheduled_time, or - planned_start with jitter) of the "
-        f"scheduled runs "
-        f"created in the last {window}.",
-    )
-    histogram.add_metric(
-        [],
-        [(_le(b), row[f"le_{i}"]) for i, b in enumerate(LAG_BUCKETS)] + [("+Inf", row["count"])],
-        gsum_value=_seconds(row["total"]),
-    )
-    yield histogram
-    worst = GaugeMetricFamily(
-        "scheduler_fire_lag_max_seconds",
-        f"Largest fire lag among the scheduled runs created in the last {window} (0 when none).",
-    )
-    worst.add_metric([], _seconds(row["worst"]))
-    yield worst
-
-
-def _last_outcome_metrics():
-    """Whether each job's latest finished run succeeded: the signal for "this job is failing"."""
-    latest = JobExecution.objects.filter(job=OuterRef("pk"), status__in=RAN_STATUSES).order_by("-created_at", "-pk")
-    rows = (
-        ScheduledJob.objects.active()
-        .order_by()
-        .annotate(
-            last_status=Subquery(latest.values("status")[:1]),
-            last_finished=Subquery(latest.values("finished_at")[:1]),
-        )
-        .filter(last_status__isnull=False)
-        .values("pk", "name", "last_status", "last_finished")
-    )
-    success = GaugeMetricFamily(
-        "scheduler_job_last_run_success",
-        "1 if the job's latest finished run succeeded, 0 if it failed (jobs that have run).",
+    failing.add_metric([], per_job.count())
+    yield failing
+    top = GaugeMetricFamily(
+        "scheduler_failing_job_runs",
+        f"Failed runs created in the last {window} of the jobs that failed most (at most "
+        f"{settings.SCHEDULER_METRICS_FAILING_JOBS} jobs, most failures first).",
         labels=["job_id", "job_name"],
     )
-    finished = GaugeMetricFamily(
-        "scheduler_job_last_run_finished_timestamp_seconds",
-        "When the job's latest successful or failed run finished (Unix time).",
-        labels=["job_id", "job_name"],
-    )
-    for row in rows:
-        labels = [str(row["pk"]), row["name"]]
-        success.add_metric(labels, 1 if row["last_status"] == S.SUCCESS else 0)
-        if row["last_finished"] is not None:
-            finished.add_metric(labels, row["last_finished"].timestamp())
-    yield success
-    yield finished
+    limit = settings.SCHEDULER_METRICS_FAILING_JOBS
+    if limit > 0:
+        for row in per_job.values("job_id", "job__name", "failures").order_by("-failures", "job_id")[:limit]:
+            top.add_metric([str(row["job_id"]), row["job__name"]], row["failures"])
+    yield top
 
 
 def _le(bound) -> str:
     return str(float(bound))
-
-
-def _seconds(value) -> float:
-    return value.total_seconds() if value is not None else 0.0
 
 
 registry = CollectorRegistry(auto_describe=False)

@@ -11,8 +11,10 @@ from scheduler.querysets import (
     JOB_STATE_FILTERS,
     START_TIME,
     ExecutionQuerySet,
+    ExecutionSummaryQuerySet,
     InstanceQuerySet,
     JobQuerySet,
+    JobTallyQuerySet,
     LeaseQuerySet,
     TaskFunctionQuerySet,
     alive_cutoff,
@@ -135,15 +137,18 @@ class ScheduledJob(models.Model):
         max_length=20,
         choices=OverlapPolicy.choices,
         default=OverlapPolicy.SKIP,
+        db_default=OverlapPolicy.SKIP,
         help_text="What happens to a run that is due while max_instances runs of this job are in progress.",
     )
     max_retries = models.PositiveSmallIntegerField(
         default=0,
+        db_default=0,
         validators=[MaxValueValidator(MAX_RETRIES_LIMIT)],
         help_text="Times a failed run (error, timeout, lost worker) is run again (0-100).",
     )
     retry_backoff = models.PositiveIntegerField(
         default=10,
+        db_default=10,
         help_text="Seconds before the first retry; doubled for each further one, with jitter, capped "
         "at SCHEDULER_RETRY_BACKOFF_MAX.",
     )
@@ -199,6 +204,18 @@ class ScheduledJob(models.Model):
     is_paused = models.BooleanField(default=False)
     pause_reason = models.TextField(blank=True)
     is_active = models.BooleanField(default=True, help_text="False once deleted (soft delete).")
+    # Jobs declared in code (registry: @task_function(schedules=[...])) and kept in step by sync_jobs.
+    managed_by = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="The module.function whose declaration defines this job; empty for jobs made by hand.",
+    )
+    declaration_removed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a sync found this job's declaration gone from the code and disabled the job.",
+    )
     # The nominal fire time: every schedule computation anchors on it.
     next_run_time = models.DateTimeField(null=True, blank=True)
     # When that fire time starts, if later (jitter); empty: at next_run_time. What "due" reads.
@@ -224,6 +241,16 @@ class ScheduledJob(models.Model):
                 START_TIME,
                 name="scheduler_job_due_idx",
                 condition=JOB_STATE_FILTERS[JobState.SCHEDULED],
+            ),
+            # The sync's read of the jobs it manages, a few among possibly very many.
+            models.Index(
+                fields=["managed_by"],
+                name="scheduler_job_declared_idx",
+                condition=Q(is_active=True) & ~Q(managed_by=""),
+            ),
+            # Job lists soonest first (the API's ordering=nextRunTime: ascending, empty last).
+            models.Index(
+                fields=["next_run_time", "id"], name="scheduler_job_next_run_idx", condition=Q(is_active=True)
             ),
         ]
         constraints = [
@@ -336,11 +363,26 @@ class ScheduledJob(models.Model):
     def can_fire(self) -> bool:
         return self.state == JobState.SCHEDULED
 
+    @property
+    def is_code_owned(self) -> bool:
+        """Declared in code, and the declaration is still there: code owns its declared fields."""
+        return bool(self.managed_by) and self.declaration_removed_at is None
+
+    @property
+    def managed_by_description(self) -> str:
+        """Who owns the job's definition, in the words the admin, dashboard and API show."""
+        if not self.managed_by:
+            return ""
+        if self.declaration_removed_at is not None:
+            return f"declaration removed from code (was {self.managed_by})"
+        return f"defined in code ({self.managed_by})"
+
 
 class JobExecution(models.Model):
     """One run of a job, from the moment it is due (or asked for) to its outcome."""
 
-    job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="executions")
+    # No index of its own: scheduler_exec_job_recent_idx starts with job_id and serves every lookup by job.
+    job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="executions", db_index=False)
     status = models.CharField(max_length=10, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
     trigger = models.CharField(max_length=10, choices=ExecutionTrigger.choices)
     scheduled_time = models.DateTimeField(help_text="The fire time (or the request time, if manual).")
@@ -368,7 +410,7 @@ class JobExecution(models.Model):
     )
     kwargs = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     attempt = models.PositiveSmallIntegerField(
-        default=1, help_text="1 for the first run of a fire time, 2 for its first retry..."
+        default=1, db_default=1, help_text="1 for the first run of a fire time, 2 for its first retry..."
     )
     retry_of = models.OneToOneField(
         "self",
@@ -382,7 +424,9 @@ class JobExecution(models.Model):
     cancel_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    cancel_reason = models.CharField(max_length=300, blank=True, help_text="Who or what asked for the cancel, and why.")
+    cancel_reason = models.CharField(
+        max_length=300, blank=True, default="", db_default="", help_text="Who or what asked for the cancel, and why."
+    )
 
     objects = ExecutionQuerySet.as_manager()
 
@@ -392,6 +436,11 @@ class JobExecution(models.Model):
         indexes = [
             models.Index(fields=["job", "-created_at"], name="scheduler_exec_job_recent_idx"),
             models.Index(fields=["status", "created_at"], name="scheduler_exec_status_idx"),
+            # Newest first across all jobs (dashboard, admin list, deep pages read as ids only), and
+            # retention's walk through the oldest.
+            models.Index(fields=["created_at", "id"], name="scheduler_exec_created_idx"),
+            # One job's history filtered by status (job page, API history), counted without the heap.
+            models.Index(fields=["job", "status", "-created_at"], name="scheduler_exec_job_status_idx"),
             models.Index(
                 fields=["created_at"],
                 name="scheduler_exec_unclaimed_idx",
@@ -477,3 +526,91 @@ class SchedulerInstance(models.Model):
     def is_alive(self, now=None) -> bool:
         """Same rule as SchedulerInstance.objects.alive(), for a row already in hand."""
         return self.stopped_at is None and self.last_heartbeat >= alive_cutoff(now)
+
+
+# The histogram buckets of ExecutionSummary, in milliseconds, smallest first: (column, upper bound).
+# Durations and fire lags share them, from sub-second inline work to hour-long Celery tasks.
+SUMMARY_BUCKETS = (
+    ("le_100ms", 100),
+    ("le_250ms", 250),
+    ("le_500ms", 500),
+    ("le_1s", 1_000),
+    ("le_2500ms", 2_500),
+    ("le_5s", 5_000),
+    ("le_15s", 15_000),
+    ("le_1m", 60_000),
+    ("le_5m", 300_000),
+    ("le_15m", 900_000),
+    ("le_1h", 3_600_000),
+)
+
+
+class ExecutionSummary(models.Model):
+    """How many runs started, and ended by outcome, in one UTC minute: what the dashboard, /status
+    and /metrics read instead of counting the history.
+
+    Kept by the database itself (triggers, backends/), in the transaction that moves each
+    execution, whoever moves it: the engine, a Celery worker, the lease reaper or raw SQL. A row
+    counts events, not rows still in the table, so retention and history limits never change the
+    past. `status` is the state entered: `running` for a start (whose times are fire lags of
+    scheduled runs), or the outcome of an end (whose times are run durations of success and
+    failed). Writers add to the row of their own `shard` (a function of their session), so
+    concurrent writers rarely wait on one row; readers sum the shards.
+    """
+
+    minute = models.DateTimeField(help_text="Start of the UTC minute.")
+    status = models.CharField(max_length=10, choices=ExecutionStatus.choices)
+    shard = models.PositiveSmallIntegerField(default=0)
+    runs = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(
+        default=0, help_text="Runs with a time: durations of ends, lags of scheduled starts."
+    )
+    total_ms = models.BigIntegerField(default=0)
+    max_ms = models.BigIntegerField(null=True, blank=True)
+    le_100ms = models.BigIntegerField(default=0)
+    le_250ms = models.BigIntegerField(default=0)
+    le_500ms = models.BigIntegerField(default=0)
+    le_1s = models.BigIntegerField(default=0)
+    le_2500ms = models.BigIntegerField(default=0)
+    le_5s = models.BigIntegerField(default=0)
+    le_15s = models.BigIntegerField(default=0)
+    le_1m = models.BigIntegerField(default=0)
+    le_5m = models.BigIntegerField(default=0)
+    le_15m = models.BigIntegerField(default=0)
+    le_1h = models.BigIntegerField(default=0)
+
+    objects = ExecutionSummaryQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "status", "shard"], name="scheduler_summary_unique_minute"),
+        ]
+
+    def __str__(self):
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.status}: {self.runs}"
+
+
+class JobTally(models.Model):
+    """How many jobs have each combination of the state columns, kept by the database (triggers,
+    backends/) as jobs are created, change state or are removed: job counts without counting a
+    million rows. The columns have ScheduledJob's names, so JOB_STATE_FILTERS apply to it as they
+    are. Sharded like ExecutionSummary; a shard's count may go below zero (a job counted in one
+    session's shard, moved in another's), the sums are exact."""
+
+    is_active = models.BooleanField()
+    is_enabled = models.BooleanField()
+    is_paused = models.BooleanField()
+    shard = models.PositiveSmallIntegerField(default=0)
+    jobs = models.BigIntegerField(default=0)
+
+    objects = JobTallyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active", "is_enabled", "is_paused", "shard"], name="scheduler_jobtally_unique_state"
+            ),
+        ]
+
+    def __str__(self):
+        return f"active={self.is_active} enabled={self.is_enabled} paused={self.is_paused}: {self.jobs}"

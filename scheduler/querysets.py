@@ -4,12 +4,12 @@ from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Avg, Count, F, Max, OuterRef, Q, Subquery, Window
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Window
 from django.db.models.functions import Coalesce, Now, RowNumber, TruncHour
 from django.utils import timezone
 
 from scheduler.enums import (
-    RAN_STATUSES,
+    FINISHED_STATUSES,
     UNFINISHED_STATUSES,
     ExecutionStatus,
     ExecutionTrigger,
@@ -125,33 +125,78 @@ class ExecutionQuerySet(models.QuerySet):
         return ranked.filter(newest_rank__gt=F("history_keep"))
 
     def created_since(self, since):
-        """Executions created at or after `since`, in any status.
+        """Executions created at or after `since`, newest first: an index range on created_at that
+        a LIMIT stops early, however many runs the window holds."""
+        return self.filter(created_at__gte=since).newest_first()
 
-        Naming every status lets the (status, created_at) index serve the range, so the scan
-        covers the window and not the whole history.
-        """
-        return self.filter(status__in=ExecutionStatus.values, created_at__gte=since).order_by()
+    def in_progress_counts(self) -> dict[str, int]:
+        """{status: count} of the pending and running executions (few, whatever the history)."""
+        return dict(self.unfinished().order_by().values_list("status").annotate(count=Count("pk")))
 
-    def hourly_status_counts(self, since):
-        """Rows of (hour, status, count) for executions created since `since`; hours in UTC."""
+
+def minute_of(moment):
+    """The start of the minute holding `moment` (summary rows are per UTC minute)."""
+    return moment.replace(second=0, microsecond=0)
+
+
+class ExecutionSummaryQuerySet(models.QuerySet):
+    """Reads of the per-minute run summary; each sums the shards of the minutes it covers."""
+
+    def since(self, since):
+        """The minutes from the one holding `since` on: a window of whole minutes."""
+        return self.filter(minute__gte=minute_of(since))
+
+    def ends(self):
+        return self.filter(status__in=FINISHED_STATUSES)
+
+    def starts(self):
+        return self.filter(status=ExecutionStatus.RUNNING)
+
+    def outcome_counts(self, since) -> dict[str, int]:
+        """{outcome: runs} of the runs that ended since `since`."""
+        return dict(self.since(since).ends().order_by().values_list("status").annotate(runs=Sum("runs")))
+
+    def hourly(self, since):
+        """Rows of (hour, status, runs, timed, total_ms, max_ms) since `since`; hours in UTC."""
         return (
-            self.created_since(since)
-            .annotate(hour=TruncHour("created_at", tzinfo=UTC))
+            self.since(since)
+            .annotate(hour=TruncHour("minute", tzinfo=UTC))
             .values("hour", "status")
-            .annotate(count=Count("pk"))
+            .annotate(runs=Sum("runs"), timed=Sum("timed"), total=Sum("total_ms"), longest=Max("max_ms"))
             .order_by("hour", "status")
         )
 
-    def hourly_durations(self, since):
-        """Rows of (hour, count, avg_ms, max_ms) of finished runs created since `since`; hours in UTC."""
-        return (
-            self.created_since(since)
-            .filter(status__in=RAN_STATUSES, duration_ms__isnull=False)
-            .annotate(hour=TruncHour("created_at", tzinfo=UTC))
-            .values("hour")
-            .annotate(count=Count("pk"), avg_ms=Avg("duration_ms"), max_ms=Max("duration_ms"))
-            .order_by("hour")
+    def totals(self, since, bucket_fields) -> dict[str, dict]:
+        """{status: {runs, timed, total_ms, max_ms, <bucket>: ...}} since `since`."""
+        rows = (
+            self.since(since)
+            .order_by()
+            .values("status")
+            .annotate(
+                runs_sum=Sum("runs"),
+                timed_sum=Sum("timed"),
+                total_sum=Sum("total_ms"),
+                longest=Max("max_ms"),
+                **{f"{name}_sum": Sum(name) for name in bucket_fields},
+            )
         )
+        return {
+            row["status"]: {
+                "runs": row["runs_sum"],
+                "timed": row["timed_sum"],
+                "total_ms": row["total_sum"],
+                "max_ms": row["longest"],
+                **{name: row[f"{name}_sum"] for name in bucket_fields},
+            }
+            for row in rows
+        }
+
+
+class JobTallyQuerySet(models.QuerySet):
+    def jobs(self, condition=None) -> int:
+        """How many jobs match `condition` (a Q on the state columns, e.g. a JOB_STATE_FILTERS value)."""
+        rows = self.filter(condition) if condition is not None else self
+        return rows.aggregate(total=Sum("jobs"))["total"] or 0
 
 
 class LeaseQuerySet(models.QuerySet):

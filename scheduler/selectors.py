@@ -4,13 +4,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from scheduler import clock
 from scheduler.backends import backend
-from scheduler.enums import FINISHED_STATUSES, UNFINISHED_STATUSES, ExecutionStatus
-from scheduler.models import Calendar, JobExecution, ScheduledJob, SchedulerInstance
+from scheduler.enums import ExecutionStatus
+from scheduler.models import Calendar, ExecutionSummary, JobExecution, JobTally, ScheduledJob, SchedulerInstance
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
 from scheduler.services.schedules import job_planned_starts, job_preview_fire_times, job_schedule_describe
 
@@ -81,32 +81,38 @@ def instance_list_alive(now: datetime | None = None) -> list[SchedulerInstance]:
 
 
 def job_counts() -> JobCounts:
-    """Counts of active jobs: all, enabled, disabled, paused (paused jobs may be enabled or not)."""
-    counts = ScheduledJob.objects.active().aggregate(
-        total=Count("pk"),
-        enabled=Count("pk", filter=Q(is_enabled=True)),
-        disabled=Count("pk", filter=Q(is_enabled=False)),
-        paused=Count("pk", filter=Q(is_paused=True)),
+    """Counts of active jobs: all, enabled, disabled, paused (paused jobs may be enabled or not),
+    from the job tally the database keeps: a handful of rows whatever the number of jobs."""
+    counts = JobTally.objects.filter(is_active=True).aggregate(
+        total=Sum("jobs"),
+        enabled=Sum("jobs", filter=Q(is_enabled=True)),
+        disabled=Sum("jobs", filter=Q(is_enabled=False)),
+        paused=Sum("jobs", filter=Q(is_paused=True)),
     )
-    return JobCounts(**counts)
+    return JobCounts(**{key: value or 0 for key, value in counts.items()})
+
+
+def job_count_active() -> int:
+    """How many jobs the job lists hold (active ones), without counting them."""
+    return JobTally.objects.jobs(Q(is_active=True))
 
 
 def execution_counts(now: datetime | None = None) -> ExecutionCounts:
-    """Pending and running executions, and those that finished in the last 24 hours by outcome."""
+    """Pending and running executions now (few, counted), and the runs that ended in the last 24
+    hours by outcome (from the per-minute summary, to the minute)."""
     now = now or timezone.now()
-    since = now - RECENT_EXECUTIONS_WINDOW
+    in_progress = JobExecution.objects.in_progress_counts()
+    ended = ExecutionSummary.objects.outcome_counts(now - RECENT_EXECUTIONS_WINDOW)
     S = ExecutionStatus
-    unfinished = Q(status__in=UNFINISHED_STATUSES)
-    recently_finished = Q(status__in=FINISHED_STATUSES, finished_at__gte=since)
-    counts = JobExecution.objects.filter(unfinished | recently_finished).aggregate(
-        pending=Count("pk", filter=Q(status=S.PENDING)),
-        running=Count("pk", filter=Q(status=S.RUNNING)),
-        succeeded=Count("pk", filter=Q(status=S.SUCCESS)),
-        failed=Count("pk", filter=Q(status=S.FAILED)),
-        skipped=Count("pk", filter=Q(status=S.SKIPPED)),
-        missed=Count("pk", filter=Q(status=S.MISSED)),
+    return ExecutionCounts(
+        pending=in_progress.get(S.PENDING, 0),
+        running=in_progress.get(S.RUNNING, 0),
+        succeeded=ended.get(S.SUCCESS, 0),
+        failed=ended.get(S.FAILED, 0),
+        skipped=ended.get(S.SKIPPED, 0),
+        missed=ended.get(S.MISSED, 0),
+        window_hours=int(RECENT_EXECUTIONS_WINDOW.total_seconds() // 3600),
     )
-    return ExecutionCounts(**counts, window_hours=int(RECENT_EXECUTIONS_WINDOW.total_seconds() // 3600))
 
 
 def job_list_next_runs(limit: int = NEXT_RUNS_LIMIT) -> list[ScheduledJob]:

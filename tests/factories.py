@@ -55,3 +55,24 @@ class ExecutionFactory(factory.django.DjangoModelFactory):
     status = ExecutionStatus.PENDING
     trigger = ExecutionTrigger.SCHEDULED
     scheduled_time = factory.LazyFunction(timezone.now)
+
+
+DECLARED_TASK = "tests.declared.job"
+
+
+def declared_task(**kwargs):
+    """The task function of the jobs tests declare in code (declared_jobs)."""
+    return kwargs
+
+
+def declared_jobs(*schedules) -> dict:
+    """Declare jobs in code (registry.cron/interval) beside declared_task and sync them; returns the
+    jobs by name. Use with the clean_registry fixture, which undoes the declaration."""
+    from scheduler.models import ScheduledJob
+    from scheduler.registry import task_function
+    from scheduler.services.declarations import jobs_sync
+
+    task_function(DECLARED_TASK, schedules=schedules)(declared_task)
+    report = jobs_sync()
+    assert not report.invalid, report.lines()
+    return {job.name: job for job in ScheduledJob.objects.active().filter(name__in=[d.name for d in schedules])}

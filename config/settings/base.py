@@ -166,6 +166,10 @@ if SCHEDULER_CLOCK_SOURCE not in ("database", "host"):
     raise ImproperlyConfigured(f"SCHEDULER_CLOCK_SOURCE must be 'database' or 'host', not {SCHEDULER_CLOCK_SOURCE!r}.")
 # A scheduler whose clock differs from the database's by more than this says so.
 SCHEDULER_CLOCK_SKEW_WARNING = env.float("SCHEDULER_CLOCK_SKEW_WARNING", default=5.0)
+# /metrics asks for `Authorization: Bearer <this>` when set (it names jobs); empty: no token asked.
+SCHEDULER_METRICS_TOKEN = env("SCHEDULER_METRICS_TOKEN", default="").strip()
+# How many of the jobs failing most /metrics names (its one per-job series); 0 for none.
+SCHEDULER_METRICS_FAILING_JOBS = env.int("SCHEDULER_METRICS_FAILING_JOBS", default=10)
 
 # --- Celery ----------------------------------------------------------------------------------
 # No broker (the default) means offloaded task functions run inside the scheduler process.

@@ -3,13 +3,19 @@
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 
+from scheduler.paginators import FleetPaginator
+
 
 class PageNumberPagination(pagination.PageNumberPagination):
     """`page` (from 1) and `pageSize` (default 20; larger than 100 counts as 100).
 
     A `pageSize` that is not a positive integer is a 400 rather than silently ignored;
-    a page past the end is DRF's 404 "Invalid page."
+    a page past the end is DRF's 404 "Invalid page." `count` is exact below 10,000 rows and the
+    database's estimate above (PostgreSQL; exact on SQLite), and deep pages read ids first
+    (FleetPaginator); unlike the admin's, the API's pages have no depth limit.
     """
+
+    django_paginator_class = FleetPaginator
 
     page_size = 20
     page_size_query_param = "pageSize"

@@ -27,6 +27,7 @@ from scheduler.models import (
 from scheduler.services.backfills import BACKFILL_POLICIES
 from scheduler.services.cron import instant_parse
 from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS, JOB_ACTIONS
+from scheduler.services.jobs import CODE_OWNED_FIELDS
 from scheduler.services.schedules import job_schedule_describe
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -101,6 +102,15 @@ class JobSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="When the next run starts: nextRunTime, or later by its jitter.",
     )
+    managed_by = serializers.SerializerMethodField(
+        help_text="'defined in code (module.function)' for a job declared in code (its declared fields are "
+        "read-only here), 'declaration removed from code (was module.function)' once its declaration is "
+        "gone; null for jobs made through the admin, the API or an import."
+    )
+    fields_defined_in_code = serializers.SerializerMethodField(
+        help_text="The fields a PUT or PATCH may not change (400), because code declares them; empty when "
+        "the job is not defined in code. Actions (pause, resume, enable, disable, trigger) stay available."
+    )
 
     class Meta:
         model = ScheduledJob
@@ -140,6 +150,8 @@ class JobSerializer(serializers.ModelSerializer):
             "is_paused",
             "pause_reason",
             "is_active",
+            "managed_by",
+            "fields_defined_in_code",
             "next_run_time",
             "next_start_at",
             "last_run_time",
@@ -155,6 +167,20 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField())
     def get_schedule(self, job) -> str:
         return job_schedule_describe(job)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_managed_by(self, job) -> str | None:
+        return job.managed_by_description or None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_fields_defined_in_code(self, job) -> list[str]:
+        # Values are not renamed by the camelCase renderer (only keys are): name them as clients do.
+        return [_camel(name) for name in CODE_OWNED_FIELDS] if job.is_code_owned else []
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 def _interval_field(unit: str):

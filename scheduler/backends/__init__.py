@@ -24,4 +24,15 @@ def backend() -> Backend:
     return BACKENDS[vendor]()
 
 
-__all__ = ["Backend", "NewRun", "SchedulerAlreadyRunning", "backend"]
+def backend_for(using: str) -> Backend:
+    """The backend of another database alias (a migrate or a sync on a database other than the
+    default one)."""
+    vendor = connections[using].vendor
+    if vendor == connections["default"].vendor:
+        return backend()
+    if vendor not in BACKENDS:
+        raise RuntimeError(f"The scheduler supports PostgreSQL and SQLite, not {vendor!r}.")
+    return BACKENDS[vendor]()
+
+
+__all__ = ["Backend", "NewRun", "SchedulerAlreadyRunning", "backend", "backend_for"]

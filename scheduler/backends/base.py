@@ -4,9 +4,10 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
-from scheduler.models import JobExecution, JobLease, ScheduledJob
+from scheduler.enums import FINISHED_STATUSES, RAN_STATUSES, UNFINISHED_STATUSES, ExecutionStatus, ExecutionTrigger
+from scheduler.models import SUMMARY_BUCKETS, ExecutionSummary, JobExecution, JobLease, JobTally, ScheduledJob
 
 # The columns of a lifecycle row (services.executions): a None in these keeps what the row
 # holds; the outcome columns are always set.
@@ -48,6 +49,8 @@ class Backend:
     execution_table = JobExecution._meta.db_table
     lease_table = JobLease._meta.db_table
     job_table = ScheduledJob._meta.db_table
+    summary_table = ExecutionSummary._meta.db_table
+    tally_table = JobTally._meta.db_table
 
     # --- claims -------------------------------------------------------------------------------
 
@@ -104,6 +107,15 @@ class Backend:
         """Seconds between the engine's re-reads of the database."""
         return configured
 
+    # --- syncs of the code registry ------------------------------------------------------------------
+
+    def code_sync_lock(self, using: str = "default") -> None:
+        """Inside a transaction on `using`: wait for, and hold until it ends, the lock that lets one
+        process at a time sync the code registry (task functions, declared jobs) into the tables.
+        Several processes starting together (schedulers, a migrate) then sync one after the other,
+        each seeing what the one before it committed."""
+        raise NotImplementedError
+
     # --- processes ----------------------------------------------------------------------------------
 
     def single_process_guard(self) -> None:
@@ -111,3 +123,114 @@ class Backend:
 
     def quote(self, name: str) -> str:
         return connection.ops.quote_name(name)
+
+    # --- summaries the database keeps (models.ExecutionSummary, models.JobTally) --------------------
+
+    def summaries_install(self, using=None) -> None:
+        """Create, or replace, the triggers that keep ExecutionSummary and JobTally in step with the
+        executions and jobs tables. Idempotent; run after every migrate (SQLite drops a table's
+        triggers when a migration rebuilds the table)."""
+        raise NotImplementedError
+
+    def summaries_uninstall(self, using=None) -> None:
+        """Drop those triggers (undoing the migration that introduced them)."""
+        raise NotImplementedError
+
+    def summaries_rebuild(self, using=None) -> None:
+        """Recount both summaries from the tables, in one transaction: once when they are
+        introduced, and after a bulk load that bypassed the triggers."""
+        with transaction.atomic(using=using), connections[using or DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute(f"DELETE FROM {self.quote(self.summary_table)}")
+            cursor.execute(
+                f"INSERT INTO {self.quote(self.summary_table)} ({self.summary_columns()}) "
+                f"{self.summary_events_select(self.quote(self.execution_table), shard='0')}"
+            )
+            cursor.execute(f"DELETE FROM {self.quote(self.tally_table)}")
+            cursor.execute(
+                f"INSERT INTO {self.quote(self.tally_table)} (is_active, is_enabled, is_paused, shard, jobs) "
+                f"SELECT is_active, is_enabled, is_paused, 0, count(*) FROM {self.quote(self.job_table)} "
+                f"GROUP BY is_active, is_enabled, is_paused"
+            )
+
+    # The pieces of SQL each backend spells its own way.
+    def sql_minute(self, moment: str) -> str:
+        """The start of the UTC minute of a timestamp column or expression."""
+        raise NotImplementedError
+
+    def sql_milliseconds_between(self, later: str, earlier: str) -> str:
+        raise NotImplementedError
+
+    sql_now = "CURRENT_TIMESTAMP"
+
+    @staticmethod
+    def summary_columns() -> str:
+        buckets = ", ".join(name for name, _ in SUMMARY_BUCKETS)
+        return f"minute, status, shard, runs, timed, total_ms, max_ms, {buckets}"
+
+    def summary_events(self, new: str, old: str | None = None) -> str:
+        """SELECT of (at, status, ms) events: an end when a row enters a finished status (ms: the
+        run's duration, for success and failed), a start when it gets a started_at (ms: its fire
+        lag, for scheduled runs). `new` rows as they are; `old`, when given, the same rows (joined
+        on id) before an UPDATE, so only what this statement changed counts."""
+        finished = _sql_list(FINISHED_STATUSES)
+        ran = _sql_list(RAN_STATUSES)
+        if old is None:
+            source, ended, started = f"{new} n", f"n.status IN ({finished})", "n.started_at IS NOT NULL"
+        else:
+            source = f"{new} n JOIN {old} o ON o.id = n.id"
+            ended = f"n.status IN ({finished}) AND o.status NOT IN ({finished})"
+            started = "n.started_at IS NOT NULL AND o.started_at IS NULL"
+        lag = self.sql_milliseconds_between("n.started_at", "n.scheduled_time")
+        return (
+            f"SELECT COALESCE(n.finished_at, {self.sql_now}) AS at, n.status AS status, "
+            f"CASE WHEN n.status IN ({ran}) THEN n.duration_ms END AS ms FROM {source} WHERE {ended} "
+            f"UNION ALL "
+            f"SELECT n.started_at, '{ExecutionStatus.RUNNING}', "
+            f"CASE WHEN n.trigger = '{ExecutionTrigger.SCHEDULED}' THEN {lag} END FROM {source} WHERE {started}"
+        )
+
+    def summary_events_select(self, new: str, *, shard: str, old: str | None = None) -> str:
+        """The summary rows (in summary_columns() order) that these events add, one per minute and status."""
+        buckets = ", ".join(f"SUM(CASE WHEN ms <= {bound} THEN 1 ELSE 0 END)" for _, bound in SUMMARY_BUCKETS)
+        minute = self.sql_minute("at")
+        return (
+            f"SELECT {minute}, status, {shard}, COUNT(*), COUNT(ms), COALESCE(SUM(ms), 0), MAX(ms), {buckets} "
+            f"FROM ({self.summary_events(new, old)}) AS events GROUP BY {minute}, status ORDER BY 1, 2"
+        )
+
+    @staticmethod
+    def summary_upsert_assignments(target: str) -> str:
+        """ON CONFLICT ... DO UPDATE assignments adding a new summary row to the existing one."""
+        sums = ["runs", "timed", "total_ms", *(name for name, _ in SUMMARY_BUCKETS)]
+        added = [f"{c} = {target}{c} + excluded.{c}" for c in sums]
+        return ", ".join(
+            [
+                *added,
+                f"max_ms = CASE WHEN {target}max_ms IS NULL OR excluded.max_ms > {target}max_ms "
+                f"THEN excluded.max_ms ELSE {target}max_ms END",
+            ]
+        )
+
+    # --- counts -------------------------------------------------------------------------------------
+
+    def row_estimate(self, queryset) -> int | None:
+        """The database's own estimate of how many rows `queryset` holds, without counting them;
+        None where there is none (SQLite), and the caller counts."""
+        return None
+
+    # --- retention ----------------------------------------------------------------------------------
+
+    def executions_delete_old(self, *, cutoff: datetime, after: tuple | None, batch_size: int):
+        """Delete the finished executions among the next `batch_size` rows created before `cutoff`,
+        walking (created_at, id) upwards from `after` (None: from the oldest), with their leases.
+        Returns (deleted, the last (created_at, id) walked, or None when the walk is over). Rows
+        still pending or running are walked past and kept. Each call is one short transaction."""
+        raise NotImplementedError
+
+
+def _sql_list(values) -> str:
+    """Literal SQL list of the scheduler's own status or trigger names (never user input)."""
+    return ", ".join(f"'{value}'" for value in values)
+
+
+UNFINISHED_SQL = _sql_list(UNFINISHED_STATUSES)

@@ -13,20 +13,29 @@ import threading
 
 import psycopg
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.signals import connection_created
 
 from scheduler import clock
-from scheduler.backends.base import ALWAYS_SET, KEPT_UNLESS_GIVEN, Backend, run_key
+from scheduler.backends.base import ALWAYS_SET, KEPT_UNLESS_GIVEN, UNFINISHED_SQL, Backend, run_key
 from scheduler.enums import FIRE_TIME_TRIGGERS, UNFINISHED_STATUSES, ExecutionStatus
 
 logger = logging.getLogger("scheduler.engine")
 NOTIFY_CHANNEL = "scheduler_changes"
+# Summary writers add to the row of shard (their session's pid % N): two sessions then rarely wait
+# on the same row, while readers sum at most N rows per minute and status (or state).
+SUMMARY_SHARDS = 4
+TALLY_SHARDS = 16
+# Below this many rows (by the planner's estimate) a list is counted exactly: counting is cheap there.
+EXACT_COUNT_BELOW = 10_000
 ENGINE_SESSIONS = "scheduler-engine-sessions"  # the connection_created receiver's dispatch_uid
 # The predicate of the partial unique index scheduler_exec_unique_scheduled_run, as Django writes
 # it: ON CONFLICT names the index by repeating it.
 UNIQUE_FIRE_TIME_PREDICATE = "trigger IN ({})".format(", ".join(f"'{t}'" for t in FIRE_TIME_TRIGGERS))
+# The advisory lock key of code registry syncs: any fixed number no other code of the database uses.
+CODE_SYNC_LOCK_KEY = 0x5C4ED_C0DE
 
 
 def _isoformat(moment):
@@ -41,6 +50,11 @@ class PostgreSQLBackend(Backend):
     def claim_durable(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO ON")
+
+    def code_sync_lock(self, using: str = "default") -> None:
+        # A transaction-level advisory lock: released at commit or rollback, whatever happens.
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CODE_SYNC_LOCK_KEY])
 
     def runs_insert(self, runs, *, trigger, instance_id, now, lease_expires_at):
         rows = []
@@ -207,6 +221,157 @@ class PostgreSQLBackend(Backend):
         with connection.cursor() as cursor:
             cursor.execute("SELECT clock_timestamp()")
             return cursor.fetchone()[0]
+
+    # --- summaries ------------------------------------------------------------------------------------
+
+    def sql_minute(self, moment: str) -> str:
+        return f"date_trunc('minute', {moment})"
+
+    def sql_milliseconds_between(self, later: str, earlier: str) -> str:
+        return f"round(EXTRACT(EPOCH FROM {later} - {earlier}) * 1000)::bigint"
+
+    def summaries_install(self, using=None) -> None:
+        """Statement-level triggers with transition tables for executions: a batch of outcomes
+        written in one UPDATE (the engine's recorder) costs one aggregate and a few upserts, not
+        one per row. Row-level ones for jobs, which change state one at a time, and only when a
+        state column changes (the engine's next_run_time writes never fire them)."""
+        summary, tally = self.quote(self.summary_table), self.quote(self.tally_table)
+        executions, jobs = self.quote(self.execution_table), self.quote(self.job_table)
+        upsert = f"ON CONFLICT (minute, status, shard) DO UPDATE SET {self.summary_upsert_assignments('s.')}"
+        shard = f"pg_backend_pid() % {SUMMARY_SHARDS}"
+        inserted = self.summary_events_select("new_rows", shard=shard)
+        updated = self.summary_events_select("new_rows", shard=shard, old="old_rows")
+        columns = self.summary_columns()
+        tally_shard = f"pg_backend_pid() % {TALLY_SHARDS}"
+
+        def tally_add(row: str, delta: int) -> str:
+            return (
+                f"INSERT INTO {tally} AS t (is_active, is_enabled, is_paused, shard, jobs) "
+                f"VALUES ({row}.is_active, {row}.is_enabled, {row}.is_paused, {tally_shard}, {delta}) "
+                f"ON CONFLICT (is_active, is_enabled, is_paused, shard) DO UPDATE SET jobs = t.jobs + {delta};"
+            )
+
+        statements = [
+            f"""CREATE OR REPLACE FUNCTION scheduler_summary_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO {summary} AS s ({columns}) {inserted} {upsert};
+                RETURN NULL;
+            END $$""",
+            f"""CREATE OR REPLACE FUNCTION scheduler_summary_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO {summary} AS s ({columns}) {updated} {upsert};
+                RETURN NULL;
+            END $$""",
+            f"CREATE OR REPLACE TRIGGER scheduler_summary_inserted AFTER INSERT ON {executions} "
+            f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION scheduler_summary_inserted()",
+            f"CREATE OR REPLACE TRIGGER scheduler_summary_updated AFTER UPDATE ON {executions} "
+            f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION scheduler_summary_updated()",
+            # The two upserts of a move go in a fixed order (the state that sorts first), so two
+            # sessions moving jobs in opposite directions cannot deadlock on each other's rows.
+            f"""CREATE OR REPLACE FUNCTION scheduler_jobtally_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    {tally_add("NEW", 1)}
+                ELSIF TG_OP = 'DELETE' THEN
+                    {tally_add("OLD", -1)}
+                ELSIF (OLD.is_active, OLD.is_enabled, OLD.is_paused)
+                      < (NEW.is_active, NEW.is_enabled, NEW.is_paused) THEN
+                    {tally_add("OLD", -1)}
+                    {tally_add("NEW", 1)}
+                ELSE
+                    {tally_add("NEW", 1)}
+                    {tally_add("OLD", -1)}
+                END IF;
+                RETURN NULL;
+            END $$""",
+            f"CREATE OR REPLACE TRIGGER scheduler_jobtally_added_removed AFTER INSERT OR DELETE ON {jobs} "
+            f"FOR EACH ROW EXECUTE FUNCTION scheduler_jobtally_changed()",
+            f"CREATE OR REPLACE TRIGGER scheduler_jobtally_moved AFTER UPDATE OF is_active, is_enabled, is_paused "
+            f"ON {jobs} FOR EACH ROW WHEN ((OLD.is_active, OLD.is_enabled, OLD.is_paused) IS DISTINCT FROM "
+            f"(NEW.is_active, NEW.is_enabled, NEW.is_paused)) EXECUTE FUNCTION scheduler_jobtally_changed()",
+        ]
+        with connections[using or DEFAULT_DB_ALIAS].cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    def summaries_uninstall(self, using=None) -> None:
+        with connections[using or DEFAULT_DB_ALIAS].cursor() as cursor:
+            for table, trigger in (
+                (self.execution_table, "scheduler_summary_inserted"),
+                (self.execution_table, "scheduler_summary_updated"),
+                (self.job_table, "scheduler_jobtally_added_removed"),
+                (self.job_table, "scheduler_jobtally_moved"),
+            ):
+                cursor.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {self.quote(table)}")
+            for function in ("scheduler_summary_inserted", "scheduler_summary_updated", "scheduler_jobtally_changed"):
+                cursor.execute(f"DROP FUNCTION IF EXISTS {function}()")
+
+    # --- counts ----------------------------------------------------------------------------------------
+
+    def row_estimate(self, queryset) -> int | None:
+        """The whole table: pg_class.reltuples (kept by VACUUM and ANALYZE). Filtered: the
+        planner's estimate of the query, from the same statistics; None when it is small enough
+        to count exactly, or when the table was never analysed."""
+        db = connections[queryset.db]
+        with db.cursor() as cursor:
+            if not queryset.query.where:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [queryset.model._meta.db_table]
+                )
+                row = cursor.fetchone()
+                estimate = row[0] if row else -1
+            else:
+                try:
+                    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+                except EmptyResultSet:  # .none(), or a filter that can match nothing
+                    return None
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+                plan = cursor.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                estimate = int(plan[0]["Plan"]["Plan Rows"])
+        return estimate if estimate >= EXACT_COUNT_BELOW else None
+
+    # --- retention ------------------------------------------------------------------------------------
+
+    def executions_delete_old(self, *, cutoff, after, batch_size):
+        """One statement: walk the next rows through the (created_at, id) index from where the last
+        batch stopped (so no batch scans what an earlier one deleted), delete the finished ones
+        and their leases, and say where the walk got to."""
+        executions, leases = self.quote(self.execution_table), self.quote(self.lease_table)
+        resume = "AND (created_at, id) > (%(after_at)s, %(after_id)s)" if after else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH walked AS (
+                    SELECT id, created_at, status FROM {executions}
+                    WHERE created_at < %(cutoff)s {resume}
+                    ORDER BY created_at, id LIMIT %(batch)s
+                ), doomed AS (
+                    SELECT id FROM walked WHERE status NOT IN ({UNFINISHED_SQL})
+                ), released AS (
+                    DELETE FROM {leases} WHERE execution_id IN (SELECT id FROM doomed)
+                ), gone AS (
+                    -- the status again at delete time: a row picked for the batch may have moved
+                    DELETE FROM {executions} WHERE id IN (SELECT id FROM doomed) AND status NOT IN ({UNFINISHED_SQL})
+                    RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM gone), last.created_at, last.id, last.walked
+                FROM (SELECT created_at, id, (SELECT count(*) FROM walked) AS walked FROM walked
+                      ORDER BY created_at DESC, id DESC LIMIT 1) AS last
+                """,
+                {
+                    "cutoff": cutoff,
+                    "after_at": after[0] if after else None,
+                    "after_id": after[1] if after else None,
+                    "batch": batch_size,
+                },
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return 0, None
+        deleted, last_at, last_id, walked = row
+        return deleted, ((last_at, last_id) if walked >= batch_size else None)
 
     def changes_announce(self, payload: str) -> None:
         with connection.cursor() as cursor:

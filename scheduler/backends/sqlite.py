@@ -3,14 +3,28 @@
 import fcntl
 from pathlib import Path
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 
-from scheduler.backends.base import ALWAYS_SET, KEPT_UNLESS_GIVEN, Backend, SchedulerAlreadyRunning, run_key
+from scheduler.backends.base import (
+    ALWAYS_SET,
+    KEPT_UNLESS_GIVEN,
+    UNFINISHED_SQL,
+    Backend,
+    SchedulerAlreadyRunning,
+    run_key,
+)
 from scheduler.enums import UNFINISHED_STATUSES, ExecutionStatus
-from scheduler.models import JobExecution, JobLease, ScheduledJob
+from scheduler.models import JobExecution, JobLease, ScheduledJob, TaskFunction
 
 # Without LISTEN/NOTIFY the poll is the only way to hear about manual runs soon.
 MAX_POLL_INTERVAL = 0.5
+TRIGGERS = (
+    "scheduler_summary_inserted",
+    "scheduler_summary_updated",
+    "scheduler_jobtally_added",
+    "scheduler_jobtally_removed",
+    "scheduler_jobtally_moved",
+)
 
 
 class SQLiteBackend(Backend):
@@ -18,6 +32,13 @@ class SQLiteBackend(Backend):
 
     def __init__(self):
         self._guard_file = None
+
+    def code_sync_lock(self, using: str = "default") -> None:
+        # A write statement takes the database's write lock (held to the end of the transaction)
+        # even when it changes no row; the settings' IMMEDIATE transactions already hold it, this
+        # makes the lock not depend on them.
+        with connections[using].cursor() as cursor:
+            cursor.execute(f"UPDATE {self.quote(TaskFunction._meta.db_table)} SET id = id WHERE 0 = 1")
 
     def runs_insert(self, runs, *, trigger, instance_id, now, lease_expires_at):
         executions = [
@@ -83,6 +104,83 @@ class SQLiteBackend(Backend):
             ).delete()
         return moved
 
+    # --- summaries --------------------------------------------------------------------------------
+
+    # Django stores datetimes here as UTC text, 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
+    def sql_minute(self, moment: str) -> str:
+        return f"strftime('%Y-%m-%d %H:%M:00', {moment})"
+
+    def sql_milliseconds_between(self, later: str, earlier: str) -> str:
+        return f"CAST(round((julianday({later}) - julianday({earlier})) * 86400000) AS INTEGER)"
+
+    def summaries_install(self, using=None) -> None:
+        """Row-level triggers (SQLite has no other kind), dropped and created again: a migration
+        that rebuilds a table drops its triggers, so this runs after every migrate."""
+        summary, tally = self.quote(self.summary_table), self.quote(self.tally_table)
+        executions, jobs = self.quote(self.execution_table), self.quote(self.job_table)
+        columns = self.summary_columns()
+        upsert = f"ON CONFLICT (minute, status, shard) DO UPDATE SET {self.summary_upsert_assignments('')}"
+        # One row's events, as a one-row table the shared SELECT reads: NEW (and OLD) are not tables here.
+        row = (
+            "(SELECT NEW.id AS id, NEW.status AS status, NEW.trigger AS trigger, "
+            "NEW.scheduled_time AS scheduled_time, NEW.started_at AS started_at, "
+            "NEW.finished_at AS finished_at, NEW.duration_ms AS duration_ms)"
+        )
+        old_row = "(SELECT OLD.id AS id, OLD.status AS status, OLD.started_at AS started_at)"
+        inserted = self.summary_events_select(row, shard="0")
+        updated = self.summary_events_select(row, shard="0", old=old_row)
+
+        def tally_add(source: str, delta: int) -> str:
+            return (
+                f"INSERT INTO {tally} (is_active, is_enabled, is_paused, shard, jobs) "
+                f"VALUES ({source}.is_active, {source}.is_enabled, {source}.is_paused, 0, {delta}) "
+                f"ON CONFLICT (is_active, is_enabled, is_paused, shard) DO UPDATE SET jobs = jobs + {delta};"
+            )
+
+        triggers = {  # the names are TRIGGERS
+            # "WHERE true": SQLite needs it to tell an upsert's ON from a join's after INSERT ... SELECT.
+            "scheduler_summary_inserted": f"AFTER INSERT ON {executions} BEGIN "
+            f"INSERT INTO {summary} ({columns}) SELECT * FROM ({inserted}) WHERE true {upsert}; END",
+            "scheduler_summary_updated": f"AFTER UPDATE ON {executions} BEGIN "
+            f"INSERT INTO {summary} ({columns}) SELECT * FROM ({updated}) WHERE true {upsert}; END",
+            "scheduler_jobtally_added": f"AFTER INSERT ON {jobs} BEGIN {tally_add('NEW', 1)} END",
+            "scheduler_jobtally_removed": f"AFTER DELETE ON {jobs} BEGIN {tally_add('OLD', -1)} END",
+            "scheduler_jobtally_moved": f"AFTER UPDATE OF is_active, is_enabled, is_paused ON {jobs} "
+            f"WHEN OLD.is_active IS NOT NEW.is_active OR OLD.is_enabled IS NOT NEW.is_enabled "
+            f"OR OLD.is_paused IS NOT NEW.is_paused BEGIN {tally_add('OLD', -1)} {tally_add('NEW', 1)} END",
+        }
+        with transaction.atomic(using=using), connections[using or DEFAULT_DB_ALIAS].cursor() as cursor:
+            for name, body in triggers.items():
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+                cursor.execute(f"CREATE TRIGGER {name} {body}")
+
+    def summaries_uninstall(self, using=None) -> None:
+        with connections[using or DEFAULT_DB_ALIAS].cursor() as cursor:
+            for name in TRIGGERS:
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+    # --- retention --------------------------------------------------------------------------------
+
+    def executions_delete_old(self, *, cutoff, after, batch_size):
+        walked = JobExecution.objects.filter(created_at__lt=cutoff)
+        if after:
+            walked = walked.extra(where=["(created_at, id) > (%s, %s)"], params=[_db_time(after[0]), after[1]])
+        rows = list(walked.order_by("created_at", "pk").values_list("pk", "created_at", "status")[:batch_size])
+        doomed = [pk for pk, _, status in rows if status not in UNFINISHED_STATUSES]
+        deleted = 0
+        if doomed:
+            marks = ", ".join("%s" for _ in doomed)
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {self.quote(self.lease_table)} WHERE execution_id IN ({marks})", doomed)
+                cursor.execute(
+                    f"DELETE FROM {self.quote(self.execution_table)} WHERE id IN ({marks}) "
+                    f"AND status NOT IN ({UNFINISHED_SQL})",
+                    doomed,
+                )
+                deleted = cursor.rowcount
+        last = (rows[-1][1], rows[-1][0]) if len(rows) >= batch_size else None
+        return deleted, last
+
     def poll_interval(self, configured: float) -> float:
         return min(configured, MAX_POLL_INTERVAL)
 
@@ -100,6 +198,10 @@ class SQLiteBackend(Backend):
                 f"(DATABASE_URL=postgres://...) to run several."
             ) from None
         self._guard_file = handle
+
+
+def _db_time(moment):
+    return JobExecution._meta.get_field("created_at").get_db_prep_value(moment, connection)
 
 
 def _insert_dropping_duplicates(executions: list[JobExecution]) -> list[JobExecution]:

@@ -26,6 +26,7 @@ from scheduler.engine.watchdog import Watchdog
 from scheduler.models import clock_offset_skewed
 from scheduler.services.changes import schedule_changed
 from scheduler.services.claims import runs_release
+from scheduler.services.declarations import jobs_sync
 from scheduler.services.instances import (
     clock_offset_measure,
     clock_skew_report,
@@ -113,6 +114,7 @@ class SchedulerProcess:
         db.single_process_guard()
         db.engine_sessions(is_engine_thread=_is_engine_thread)
         task_functions_sync()
+        jobs_sync().log(logger, extra=self.log_extra)
         self.clock_offset = clock_offset_measure()
         clock_skew_report(self.instance_id, self.clock_offset)
         self.watchdog = Watchdog(settings.SCHEDULER_DB_OPERATION_TIMEOUT, self._threads_stop)

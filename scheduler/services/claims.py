@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from scheduler import clock
 from scheduler.backends import NewRun, backend
 from scheduler.backends.base import run_key
-from scheduler.enums import ExecutionStatus, ExecutionTrigger
+from scheduler.enums import OVERLAP_WAITING_LIMIT, ExecutionStatus, ExecutionTrigger
 from scheduler.models import Calendar, JobExecution, JobLease, ScheduledJob
 from scheduler.services.cancels import executions_stop_oldest
 from scheduler.services.leases import lease_expiry, leases_held, leases_release
@@ -529,7 +529,12 @@ def _claim_unclaimed_executions(instance_id, now, batch_size) -> list[ClaimedRun
         for execution, job in zip(executions, run_jobs):
             execution.instance_id = instance_id
             late = now - execution.scheduled_time
-            if not job.is_active:
+            if execution.cancel_requested_at is not None:
+                # Asked to stop while a stopping process held it, then given back unstarted: it never starts.
+                execution.status = ExecutionStatus.CANCELLED
+                execution.finished_at = now
+                execution.error_message = execution.cancel_reason or "cancelled"
+            elif not job.is_active:
                 execution.status = ExecutionStatus.SKIPPED
                 execution.finished_at = now
                 execution.error_message = "skipped: the job was deleted before the run started"
@@ -612,6 +617,19 @@ def runs_release(execution_ids, *, instance_id: str) -> int:
     """Give back claimed runs that never started (a stopping process), so another process runs them."""
     with transaction.atomic():
         leases_release(execution_ids, instance_id=instance_id)
-        return JobExecution.objects.filter(
+        released = JobExecution.objects.filter(
             pk__in=execution_ids, status=ExecutionStatus.PENDING, instance_id=instance_id
-        ).update(instance_id="")
+        )
+        # A buffering job's run waits again: a later claim starts it in its fire-time order, not
+        # as an unclaimed run re-admitted behind the job's other waiting runs or missed for lateness.
+        # (One asked to stop stays unclaimed: the next claim ends it cancelled.)
+        # So does a backfilled run: it goes back into its backfill's own fire-time order.
+        waiting_again = released.filter(
+            Q(job__overlap_policy__in=list(OVERLAP_WAITING_LIMIT)) | Q(trigger=ExecutionTrigger.BACKFILL),
+            cancel_requested_at__isnull=True,
+        ).update(
+            status=ExecutionStatus.WAITING,
+            instance_id="",
+            error_message="waiting: a stopping scheduler process gave it back before starting it",
+        )
+        return waiting_again + released.update(instance_id="")

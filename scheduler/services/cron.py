@@ -453,8 +453,12 @@ class _VixieDescriptor(ExpressionDescriptor):
         return f"a {phrase}" if article else phrase
 
 
+@functools.lru_cache(maxsize=4096)
 def cron_describe(expression: str) -> str:
-    """The schedule in words, e.g. 'At 00:00, on every 2nd day of the month, if it is a Monday'."""
+    """The schedule in words, e.g. 'At 00:00, on every 2nd day of the month, if it is a Monday'.
+
+    Remembered per expression: a page of jobs describes each row, and cron-descriptor takes a few
+    milliseconds a call; a fleet has far fewer distinct expressions than jobs."""
     options = Options()
     options.use_24hour_time_format = True
     options.verbose = False

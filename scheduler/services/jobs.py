@@ -62,14 +62,36 @@ SCHEDULE_FIELDS = (
 )
 # What a date job (type 3) takes no value for: it runs once, at run_at.
 NOT_FOR_DATE_JOBS = ("start_at", "end_at", "max_runs", "exclude_calendar")
+# What a declaration in code sets (registry.cron / registry.interval): read-only on a job that code
+# owns (ScheduledJob.is_code_owned). Its state (enable, pause, ...) and the other fields stay the
+# operators'. As attributes; errors name them as the other services do (task_function, job_type).
+CODE_OWNED_FIELDS = (
+    "name",
+    "description",
+    "task_function_id",
+    "job_type_id",
+    *ScheduledJob.INTERVAL_FIELDS,
+    "cron_expression",
+    "timezone",
+    "args",
+    "kwargs",
+    "priority",
+    "max_instances",
+    "misfire_grace_time",
+    "coalesce",
+)
+# Written only by the sync of declared jobs (services.declarations).
+CODE_SYNC_FIELDS = ("managed_by", "declaration_removed_at")
 MAX_INTERVAL = timedelta(days=3650)
 
 
 # --- validation --------------------------------------------------------------------------------
 
 
-def _job_assign(job: ScheduledJob, fields: dict) -> None:
+def _job_assign(job: ScheduledJob, fields: dict, *, from_code: bool = False) -> None:
     unknown = set(fields) - set(EDITABLE_FIELDS) - {"task_function_id", "job_type_id", "exclude_calendar_id"}
+    if from_code:
+        unknown -= set(CODE_SYNC_FIELDS)
     if unknown:
         raise TypeError(f"Not editable through the job services: {', '.join(sorted(unknown))}")
     for key, value in fields.items():
@@ -314,6 +336,23 @@ def _json_storage_problem(value) -> str | None:
     return None
 
 
+def _code_owned_values(job: ScheduledJob) -> dict:
+    return {field: getattr(job, field) for field in CODE_OWNED_FIELDS}
+
+
+def _code_owned_refuse(job: ScheduledJob, before: dict) -> None:
+    """Refuse changes to what code declares on a job that code owns (sending the same value is fine)."""
+    if not job.is_code_owned:
+        return
+    changed = [field for field, value in before.items() if getattr(job, field) != value]
+    if changed:
+        message = (
+            f"This job is defined in code ({job.managed_by}): its schedule, arguments and other declared "
+            f"fields change only there (then deploy, or run manage.py sync_jobs)."
+        )
+        raise ValidationError({field.removesuffix("_id"): message for field in changed})
+
+
 def _as_int(value):
     try:
         return int(value)
@@ -340,7 +379,9 @@ def job_check(job: ScheduledJob | None = None, **fields) -> None:
     """Validate a create (job=None) or an edit without saving: raises what job_create/job_update would."""
     candidate = ScheduledJob() if job is None else ScheduledJob.objects.get(pk=job.pk)
     previous_function = None if job is None else candidate.task_function_id
+    owned_before = _code_owned_values(candidate)
     _job_assign(candidate, fields)
+    _code_owned_refuse(candidate, owned_before)
     _job_validate(candidate, check_task_function=candidate.task_function_id != previous_function)
 
 
@@ -374,9 +415,10 @@ def job_schedule_preview(*, count: int = 5, now=None, **schedule_fields) -> tupl
 # --- writes ------------------------------------------------------------------------------------
 
 
-def job_create(*, user=None, **fields) -> ScheduledJob:
+def job_create(*, user=None, from_code: bool = False, **fields) -> ScheduledJob:
+    """Create a job; from_code: the sync of declared jobs, which also sets CODE_SYNC_FIELDS."""
     job = ScheduledJob(created_by=_user_or_none(user), updated_by=_user_or_none(user))
-    _job_assign(job, fields)
+    _job_assign(job, fields, from_code=from_code)
     _job_validate(job, check_task_function=True)
     now = clock.now()
     _run_at_check(job, now)
@@ -390,12 +432,16 @@ def job_create(*, user=None, **fields) -> ScheduledJob:
     return job
 
 
-def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
-    """Edit a job; a changed schedule (or re-enable) restarts it from now."""
+def job_update(job: ScheduledJob, *, user=None, from_code: bool = False, **fields) -> ScheduledJob:
+    """Edit a job; a changed schedule (or re-enable) restarts it from now. What code declares on a
+    job code owns changes only from_code (the sync of declared jobs)."""
     with transaction.atomic():
         current = _locked(job)
         before = {f: getattr(current, f) for f in (*SCHEDULE_FIELDS, "is_enabled", "task_function_id", "max_runs")}
-        _job_assign(current, fields)
+        owned_before = _code_owned_values(current)
+        _job_assign(current, fields, from_code=from_code)
+        if not from_code:
+            _code_owned_refuse(current, owned_before)
         # A job left on a function that has since gone inactive may still be edited (e.g. paused
         # or renamed); only choosing an inactive function is refused.
         _job_validate(current, check_task_function=current.task_function_id != before["task_function_id"])
@@ -421,10 +467,13 @@ def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
     return current
 
 
-def job_delete(job: ScheduledJob, *, user=None) -> None:
-    """Soft delete: the job stops and leaves every list; its history stays."""
+def job_delete(job: ScheduledJob, *, user=None, from_code: bool = False) -> None:
+    """Soft delete: the job stops and leaves every list; its history stays. A job code owns is
+    deleted only from_code (sync_jobs --prune, once its declaration is gone)."""
     with transaction.atomic():
         current = _locked(job)
+        if current.is_code_owned and not from_code:
+            raise ValidationError({"managed_by": job_delete_refusal(current)})
         current.is_active = False
         current.next_run_time = current.next_start_at = None
         current.updated_by = _user_or_none(user)
@@ -432,6 +481,14 @@ def job_delete(job: ScheduledJob, *, user=None) -> None:
         changes_announce(job_id=current.pk)
     job.is_active = False
     job.next_run_time = None
+
+
+def job_delete_refusal(job: ScheduledJob) -> str:
+    """Why a job that code owns cannot be deleted here, and how it is deleted."""
+    return (
+        f"This job is defined in code ({job.managed_by}): remove its declaration there, then "
+        f"manage.py sync_jobs disables it (or deletes it, with --prune)."
+    )
 
 
 def job_pause(job: ScheduledJob, *, user=None, reason: str = "") -> ScheduledJob:

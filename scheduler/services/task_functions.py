@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from scheduler import registry
+from scheduler.backends import backend_for
 from scheduler.models import TaskFunction
 
 
@@ -15,6 +16,8 @@ def task_functions_sync(*, using: str = "default") -> dict[str, list[str]]:
     registry.load()
     summary = {"created": [], "updated": [], "deactivated": []}
     with transaction.atomic(using=using):
+        # Processes starting together would otherwise both insert a new function's row.
+        backend_for(using).code_sync_lock(using)
         existing = {tf.name: tf for tf in TaskFunction.objects.using(using).select_for_update()}
         for spec in registry.specs():
             values = {

@@ -4,10 +4,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from scheduler.durations import milliseconds_words
+from scheduler.enums import RAN_STATUSES
 from scheduler.enums import ExecutionStatus as S
 
 # Stacking order, bottom up: outcomes people act on sit where the eye lands first.
-OUTCOMES = (S.SUCCESS, S.FAILED, S.MISSED, S.SKIPPED, S.RUNNING, S.PENDING)
+OUTCOMES = (S.SUCCESS, S.FAILED, S.TIMED_OUT, S.MISSED, S.SKIPPED, S.CANCELLED)
 WIDTH, HEIGHT = 720, 180
 LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 22  # room for the y labels and the hour labels
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -16,6 +17,11 @@ PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 def _hours(now: datetime, hours: int) -> list[datetime]:
     start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     return [start + timedelta(hours=i) for i in range(hours)]
+
+
+def chart_start(now: datetime, hours: int) -> datetime:
+    """The start of the first hour a chart of the last `hours` hours shows."""
+    return _hours(now, hours)[0]
 
 
 def _slot(index: int, count: int) -> tuple[float, float]:
@@ -46,13 +52,13 @@ def _frame(**extra) -> dict:
 
 
 def runs_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
-    """Stacked bars of executions per hour by status, from ExecutionQuerySet.hourly_status_counts."""
+    """Stacked bars of the runs that ended in each hour, by outcome, from ExecutionSummaryQuerySet.hourly."""
     slots = _hours(now, hours)
     counts = {hour: Counter() for hour in slots}
     for row in rows:
         hour = row["hour"].astimezone(UTC)
-        if hour in counts:
-            counts[hour][row["status"]] += row["count"]
+        if hour in counts and row["status"] in OUTCOMES:
+            counts[hour][row["status"]] += row["runs"]
     peak = max((sum(c.values()) for c in counts.values()), default=0) or 1
     bars, totals = [], Counter()
     for index, hour in enumerate(slots):
@@ -88,10 +94,25 @@ def runs_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
     )
 
 
+def _durations_by_hour(rows) -> dict:
+    """{hour: {count, avg_ms, max_ms}} of the successful and failed runs that ended in each hour."""
+    by_hour = {}
+    for row in rows:
+        if row["status"] not in RAN_STATUSES or not row["timed"]:
+            continue
+        hour = by_hour.setdefault(row["hour"].astimezone(UTC), {"count": 0, "total": 0, "max_ms": None})
+        hour["count"] += row["timed"]
+        hour["total"] += row["total"]
+        hour["max_ms"] = max(hour["max_ms"] or 0, row["longest"] or 0)
+    for hour in by_hour.values():
+        hour["avg_ms"] = hour.pop("total") / hour["count"]
+    return by_hour
+
+
 def durations_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
-    """Per hour, the longest and the average run time, from ExecutionQuerySet.hourly_durations."""
+    """Per hour, the longest and the average run time, from ExecutionSummaryQuerySet.hourly."""
     slots = _hours(now, hours)
-    by_hour = {row["hour"].astimezone(UTC): row for row in rows}
+    by_hour = _durations_by_hour(rows)
     peak = max((row["max_ms"] or 0 for row in by_hour.values()), default=0) or 1
     bars = []
     for index, hour in enumerate(slots):

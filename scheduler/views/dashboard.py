@@ -5,7 +5,6 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,7 +13,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from scheduler.enums import CANCELLABLE_STATUSES, RAN_STATUSES, ExecutionStatus
-from scheduler.models import JobExecution, ScheduledJob
+from scheduler.models import ExecutionSummary, JobExecution, ScheduledJob
+from scheduler.paginators import MAX_PAGE_DEPTH, FleetPaginator
 from scheduler.permissions import VIEW_JOB
 from scheduler.selectors import database_now, job_execution_list, job_list, scheduler_status
 from scheduler.services.job_actions import (
@@ -25,7 +25,7 @@ from scheduler.services.job_actions import (
     job_actions_available,
 )
 from scheduler.services.schedules import job_planned_starts, job_schedule_describe, job_upcoming_fire_times
-from scheduler.views.charts import durations_by_hour_chart, job_durations_chart, runs_by_hour_chart
+from scheduler.views.charts import chart_start, durations_by_hour_chart, job_durations_chart, runs_by_hour_chart
 
 REFRESH_SECONDS = 5
 CHART_HOURS = 24
@@ -46,20 +46,26 @@ def dashboard(request):
     now = database_now()  # heartbeats and run times are on the database's clock
     since = now - timedelta(hours=CHART_HOURS)
     failures_only = request.GET.get("failures") == "1"
-    recent = JobExecution.objects.created_since(since).select_related("job", "triggered_by").newest_first()
+    # Every figure below reads a bounded set of rows: the newest executions through an index, the
+    # summaries the database keeps, one page of jobs. None grows with the history.
+    recent = JobExecution.objects.created_since(since).select_related("job", "triggered_by")
     if failures_only:
         recent = recent.filter(status=ExecutionStatus.FAILED)
-    jobs = Paginator(job_list(), JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    status = scheduler_status(now)
+    jobs = FleetPaginator(job_list(), JOBS_PER_PAGE, count=status.jobs.total, max_depth=MAX_PAGE_DEPTH).get_page(
+        request.GET.get("page")
+    )
     for job in jobs:
         job.schedule_words = job_schedule_describe(job)
         job.actions = job_actions_available(job, request.user)
+    hours = list(ExecutionSummary.objects.hourly(chart_start(now, CHART_HOURS)))
     context = {
-        "status": scheduler_status(now),
+        "status": status,
         "jobs": jobs,
         "recent_executions": recent[:RECENT_EXECUTIONS],
         "failures_only": failures_only,
-        "runs_chart": runs_by_hour_chart(JobExecution.objects.hourly_status_counts(since), now, CHART_HOURS),
-        "durations_chart": durations_by_hour_chart(JobExecution.objects.hourly_durations(since), now, CHART_HOURS),
+        "runs_chart": runs_by_hour_chart(hours, now, CHART_HOURS),
+        "durations_chart": durations_by_hour_chart(hours, now, CHART_HOURS),
         "now": now,
         "refresh_seconds": REFRESH_SECONDS,
         "can_cancel": job_action_permitted(request.user, "cancel"),
@@ -87,7 +93,9 @@ def job_detail(request, job_id: int):
         "job": job,
         "schedule_words": job_schedule_describe(job),
         "upcoming": _upcoming(job),
-        "history": Paginator(history, HISTORY_PER_PAGE).get_page(request.GET.get("page")),
+        "history": FleetPaginator(history, HISTORY_PER_PAGE, max_depth=MAX_PAGE_DEPTH).get_page(
+            request.GET.get("page")
+        ),
         "status_filter": status_filter,
         "statuses": ExecutionStatus.values,
         "durations_chart": job_durations_chart(reversed(list(runs))),
@@ -130,7 +138,10 @@ def job_action(request, job_id: int, action: str):
             action,
             user=request.user,
             reason=request.POST.get("reason", "")[:1000],
-            execution_id=int(execution_id) if execution_id.isdigit() and len(execution_id) < 19 else None,
+            # ASCII digits only: str.isdigit() also accepts characters such as "²" that int() refuses.
+            execution_id=int(execution_id)
+            if execution_id.isascii() and execution_id.isdigit() and len(execution_id) < 19
+            else None,
         )
     except ValidationError as exc:
         return _respond(request, job, ok=False, message=" ".join(exc.messages), status=400)

@@ -15,6 +15,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "ALLOWED_HOSTS": "scheduler.example.com",
     "DATABASE_URL": "sqlite:////tmp/deploy-check.sqlite3",
+    "SCHEDULER_METRICS_TOKEN": "a-long-random-metrics-token-0123456789-abcdefghij",
 }
 
 
@@ -28,6 +29,18 @@ def test_check_deploy_passes_with_production_values():
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("token", "warning"),
+    [("", "scheduler.W001"), ("short", "scheduler.W002")],
+)
+def test_check_deploy_asks_for_a_metrics_token(token, warning):
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION_ENV, "SCHEDULER_METRICS_TOKEN": token}
+    )
+    assert result.returncode != 0
+    assert warning in result.stdout + result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():

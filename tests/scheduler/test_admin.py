@@ -174,3 +174,154 @@ def test_execution_page_shows_traceback(admin_client):
     execution = ExecutionFactory(status=ExecutionStatus.FAILED, traceback="Traceback: boom happened")
     response = admin_client.get(reverse("admin:scheduler_jobexecution_change", args=[execution.pk]))
     assert "Traceback: boom happened" in response.content.decode()
+
+
+# --- jobs declared in code ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def declared(db, clean_registry):
+    from scheduler.registry import cron
+    from tests.factories import declared_jobs
+
+    return declared_jobs(cron("0 2 * * *", name="nightly", timezone="Europe/Paris", args=[1]))["nightly"]
+
+
+def _input(content: str, name: str) -> str:
+    match = re.search(rf"<(?:input|select|textarea)[^>]*name=\"{name}\"[^>]*>", content)
+    assert match, name
+    return match.group(0)
+
+
+def test_change_page_of_a_declared_job_shows_its_declared_fields_disabled(admin_client, declared):
+    content = admin_client.get(reverse("admin:scheduler_scheduledjob_change", args=[declared.pk])).content.decode()
+    assert "defined in code (tests.factories.declared_task)" in content
+    for name in ("name", "cron_expression", "timezone", "args", "kwargs", "task_function", "job_type", "priority"):
+        assert " disabled" in _input(content, name), name
+    assert " disabled" not in _input(content, "history_limit")
+    assert " disabled" not in _input(content, "is_enabled")
+
+
+def test_posting_a_declared_job_keeps_its_declared_fields_and_saves_the_rest(admin_client, declared):
+    data = _form_data(name="renamed", cron_expression="0 5 * * *", args="[2]", history_limit="7")
+    response = admin_client.post(reverse("admin:scheduler_scheduledjob_change", args=[declared.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    declared.refresh_from_db()
+    assert (declared.name, declared.cron_expression, declared.args) == ("nightly", "0 2 * * *", [1])
+    assert declared.history_limit == 7
+
+
+def test_a_declared_job_cannot_be_deleted_in_the_admin(admin_client, declared):
+    single = admin_client.get(reverse("admin:scheduler_scheduledjob_delete", args=[declared.pk]))
+    assert single.status_code == 403
+    other = IntervalJobFactory(name="made by hand")
+    bulk = admin_client.post(
+        reverse(CHANGELIST), {"action": "delete_selected", "_selected_action": [declared.pk, other.pk], "post": "yes"}
+    )
+    assert "remove its declaration there" in bulk.content.decode()
+    declared.refresh_from_db()
+    other.refresh_from_db()
+    assert declared.is_active and other.is_active  # the admin refuses the whole deletion
+
+
+def test_actions_work_on_a_declared_job_and_the_list_says_where_it_is_defined(admin_client, declared):
+    admin_client.post(reverse(CHANGELIST), {"action": "pause_jobs", "_selected_action": [declared.pk]})
+    admin_client.post(reverse(CHANGELIST), {"action": "trigger_jobs", "_selected_action": [declared.pk]})
+    declared.refresh_from_db()
+    assert declared.is_paused and JobExecution.objects.filter(job=declared, trigger="manual").exists()
+    IntervalJobFactory(name="made by hand")
+    content = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "defined in code (tests.factories.declared_task)" in content
+    assert "by hand (admin, API or import)" in content
+
+
+# --- change lists at fleet scale: the right rows, without reading the whole table ---------------
+
+EXECUTIONS = "admin:scheduler_jobexecution_changelist"
+
+
+def _listed_executions(response) -> list[int]:
+    return [
+        int(pk) for pk in re.findall(r'<th class="field-id"><a href="[^"]*?/(\d+)/change/', response.content.decode())
+    ]
+
+
+def test_execution_list_newest_first_with_a_count_and_no_second_one(admin_client):
+    job = IntervalJobFactory()
+    runs = [ExecutionFactory(job=job, status=ExecutionStatus.SUCCESS) for _ in range(3)]
+    response = admin_client.get(reverse(EXECUTIONS))
+    assert _listed_executions(response) == [r.pk for r in reversed(runs)]
+    assert response.context["cl"].result_count == 3
+    assert response.context["cl"].full_result_count is None  # show_full_result_count = False
+
+
+def test_execution_list_filters_by_job_status_and_date(admin_client):
+    job, other = IntervalJobFactory(name="wanted"), IntervalJobFactory()
+    failed = ExecutionFactory(job=job, status=ExecutionStatus.FAILED)
+    ok = ExecutionFactory(job=job, status=ExecutionStatus.SUCCESS)
+    elsewhere = ExecutionFactory(job=other, status=ExecutionStatus.FAILED)
+    of_job = admin_client.get(reverse(EXECUTIONS), {"job": job.pk})
+    assert sorted(_listed_executions(of_job)) == sorted([failed.pk, ok.pk])
+    assert "wanted" in of_job.content.decode()  # the filter names the job it shows
+    failures = admin_client.get(reverse(EXECUTIONS), {"status__exact": "failed"})
+    assert sorted(_listed_executions(failures)) == sorted([failed.pk, elsewhere.pk])
+    JobExecution.objects.filter(pk=ok.pk).update(created_at=ok.created_at.replace(year=2020))
+    midnight = failed.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = admin_client.get(reverse(EXECUTIONS), {"created_at__gte": str(midnight)})
+    assert ok.pk not in _listed_executions(today) and failed.pk in _listed_executions(today)
+    assert _listed_executions(admin_client.get(reverse(EXECUTIONS), {"job": "nonsense"})) == []
+
+
+def test_execution_search_by_id_or_exact_job_name(admin_client):
+    job = IntervalJobFactory(name="nightly export")
+    mine = ExecutionFactory(job=job)
+    other = ExecutionFactory()
+    assert _listed_executions(admin_client.get(reverse(EXECUTIONS), {"q": str(other.pk)})) == [other.pk]
+    assert _listed_executions(admin_client.get(reverse(EXECUTIONS), {"q": "nightly export"})) == [mine.pk]
+    assert _listed_executions(admin_client.get(reverse(EXECUTIONS), {"q": "nightly"})) == []
+
+
+def test_job_list_count_comes_from_the_tally_when_nothing_narrows_it(admin_client):
+    for n in range(3):
+        IntervalJobFactory(name=f"job {n}")
+    response = admin_client.get(reverse(CHANGELIST))
+    # The three and the built-in cleanup job; the tally, not a count of the table.
+    assert response.context["cl"].result_count == 4
+    assert response.context["cl"].paginator.known_count == 4
+    searched = admin_client.get(reverse(CHANGELIST), {"q": "job 1"})
+    assert searched.context["cl"].result_count == 1
+    assert searched.context["cl"].paginator.known_count is None
+
+
+def test_pages_deeper_than_the_limit_are_not_offered(admin_client, monkeypatch):
+    from scheduler import admin as scheduler_admin
+
+    monkeypatch.setattr(scheduler_admin, "MAX_PAGE_DEPTH", 200)
+    job = IntervalJobFactory()
+    for _ in range(3):
+        JobExecution.objects.bulk_create(
+            JobExecution(job=job, status="success", trigger="manual", scheduled_time=job.created_at) for _ in range(100)
+        )
+    response = admin_client.get(reverse(EXECUTIONS), {"p": 2})
+    assert response.status_code == 200 and response.context["cl"].paginator.num_pages == 2
+    assert admin_client.get(reverse(EXECUTIONS), {"p": 3}).status_code == 302  # the admin's "invalid page"
+
+
+def test_a_search_that_fits_on_one_page_reads_the_jobs_once(admin_client):
+    """A name search scans every job; counting its matches and showing them is one scan, not two."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(5):
+        IntervalJobFactory(name=f"backup {n}")
+    IntervalJobFactory(name="report")
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(reverse(CHANGELIST), {"q": "backup"})
+    assert response.context["cl"].result_count == 5
+    assert len(response.context["cl"].result_list) == 5
+    searches = [
+        q["sql"]
+        for q in captured.captured_queries
+        if "LIKE" in q["sql"] and not q["sql"].startswith("EXPLAIN")  # planning reads no rows
+    ]
+    assert len(searches) == 1, searches

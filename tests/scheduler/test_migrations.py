@@ -1,12 +1,13 @@
 """Data migrations run on rows as an older release left them."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Q, Sum
 
 from scheduler.models import JobExecution, JobType, ScheduledJob, TaskFunction
 from scheduler.services.task_functions import task_functions_sync
@@ -17,18 +18,22 @@ VIXIE_RULES = ("scheduler", "0007_cron_next_run_times_vixie_rules")
 NOW = datetime(2026, 11, 1, 5, 50, tzinfo=UTC)
 
 
-RUN_POLICIES = ("scheduler", "0008_run_policies")
-WHEN_A_JOB_RUNS = ("scheduler", "0009_when_a_job_runs")
-
-
-def _migrate_to_latest():
-    """Every migration, as the other tests expect the schema (a test that migrated back leaves it so)."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes("scheduler"))
+FLEET_SCALE = ("scheduler", "0010_fleet_scale_summaries_and_indexes")
+WHEN_A_JOB_RUNS = ("scheduler", "0011_when_a_job_runs")
 
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+def migrate_to_latest():
+    """Leave the schema as the other tests expect it: every migration applied, later ones included."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes("scheduler"))
+    # What `migrate` does after the last migration: the summaries' triggers, again.
+    from scheduler.backends import backend
+
+    backend().summaries_install()
 
 
 @pytest.fixture
@@ -61,7 +66,7 @@ def old_rows(transactional_db):
         "never": job("never", utc(2026, 11, 2), cron_expression="0 0 30 2 */2"),
     }
     yield executor, rows
-    _migrate_to_latest()  # leave the schema as the other tests expect it
+    migrate_to_latest()  # leave the schema as the other tests expect it
 
 
 def test_next_run_times_follow_the_new_rules(old_rows):
@@ -99,7 +104,46 @@ def test_lease_permissions_are_renamed_with_the_model(transactional_db):
     executor.migrate([("scheduler", "0005_lease_model_name")])
     assert granted <= lease_codenames() and not any(c.endswith("_scheduledjoblock") for c in lease_codenames())
     assert Permission.objects.get(codename="view_joblease").name == "Can view job lease"
-    _migrate_to_latest()
+    migrate_to_latest()
+
+
+SUMMARIES = ("scheduler", "0010_fleet_scale_summaries_and_indexes")
+
+
+def test_the_summaries_count_the_history_an_older_release_left(transactional_db):
+    """Migrating to the summaries counts the existing rows once; from then on the triggers count."""
+    for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron")):
+        JobType.objects.update_or_create(pk=pk, defaults={"name": name})
+    task_functions_sync()
+    executor = MigrationExecutor(connection)
+    executor.migrate([VIXIE_RULES])
+    state = executor.loader.project_state([VIXIE_RULES]).apps
+    Job, Execution = state.get_model("scheduler", "ScheduledJob"), state.get_model("scheduler", "JobExecution")
+    function_id = TaskFunction.objects.get(name="tasks.functions.noop").pk
+    common = {"task_function_id": function_id, "job_type_id": JobType.INTERVAL, "interval_minutes": 5}
+    job = Job.objects.create(name="old", args=[], kwargs={}, timezone="UTC", **common)
+    Job.objects.create(name="paused", is_paused=True, args=[], kwargs={}, timezone="UTC", **common)
+    ended = utc(2026, 3, 1, 12, 0, 30)
+    for n, status in enumerate(["success", "success", "failed", "missed", "running"]):
+        Execution.objects.create(
+            job_id=job.pk,
+            status=status,
+            trigger="scheduled",
+            scheduled_time=ended - timedelta(minutes=n),
+            started_at=None if status == "missed" else ended - timedelta(seconds=2),
+            finished_at=None if status == "running" else ended,
+            duration_ms=2000 if status in ("success", "failed") else None,
+        )
+    executor.loader.build_graph()
+    executor.migrate([SUMMARIES])
+    from scheduler.models import ExecutionSummary, JobTally
+
+    ends = dict(ExecutionSummary.objects.ends().values_list("status").annotate(n=Sum("runs")))
+    assert ends == {"success": 2, "failed": 1, "missed": 1}
+    assert ExecutionSummary.objects.starts().aggregate(n=Sum("runs"))["n"] == 4
+    assert JobTally.objects.jobs(Q(is_active=True, is_paused=True)) == 1
+    assert JobTally.objects.jobs() == ScheduledJob.objects.count()
+    migrate_to_latest()
 
 
 def test_jobs_and_runs_from_before_when_a_job_runs_keep_firing_and_keep_their_runs(transactional_db):
@@ -107,8 +151,8 @@ def test_jobs_and_runs_from_before_when_a_job_runs_keep_firing_and_keep_their_ru
         JobType.objects.update_or_create(pk=pk, defaults={"name": name})
     task_functions_sync()
     executor = MigrationExecutor(connection)
-    executor.migrate([RUN_POLICIES])
-    old = executor.loader.project_state([RUN_POLICIES]).apps
+    executor.migrate([FLEET_SCALE])
+    old = executor.loader.project_state([FLEET_SCALE]).apps
     function_id = TaskFunction.objects.get(name="tasks.functions.noop").pk
     job = old.get_model("scheduler", "ScheduledJob").objects.create(
         name="old",
@@ -138,4 +182,4 @@ def test_jobs_and_runs_from_before_when_a_job_runs_keep_firing_and_keep_their_ru
                     job=migrated, status="waiting", trigger="backfill", scheduled_time=utc(2026, 1, 5, 11)
                 )
     finally:
-        _migrate_to_latest()
+        migrate_to_latest()

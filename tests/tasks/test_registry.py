@@ -117,3 +117,98 @@ def test_shipped_functions_are_registered():
         "tasks.functions.cleanup_executions",
     } <= names
     assert all(spec.description for spec in registry.specs() if spec.name.startswith("tasks.functions."))
+
+
+# --- jobs declared beside their function ---------------------------------------------------------
+
+
+def _report(**kwargs):
+    return "report"
+
+
+def test_declared_schedules_are_bound_to_their_function(clean_registry):
+    task_function(
+        "tests.declared.report",
+        schedules=[
+            registry.cron("0 2 * * *", timezone="Europe/Paris", name="nightly report", kwargs={"full": True}),
+            registry.interval(minutes=5),
+        ],
+    )(_report)
+    nightly, every_five = sorted(registry.get("tests.declared.report").schedules, key=lambda d: d.name)
+    assert (nightly.name, nightly.cron_expression, nightly.timezone, nightly.kwargs) == (
+        "nightly report",
+        "0 2 * * *",
+        "Europe/Paris",
+        {"full": True},
+    )
+    assert nightly.task_name == "tests.declared.report"
+    assert nightly.declared_in == "tests.tasks.test_registry._report"
+    # Without a name, a schedule is named after its function.
+    assert (every_five.name, every_five.interval_minutes, every_five.interval_seconds) == (
+        "tests.declared.report",
+        5,
+        None,
+    )
+    assert not every_five.is_cron and nightly.is_cron
+    assert [d.name for d in registry.declarations() if d.task_name == "tests.declared.report"] == [
+        "nightly report",
+        "tests.declared.report",
+    ]
+
+
+def test_declared_arguments_are_kept_as_json_gives_them_back(clean_registry):
+    declaration = registry.cron("* * * * *", args=(1, ("a", "b")), kwargs={"when": ("x",)})
+    assert declaration.args == [1, ["a", "b"]] and declaration.kwargs == {"when": ["x"]}
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: registry.cron(""), "needs a cron expression"),
+        (lambda: registry.cron(None), "needs a cron expression"),
+        (lambda: registry.interval(), "at least one of days, hours, minutes or seconds"),
+        (lambda: registry.interval(minutes=-1), r"interval\(minutes=...\) must be a whole number >= 0"),
+        (lambda: registry.interval(seconds=1.5), "must be a whole number"),
+        (lambda: registry.cron("* * * * *", name=""), "name must be a non-empty string"),
+        (lambda: registry.cron("* * * * *", args="abc"), "args must be a list"),
+        (lambda: registry.cron("* * * * *", kwargs={1: "x"}), "kwargs must be a dict with string keys"),
+        (lambda: registry.cron("* * * * *", kwargs={"f": object()}), "must be JSON values"),
+        (lambda: registry.cron("* * * * *", args=[float("nan")]), "must be JSON values"),
+        (lambda: registry.cron("* * * * *", priority="high"), "priority must be a whole number"),
+        (lambda: registry.cron("* * * * *", coalesce=1), "coalesce must be True or False"),
+        (lambda: registry.cron("* * * * *", timezone=3), "timezone must be an IANA name"),
+    ],
+)
+def test_malformed_declarations_fail_at_import(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_schedules_take_only_declarations(clean_registry):
+    with pytest.raises(ValueError, match="schedules takes cron"):
+        task_function("tests.declared.bad", schedules=["0 2 * * *"])
+
+
+def test_two_unnamed_schedules_of_one_function_are_refused(clean_registry):
+    with pytest.raises(ValueError, match="declares the job 'tests.declared.twice' twice: give each"):
+        task_function("tests.declared.twice", schedules=[registry.interval(minutes=1), registry.cron("0 * * * *")])(
+            _report
+        )
+    with pytest.raises(TaskNotRegistered):
+        registry.get("tests.declared.twice")
+
+
+def test_one_job_name_declared_by_two_functions_is_refused(clean_registry):
+    task_function("tests.declared.first", schedules=[registry.interval(minutes=1, name="shared")])(_report)
+
+    def other():
+        pass
+
+    with pytest.raises(ValueError, match="'shared' is declared twice: by tests.tasks.test_registry._report and"):
+        task_function("tests.declared.second", schedules=[registry.interval(minutes=2, name="shared")])(other)
+
+
+def test_declaring_again_replaces_the_schedules(clean_registry):
+    task_function("tests.declared.again", schedules=[registry.interval(minutes=1, name="a")])(_report)
+    task_function("tests.declared.again", schedules=[registry.interval(minutes=2, name="a")])(_report)
+    assert [d.interval_minutes for d in registry.get("tests.declared.again").schedules] == [2]

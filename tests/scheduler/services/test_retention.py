@@ -3,9 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
+from scheduler.backends import backend
 from scheduler.models import ExecutionStatus, JobExecution
 from scheduler.services.jobs import job_delete
 from scheduler.services.retention import executions_cleanup
@@ -94,17 +93,63 @@ def test_cleanup_dry_run_counts_without_deleting(job, clock):
     assert remaining_ids(*old) == {e.pk for e in old}
 
 
-@pytest.mark.parametrize("count, batch_size, batches", [(5, 2, 3), (4, 2, 2), (3, 1000, 1), (1, 1, 1)])
-def test_cleanup_deletes_in_batches(job, clock, count, batch_size, batches):
+@pytest.mark.parametrize("count, batch_size", [(5, 2), (4, 2), (3, 1000), (1, 1)])
+def test_cleanup_deletes_in_batches(job, clock, count, batch_size):
     old = [aged(execution_of(job, status=S.SUCCESS), 40) for _ in range(count)]
     keep = aged(execution_of(job, status=S.SUCCESS), 1)
-    with CaptureQueriesContext(connection) as queries:
-        assert executions_cleanup(older_than_days=30, batch_size=batch_size) == count
-    deletes = [
-        q["sql"] for q in queries.captured_queries if q["sql"].startswith('DELETE FROM "scheduler_jobexecution"')
-    ]
-    assert len(deletes) == batches
+    assert executions_cleanup(older_than_days=30, batch_size=batch_size) == count
     assert remaining_ids(*old, keep) == {keep.pk}
+
+
+def test_each_batch_resumes_where_the_last_stopped(job, clock):
+    """The backend's walk: at most batch_size rows per call, each call after the last row walked,
+    and None once the rows before the cutoff are all walked."""
+    old = [aged(execution_of(job, status=S.SUCCESS), 40 - n / 10) for n in range(5)]
+    cutoff = T0 - timedelta(days=30)
+    deleted, after = backend().executions_delete_old(cutoff=cutoff, after=None, batch_size=2)
+    assert deleted == 2 and after is not None
+    assert remaining_ids(*old) == {e.pk for e in old[2:]}
+    deleted, after = backend().executions_delete_old(cutoff=cutoff, after=after, batch_size=2)
+    assert deleted == 2 and after is not None
+    deleted, after = backend().executions_delete_old(cutoff=cutoff, after=after, batch_size=2)
+    assert deleted == 1 and after is None
+    assert remaining_ids(*old) == set()
+
+
+def test_cleanup_walks_past_old_runs_in_progress_and_keeps_them(job, clock):
+    """A batch of old rows that are all still running must not end the walk: the finished rows
+    after them go too."""
+    stuck = [aged(execution_of(job, status=S.RUNNING), 50 - n / 10) for n in range(3)]
+    old = [aged(execution_of(job, status=S.FAILED), 40 - n / 10) for n in range(3)]
+    assert executions_cleanup(older_than_days=30, batch_size=2) == 3
+    assert remaining_ids(*stuck, *old) == {e.pk for e in stuck}
+
+
+def test_cleanup_applies_history_limits_of_many_jobs(clock):
+    """Jobs with a limit are ranked a chunk at a time; each keeps its newest N finished runs."""
+    from scheduler.services import retention
+
+    jobs = [IntervalJobFactory(history_limit=2) for _ in range(3)]
+    unlimited = IntervalJobFactory()
+    kept, gone = set(), set()
+    for job in [*jobs, unlimited]:
+        runs = [aged(execution_of(job, status=S.SUCCESS), days=5 - n) for n in range(4)]
+        running = aged(execution_of(job, status=S.RUNNING), days=6)
+        if job is unlimited:
+            kept |= {r.pk for r in runs}
+        else:
+            kept |= {runs[2].pk, runs[3].pk}
+            gone |= {runs[0].pk, runs[1].pk}
+        kept.add(running.pk)
+    original = retention.LIMITED_JOBS_PER_CHUNK
+    retention.LIMITED_JOBS_PER_CHUNK = 2
+    try:
+        assert executions_cleanup(older_than_days=30, dry_run=True) == len(gone)
+        assert executions_cleanup(older_than_days=30, batch_size=3) == len(gone)
+    finally:
+        retention.LIMITED_JOBS_PER_CHUNK = original
+    remaining = set(JobExecution.objects.filter(pk__in=kept | gone).values_list("pk", flat=True))
+    assert remaining == kept
 
 
 def test_cleanup_refuses_a_negative_age():

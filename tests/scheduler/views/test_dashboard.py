@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from scheduler.models import ExecutionStatus, JobExecution, SchedulerInstance
+from scheduler.models import ExecutionStatus, JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.executions import execution_fail, execution_finish, execution_start
 from scheduler.services.jobs import job_delete, job_disable, job_pause
 from tests.factories import CronJobFactory, ExecutionFactory, IntervalJobFactory, UserFactory
@@ -133,17 +133,31 @@ def test_charts_drawn_from_the_database(viewer, db):
     job = IntervalJobFactory()
     finished_run(job, seconds=3)
     finished_run(job, failed=True, seconds=1)
-    old = finished_run(job)
-    JobExecution.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=30))
+    long_ago = timezone.now() - timedelta(hours=30)
+    ExecutionFactory(job=job, status=ExecutionStatus.SUCCESS, started_at=long_ago, finished_at=long_ago, duration_ms=5)
     response = viewer.get(DASHBOARD)
     runs_chart = response.context["runs_chart"]
-    assert runs_chart["total"] == 2  # the 30-hour-old run is outside the chart
+    assert runs_chart["total"] == 2  # the run that ended 30 hours ago is outside the chart
     assert {item["status"]: item["count"] for item in runs_chart["legend"]}["failed"] == 1
     assert len(runs_chart["bars"]) == 24
     assert sum(b["count"] for b in response.context["durations_chart"]["bars"]) == 2
     page = response.content.decode()
     assert '<svg viewBox="0 0 720 180" role="img" aria-label="Runs per hour' in page
     assert 'class="fill-failed"' in page and 'class="fill-avg"' in page
+
+
+def test_charts_count_runs_as_they_ended_even_once_deleted(viewer, db):
+    """The charts read the per-minute summary, which counts runs when they end: retention and
+    history limits deleting the rows later do not rewrite the past hours."""
+    job = IntervalJobFactory()
+    finished_run(job, seconds=2)
+    finished_run(job, failed=True, seconds=1)
+    JobExecution.objects.filter(job=job).delete()
+    response = viewer.get(DASHBOARD)
+    legend = {item["status"]: item["count"] for item in response.context["runs_chart"]["legend"]}
+    assert legend["success"] == 1 and legend["failed"] == 1
+    durations = [bar for bar in response.context["durations_chart"]["bars"] if bar["count"]]
+    assert len(durations) == 1 and durations[0]["count"] == 2 and durations[0]["max_ms"] >= 2000
 
 
 def test_status_counts(viewer, db):
@@ -292,3 +306,52 @@ def test_static_files_are_served_by_the_project(viewer, db):
     page = viewer.get(DASHBOARD).content.decode()
     assert "/static/scheduler/dashboard.js" in page and "/static/scheduler/dashboard.css" in page
     assert "http://" not in page.split("<body")[0] and "https://" not in page.split("<body")[0]
+
+
+def test_a_declared_job_shows_where_it_is_defined_and_takes_actions(operator, clean_registry):
+    from scheduler.registry import interval
+    from tests.factories import declared_jobs
+
+    job = declared_jobs(interval(minutes=5, name="declared poll"))["declared poll"]
+    defined = "defined in code (tests.factories.declared_task)"
+    assert defined in operator.get(DASHBOARD).content.decode()
+    page = operator.get(f"/scheduler/jobs/{job.pk}/").content.decode()
+    assert defined in page and "schedule and arguments change in code" in page
+    assert "Open in the admin" not in page or "Edit in the admin" not in page
+    response = operator.post(action_url(job, "pause"), {"reason": "by the dashboard"})
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.is_paused and job.pause_reason == "by the dashboard"
+
+
+def test_jobs_table_pages_through_every_job_once(viewer, db):
+    for n in range(55):
+        IntervalJobFactory(name=f"job {n:02}")
+    first = viewer.get(DASHBOARD).context["jobs"]
+    second = viewer.get(DASHBOARD + "?page=2").context["jobs"]
+    assert first.paginator.count == 56  # with the built-in cleanup job, from the job tally
+    names = [job.name for job in first] + [job.name for job in second]
+    assert len(first) == 50 and len(second) == 6
+    assert sorted(names) == sorted(ScheduledJob.objects.values_list("name", flat=True))
+    assert names == sorted(names, key=lambda name: name)  # by name, as the table says
+
+
+def test_refresh_reads_as_many_rows_whatever_the_history(viewer, db):
+    """As many queries with 3 runs or 60 in the history: the counts and charts read the
+    summaries, the lists one page each (the fleet benchmark measures the time)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = IntervalJobFactory()
+
+    def refresh():
+        with CaptureQueriesContext(connection) as captured:
+            viewer.get(DASHBOARD, HTTP_X_REQUESTED_WITH="fetch")
+        return len(captured)
+
+    for _ in range(3):
+        finished_run(job)
+    few = refresh()
+    for _ in range(57):
+        finished_run(job)
+    assert refresh() == few

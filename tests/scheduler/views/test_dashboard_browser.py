@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from scheduler.backends import backend
 from scheduler.models import JobType
 from scheduler.services.claims import runs_claim
 from scheduler.services.instances import instance_register
@@ -33,10 +34,13 @@ DEADLINE_MS = 30_000
 
 @pytest.fixture
 def migrated_rows(transactional_db):
-    """Put back the rows migrations create: an earlier transactional test's flush removed them."""
+    """Put back the rows migrations create: an earlier transactional test's flush removed them.
+    And recount the summaries: on SQLite the flush is a DELETE per table, whose row triggers
+    counted the jobs it deleted out of a tally it had already emptied."""
     for pk, name in ((JobType.INTERVAL, "interval"), (JobType.CRON, "cron"), (JobType.DATE, "date")):
         JobType.objects.update_or_create(pk=pk, defaults={"name": name})
     task_functions_sync()
+    backend().summaries_rebuild()
 
 
 @pytest.fixture
@@ -115,3 +119,31 @@ def test_log_in_see_trigger_and_watch_the_run(live_server, migrated_rows, browse
     expect(page.locator("h1")).to_contain_text("Nightly report")
     expect(page.locator(f'#history tr[data-execution="{execution.pk}"]')).to_contain_text("success")
     page.screenshot(path=str(ARTIFACTS / "dashboard-job.png"), full_page=True)
+
+
+def test_a_job_declared_in_code_says_so_and_its_buttons_work(live_server, migrated_rows, browser_page, clean_registry):
+    from scheduler.registry import cron
+    from tests.factories import declared_jobs
+
+    page, expect = browser_page
+    UserFactory(username="operator", password="a-long-test-password", is_staff=True, is_superuser=True)
+    job = declared_jobs(cron("0 2 * * *", name="Declared nightly", timezone="Europe/Paris"))["Declared nightly"]
+    page.goto(f"{live_server.url}/admin/login/?next=/scheduler/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("input[type=submit]")
+    expect(page).to_have_url(f"{live_server.url}/scheduler/")
+
+    row = page.locator(f'tr[data-job="{job.pk}"]')
+    expect(row.locator(".managed-by")).to_have_text("defined in code (tests.factories.declared_task)")
+    row.get_by_test_id(f"pause-{job.pk}").click()
+    expect(page.locator("#flash")).to_contain_text("Paused 'Declared nightly'")
+    expect(row).to_contain_text("paused")
+    job.refresh_from_db()
+    assert job.is_paused
+
+    page.click(f'#jobs a[href="/scheduler/jobs/{job.pk}/"]')
+    expect(page.locator("dd.managed-by")).to_contain_text("schedule and arguments change in code")
+    expect(page.get_by_role("link", name="Open in the admin")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-declared-job.png"), full_page=True)

@@ -1,5 +1,8 @@
 """/metrics: figures read from the database at scrape time, that move when runs happen."""
 
+import os
+import shutil
+import subprocess
 from datetime import timedelta
 from unittest import mock
 
@@ -16,6 +19,7 @@ from scheduler.services.executions import (
     execution_start,
 )
 from scheduler.services.jobs import job_disable, job_pause, job_trigger
+from tests.conftest import service_missing
 from tests.factories import ExecutionFactory, IntervalJobFactory
 
 
@@ -35,10 +39,6 @@ def value(samples, name, **labels):
     return samples.get((name, frozenset((k, str(v)) for k, v in labels.items())))
 
 
-def job_labels(job):
-    return {"job_id": job.pk, "job_name": job.name}
-
-
 def scheduled_run(job, *, lag_seconds=0.0):
     execution = ExecutionFactory(job=job, scheduled_time=timezone.now() - timedelta(seconds=lag_seconds))
     return execution_start(execution, instance_id="host-a")
@@ -56,14 +56,14 @@ def test_no_login_needed_and_empty_database_scrapes(client, db):
     assert value(samples, "scheduler_fire_lag_seconds_bucket", le="+Inf") == 0
 
 
-def test_runs_by_job_and_status_change_when_runs_happen(client, job):
+def test_runs_by_status_change_when_runs_happen(client, job):
     before = scrape(client)
-    assert value(before, "scheduler_job_runs", **job_labels(job), status="success") is None
+    assert value(before, "scheduler_runs", status="success") == 0
 
     execution_finish(scheduled_run(job))
     after_success = scrape(client)
-    assert value(after_success, "scheduler_job_runs", **job_labels(job), status="success") == 1
-    assert value(after_success, "scheduler_job_last_run_success", **job_labels(job)) == 1
+    assert value(after_success, "scheduler_runs", status="success") == 1
+    assert value(after_success, "scheduler_runs_started") == 1
 
     execution_fail(scheduled_run(job, lag_seconds=1), error="boom")
     for status, seconds_ago in ((S.SKIPPED, 2), (S.MISSED, 3)):  # as a claim records them
@@ -75,22 +75,21 @@ def test_runs_by_job_and_status_change_when_runs_happen(client, job):
         )
     job_trigger(job)
     after = scrape(client)
-    for status, count in (("success", 1), ("failed", 1), ("skipped", 1), ("missed", 1), ("pending", 1)):
-        assert value(after, "scheduler_job_runs", **job_labels(job), status=status) == count, status
-    assert value(after, "scheduler_job_last_run_success", **job_labels(job)) == 0
-    assert value(after, "scheduler_job_last_run_finished_timestamp_seconds", **job_labels(job)) > 0
+    for status in ("success", "failed", "skipped", "missed"):
+        assert value(after, "scheduler_runs", status=status) == 1, status
     assert value(after, "scheduler_executions_in_progress", status="pending") == 1
     assert value(after, "scheduler_oldest_pending_execution_age_seconds") >= 0
+    # Aggregates only: no series names a job, except the bounded list of failing jobs.
+    labelled = {labels for (name, labels) in after if any(key == "job_id" for key, _ in labels)}
+    assert {name for name, labels in after if labels in labelled} == {"scheduler_failing_job_runs"}
 
 
-def test_runs_outside_the_window_are_not_counted(client, job):
-    execution = scheduled_run(job)
-    execution_finish(execution)
-    type(execution).objects.filter(pk=execution.pk).update(created_at=timezone.now() - timedelta(hours=2))
+def test_runs_that_ended_outside_the_window_are_not_counted(client, job):
+    long_ago = timezone.now() - timedelta(hours=2)
+    ExecutionFactory(job=job, status=S.SUCCESS, started_at=long_ago, finished_at=long_ago, duration_ms=10)
     samples = scrape(client)
-    assert value(samples, "scheduler_job_runs", **job_labels(job), status="success") is None
-    # The latest outcome is not windowed: it is what a "job failing" alert reads.
-    assert value(samples, "scheduler_job_last_run_success", **job_labels(job)) == 1
+    assert value(samples, "scheduler_runs", status="success") == 0
+    assert value(samples, "scheduler_runs_started") == 0
 
 
 def test_duration_histogram(client, job):
@@ -99,12 +98,11 @@ def test_duration_histogram(client, job):
     execution.refresh_from_db()
     execution_finish(execution)
     samples = scrape(client)
-    labels = job_labels(job)
-    assert value(samples, "scheduler_job_run_duration_seconds_bucket", **labels, le="1.0") == 0
-    assert value(samples, "scheduler_job_run_duration_seconds_bucket", **labels, le="5.0") == 1
-    assert value(samples, "scheduler_job_run_duration_seconds_bucket", **labels, le="+Inf") == 1
-    assert value(samples, "scheduler_job_run_duration_seconds_gcount", **labels) == 1
-    assert 3 <= value(samples, "scheduler_job_run_duration_seconds_gsum", **labels) < 10
+    assert value(samples, "scheduler_run_duration_seconds_bucket", le="1.0") == 0
+    assert value(samples, "scheduler_run_duration_seconds_bucket", le="5.0") == 1
+    assert value(samples, "scheduler_run_duration_seconds_bucket", le="+Inf") == 1
+    assert value(samples, "scheduler_run_duration_seconds_gcount") == 1
+    assert 3 <= value(samples, "scheduler_run_duration_seconds_gsum") < 10
 
 
 def test_fire_lag_counts_scheduled_runs_only(client, job):
@@ -120,6 +118,25 @@ def test_fire_lag_counts_scheduled_runs_only(client, job):
     assert value(samples, "scheduler_fire_lag_seconds_bucket", le="+Inf") == 1
     assert 2 <= value(samples, "scheduler_fire_lag_max_seconds") < 5
     assert 2 <= value(samples, "scheduler_fire_lag_seconds_gsum") < 5
+    assert value(samples, "scheduler_runs_started") == 2  # both started
+
+
+def test_failing_jobs_are_named_most_failures_first_and_bounded(client, settings, db):
+    settings.SCHEDULER_METRICS_FAILING_JOBS = 2
+    jobs = [IntervalJobFactory(name=f"flaky {n}") for n in range(4)]
+    for failures, job in zip((1, 3, 2, 0), jobs):
+        for n in range(failures):
+            execution_fail(scheduled_run(job, lag_seconds=n), error="boom")
+        execution_finish(scheduled_run(job, lag_seconds=10))
+    samples = scrape(client)
+    named = {
+        dict(labels)["job_name"]: sample
+        for (name, labels), sample in samples.items()
+        if name == "scheduler_failing_job_runs"
+    }
+    assert named == {"flaky 1": 3, "flaky 2": 2}
+    assert value(samples, "scheduler_jobs_failing") == 3
+    assert value(samples, "scheduler_failing_job_runs", job_id=jobs[1].pk, job_name="flaky 1") == 3
 
 
 def test_instances_leases_and_job_states(client, job):
@@ -151,21 +168,21 @@ def test_instances_leases_and_job_states(client, job):
     assert value(samples, "scheduler_jobs", state="disabled") == 1
 
 
-def test_scrape_cost_does_not_grow_with_jobs_or_history(client, job):
-    def queries_for_one_scrape():
+def test_scrape_cost_and_size_do_not_grow_with_jobs_or_history(client, job):
+    def one_scrape():
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
         with CaptureQueriesContext(connection) as captured:
-            scrape(client)
-        return len(captured)
+            response = client.get("/metrics")
+        return len(captured), len(response.content.decode().splitlines())
 
-    small = queries_for_one_scrape()
+    queries, lines = one_scrape()
     for _ in range(15):
         other = IntervalJobFactory()
         execution_finish(scheduled_run(other))
-        execution_fail(scheduled_run(other, lag_seconds=1), error="x")
-    assert queries_for_one_scrape() == small
+        execution_finish(scheduled_run(other, lag_seconds=1))
+    assert one_scrape() == (queries, lines)
 
 
 def test_database_error_reports_down_instead_of_failing(client, db):
@@ -179,18 +196,50 @@ def test_openmetrics_on_request(client, job):
     response = client.get("/metrics", HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
     assert response["Content-Type"].startswith("application/openmetrics-text")
     assert response.content.decode().rstrip().endswith("# EOF")
-    assert "# TYPE scheduler_job_run_duration_seconds gaugehistogram" in response.content.decode()
+    assert "# TYPE scheduler_run_duration_seconds gaugehistogram" in response.content.decode()
 
 
-def test_fire_lag_of_a_jittered_run_counts_from_its_planned_start(client, job):
-    # Fired 60 s ago but planned (jitter) to start 58 s after that: 2 s late, not 60.
-    execution = ExecutionFactory(
-        job=job,
-        scheduled_time=timezone.now() - timedelta(seconds=60),
-        planned_start=timezone.now() - timedelta(seconds=2),
-    )
-    execution_start(execution, instance_id="host-a")
-    samples = scrape(client)
-    assert value(samples, "scheduler_fire_lag_seconds_bucket", le="1.0") == 0
-    assert value(samples, "scheduler_fire_lag_seconds_bucket", le="5.0") == 1
-    assert 2 <= value(samples, "scheduler_fire_lag_max_seconds") < 5
+# --- the bearer token ---------------------------------------------------------------------------
+
+
+def test_token_when_set_is_required(client, settings, db):
+    settings.SCHEDULER_METRICS_TOKEN = "s3cret-token-for-the-scraper"
+    missing = client.get("/metrics")
+    assert missing.status_code == 401
+    assert missing["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert b"scheduler_" not in missing.content
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Token s3cret-token-for-the-scraper").status_code == 401
+    granted = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token-for-the-scraper")
+    assert granted.status_code == 200 and b"scheduler_database_up 1.0" in granted.content
+
+
+def test_no_token_configured_means_no_token_asked(client, settings, db):
+    settings.SCHEDULER_METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 200
+
+
+# --- promtool ---------------------------------------------------------------------------------
+
+
+def promtool_path() -> str | None:
+    for candidate in (os.environ.get("PROMTOOL"), shutil.which("promtool"), "/opt/promtool/usr/bin/promtool"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def test_promtool_finds_nothing_to_lint(client, job):
+    promtool = promtool_path()
+    if promtool is None:
+        service_missing(
+            "promtool is not installed",
+            "install Debian's prometheus package, or unpack it: apt-get download prometheus && "
+            "dpkg-deb -x prometheus_*.deb /opt/promtool (or set PROMTOOL)",
+        )
+    execution_finish(scheduled_run(job))
+    execution_fail(scheduled_run(job, lag_seconds=1), error="boom")
+    job_trigger(job)
+    text = client.get("/metrics").content
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout and not result.stderr, result.stdout + result.stderr
