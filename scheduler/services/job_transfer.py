@@ -12,12 +12,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from scheduler import clock
-from scheduler.models import JobType, ScheduledJob, TaskFunction
+from scheduler.models import Calendar, JobType, ScheduledJob, TaskFunction
+from scheduler.services.cron import instant_parse
 from scheduler.services.jobs import job_check, job_create, job_pause, job_resume, job_update
 
 EXPORT_FORMAT = "django-job-scheduler/jobs"
 EXPORT_VERSION = 1
-JOB_TYPES = {JobType.INTERVAL: "interval", JobType.CRON: "cron"}
+JOB_TYPES = {JobType.INTERVAL: "interval", JobType.CRON: "cron", JobType.DATE: "date"}
+# Moments travel as ISO 8601 with an offset; the calendar of days to skip by its name.
+MOMENT_KEYS = ("runAt", "startAt", "endAt")
 
 # A row's keys (camelCase, as the API names them) and the job services' field for each; the task
 # function and the job type travel by name, which means the same thing in every database.
@@ -44,6 +47,12 @@ ROW_FIELDS = {
     "retryBackoff": "retry_backoff",
     "timeout": "timeout",
     "pauseAfterFailures": "pause_after_failures",
+    "runAt": "run_at",
+    "startAt": "start_at",
+    "endAt": "end_at",
+    "jitterSeconds": "jitter_seconds",
+    "maxRuns": "max_runs",
+    "excludeCalendar": "exclude_calendar",
     "isEnabled": "is_enabled",
 }
 STATE_KEYS = ("isPaused", "pauseReason")
@@ -71,7 +80,7 @@ class ImportRefused(Exception):
 
 def jobs_export(now: datetime | None = None) -> dict:
     """Every job not deleted, as a JSON-ready document that jobs_import reads back."""
-    jobs = ScheduledJob.objects.active().select_related("task_function").order_by("name", "pk")
+    jobs = ScheduledJob.objects.active().select_related("task_function", "exclude_calendar").order_by("name", "pk")
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -87,6 +96,11 @@ def job_as_row(job: ScheduledJob) -> dict:
             row[key] = job.task_function.name
         elif service_field == "job_type":
             row[key] = JOB_TYPES[job.job_type_id]
+        elif service_field == "exclude_calendar":
+            row[key] = job.exclude_calendar.name if job.exclude_calendar_id else None
+        elif key in MOMENT_KEYS:
+            moment = getattr(job, service_field)
+            row[key] = moment.isoformat() if moment else None
         else:
             row[key] = getattr(job, service_field)
     row["isPaused"] = job.is_paused
@@ -225,7 +239,20 @@ def _row_fields(row, functions: dict, outcome: RowOutcome) -> tuple[dict, dict]:
         {name: pk for pk, name in JOB_TYPES.items()}.get(row["jobType"]) if isinstance(row["jobType"], str) else None
     )
     if job_type is None:
-        outcome.errors.append(f"jobType: {row['jobType']!r} is not a job type: use 'interval' or 'cron'")
+        outcome.errors.append(f"jobType: {row['jobType']!r} is not a job type: use 'interval', 'cron' or 'date'")
+    for key in MOMENT_KEYS:
+        if row.get(key) is not None:
+            try:
+                row = {**row, key: instant_parse(row[key])}
+            except ValidationError as exc:
+                outcome.errors.append(f"{key}: {exc.messages[0]}")
+    calendar_name = row.get("excludeCalendar")
+    if calendar_name is not None:
+        calendar = Calendar.objects.filter(name=calendar_name).first() if isinstance(calendar_name, str) else None
+        if calendar is None:
+            outcome.errors.append(f"excludeCalendar: no calendar is named {calendar_name!r} (make it in the admin)")
+        else:
+            row = {**row, "excludeCalendar": calendar.pk}
     for key in ("isEnabled", "isPaused", "coalesce"):
         if key in row and not isinstance(row[key], bool):
             outcome.errors.append(f"{key}: must be true or false")
@@ -237,10 +264,14 @@ def _row_fields(row, functions: dict, outcome: RowOutcome) -> tuple[dict, dict]:
     fields["task_function_id"] = functions[fields.pop("task_function")]
     fields["job_type_id"] = job_type
     fields.pop("job_type")
-    if job_type == JobType.CRON:  # a row may leave out the other type's fields; they are empty
+    if "exclude_calendar" in fields:
+        fields["exclude_calendar_id"] = fields.pop("exclude_calendar")
+    if job_type in (JobType.CRON, JobType.DATE):  # a row may leave out the other types' fields; they are empty
         fields.update({name: None for name in ScheduledJob.INTERVAL_FIELDS if name not in fields})
-    else:
+    if job_type in (JobType.INTERVAL, JobType.DATE):
         fields.setdefault("cron_expression", None)
+    if job_type != JobType.DATE:
+        fields.setdefault("run_at", None)
     state = {"is_paused": row.get("isPaused", False), "pause_reason": row.get("pauseReason") or ""}
     return fields, state
 
@@ -250,14 +281,16 @@ def _row_write(outcome: RowOutcome, existing, fields: dict, state: dict, user) -
         job = job_create(user=user, **fields)
         outcome.action = "create"
     else:
-        before = job_as_row(ScheduledJob.objects.select_related("task_function").get(pk=existing.pk))
+        before = job_as_row(
+            ScheduledJob.objects.select_related("task_function", "exclude_calendar").get(pk=existing.pk)
+        )
         job = job_update(existing, user=user, **fields)
     if state["is_paused"] and (not job.is_paused or job.pause_reason != state["pause_reason"]):
         job = job_pause(job, user=user, reason=state["pause_reason"])
     elif not state["is_paused"] and job.is_paused:
         job = job_resume(job, user=user)
     if existing is not None:
-        after = job_as_row(ScheduledJob.objects.select_related("task_function").get(pk=job.pk))
+        after = job_as_row(ScheduledJob.objects.select_related("task_function", "exclude_calendar").get(pk=job.pk))
         outcome.changed = [key for key in after if key not in INFORMATION_KEYS and after[key] != before[key]]
         outcome.action = "change" if outcome.changed else "unchanged"
 

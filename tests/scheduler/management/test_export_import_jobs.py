@@ -1,13 +1,16 @@
 """Tests of `manage.py export_jobs` and `import_jobs`: round trip, row-by-row report, all or nothing."""
 
 import json
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from scheduler.models import JobType, ScheduledJob, TaskFunction
 from scheduler.registry import cron
+from scheduler.services.calendars import calendar_save
 from scheduler.services.jobs import job_delete, job_disable, job_pause
 from tests.factories import CronJobFactory, IntervalJobFactory, declared_jobs
 
@@ -254,3 +257,46 @@ def test_an_imported_job_that_code_declared_elsewhere_is_an_ordinary_job(tmp_pat
     [line, _] = import_file(write(tmp_path, {"jobs": [row]}))
     assert line.startswith("row 1 ('from elsewhere'): created (was defined in code (other.module.function)")
     assert ScheduledJob.objects.active().get(name="from elsewhere").managed_by == ""
+
+
+def test_when_a_job_runs_travels_in_the_export(tmp_path, db):
+    calendar = calendar_save(name="France", timezone="Europe/Paris", dates=["2030-12-25"])
+    run_at = timezone.now().replace(microsecond=0) + timedelta(days=3)
+    IntervalJobFactory(name="once", job_type_id=JobType.DATE, interval_minutes=None, run_at=run_at, jitter_seconds=5)
+    CronJobFactory(
+        name="bounded",
+        cron_expression="0 9 * * 1-5",
+        start_at=datetime(2030, 1, 1, tzinfo=UTC),
+        end_at=datetime(2030, 6, 1, tzinfo=UTC),
+        jitter_seconds=120,
+        max_runs=40,
+        exclude_calendar=calendar,
+    )
+    fields = ("job_type_id", "run_at", "start_at", "end_at", "jitter_seconds", "max_runs", "exclude_calendar_id")
+    before = {
+        j.name: tuple(getattr(j, f) for f in fields) for j in ScheduledJob.objects.filter(name__in=["once", "bounded"])
+    }
+    document = export(tmp_path)
+    row = next(r for r in document["jobs"] if r["name"] == "bounded")
+    assert (row["jobType"], row["startAt"], row["excludeCalendar"], row["maxRuns"]) == (
+        "cron",
+        "2030-01-01T00:00:00+00:00",
+        "France",
+        40,
+    )
+    assert next(r for r in document["jobs"] if r["name"] == "once")["jobType"] == "date"
+    for job in ScheduledJob.objects.active():
+        job_delete(job)
+    import_file(tmp_path / "jobs.json")
+    after = {
+        j.name: tuple(getattr(j, f) for f in fields)
+        for j in ScheduledJob.objects.active().filter(name__in=["once", "bounded"])
+    }
+    assert after == before
+
+    row["excludeCalendar"], row["name"] = "Mars", "bounded elsewhere"
+    lines, _ = refused(write(tmp_path, {**document, "jobs": [row]}))
+    assert any("excludeCalendar: no calendar is named 'Mars'" in line for line in lines)
+    row["excludeCalendar"], row["endAt"] = "France", "2030-06-01T00:00:00"
+    lines, _ = refused(write(tmp_path, {**document, "jobs": [row]}))
+    assert any("endAt: '2030-06-01T00:00:00' has no UTC offset" in line for line in lines)
