@@ -1,4 +1,4 @@
-"""App config: loads the task-function registry; after each migrate, syncs the TaskFunction table and the jobs declared in code, and installs the summaries' triggers."""
+"""App config: loads the task-function registry and, after each migrate, syncs task functions and declared jobs."""
 
 from django.apps import AppConfig
 from django.core.exceptions import FieldDoesNotExist

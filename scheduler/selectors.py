@@ -57,12 +57,20 @@ class ExecutionCounts:
     """Runs waiting or running now, and outcomes of runs that finished within the window."""
 
     pending: int
+    waiting: int
     running: int
     succeeded: int
     failed: int
+    timed_out: int
+    cancelled: int
     skipped: int
     missed: int
     window_hours: int
+
+    @property
+    def failures(self) -> int:
+        """Runs that ended badly (failed or timed out): what the dashboard's failures count shows."""
+        return self.failed + self.timed_out
 
 
 @dataclass(frozen=True)
@@ -106,9 +114,12 @@ def execution_counts(now: datetime | None = None) -> ExecutionCounts:
     S = ExecutionStatus
     return ExecutionCounts(
         pending=in_progress.get(S.PENDING, 0),
+        waiting=in_progress.get(S.WAITING, 0),
         running=in_progress.get(S.RUNNING, 0),
         succeeded=ended.get(S.SUCCESS, 0),
         failed=ended.get(S.FAILED, 0),
+        timed_out=ended.get(S.TIMED_OUT, 0),
+        cancelled=ended.get(S.CANCELLED, 0),
         skipped=ended.get(S.SKIPPED, 0),
         missed=ended.get(S.MISSED, 0),
         window_hours=int(RECENT_EXECUTIONS_WINDOW.total_seconds() // 3600),

@@ -392,10 +392,13 @@ class JobCountsSerializer(serializers.Serializer):
 
 
 class ExecutionCountsSerializer(serializers.Serializer):
-    pending = serializers.IntegerField(help_text="Waiting to start, now.")
+    pending = serializers.IntegerField(help_text="Due and about to start, now.")
+    waiting = serializers.IntegerField(help_text="Kept waiting for a slot by their job's overlap policy, now.")
     running = serializers.IntegerField(help_text="Running, now.")
     succeeded = serializers.IntegerField(help_text="Finished successfully within the window.")
     failed = serializers.IntegerField(help_text="Failed within the window.")
+    timed_out = serializers.IntegerField(help_text="Ended past their timeout within the window.")
+    cancelled = serializers.IntegerField(help_text="Cancelled within the window.")
     skipped = serializers.IntegerField(help_text="Skipped (max instances reached) within the window.")
     missed = serializers.IntegerField(help_text="Missed (later than the grace time) within the window.")
     window_hours = serializers.IntegerField(help_text="The window: the last this many hours.")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from scheduler.enums import CANCELLABLE_STATUSES, RAN_STATUSES, ExecutionStatus
+from scheduler.enums import CANCELLABLE_STATUSES, FAILURE_STATUSES, RAN_STATUSES, ExecutionStatus
 from scheduler.models import ExecutionSummary, JobExecution, ScheduledJob
 from scheduler.paginators import MAX_PAGE_DEPTH, FleetPaginator
 from scheduler.permissions import VIEW_JOB
@@ -50,7 +50,7 @@ def dashboard(request):
     # summaries the database keeps, one page of jobs. None grows with the history.
     recent = JobExecution.objects.created_since(since).select_related("job", "triggered_by")
     if failures_only:
-        recent = recent.filter(status=ExecutionStatus.FAILED)
+        recent = recent.filter(status__in=FAILURE_STATUSES)
     status = scheduler_status(now)
     jobs = FleetPaginator(job_list(), JOBS_PER_PAGE, count=status.jobs.total, max_depth=MAX_PAGE_DEPTH).get_page(
         request.GET.get("page")
