@@ -10,14 +10,25 @@ from django.http import JsonResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
-from scheduler.models import JobExecution, JobLease, JobType, ScheduledJob, SchedulerInstance, TaskFunction
+from scheduler.models import (
+    JobAuditEntry,
+    JobExecution,
+    JobLease,
+    JobType,
+    ScheduledJob,
+    SchedulerInstance,
+    TaskFunction,
+)
+from scheduler.selectors import job_audit_list
 from scheduler.services import jobs as job_services
+from scheduler.services.audit import audit_changes_words
 from scheduler.services.cron import zone_get
 from scheduler.services.job_actions import JOB_ACTIONS, job_action_apply, job_action_permitted
 from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
 
 FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
 RECENT_EXECUTIONS = 20
+AUDIT_ENTRIES = 20
 
 
 class ReadOnly:
@@ -127,7 +138,15 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     search_fields = ("name", "description", "task_function__name", "cron_expression")
     list_select_related = ("task_function", "job_type")
     ordering = ("name",)
-    readonly_fields = ("upcoming_fire_times", "schedule", "pause_state", "next_run_time", "last_run_time", "audit")
+    readonly_fields = (
+        "upcoming_fire_times",
+        "schedule",
+        "pause_state",
+        "next_run_time",
+        "last_run_time",
+        "audit",
+        "audit_trail",
+    )
     actions = [f"{name}_jobs" for name in JOB_ACTIONS]
     fieldsets = (
         (None, {"fields": ("name", "description", "task_function", "job_type", "is_enabled")}),
@@ -157,7 +176,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             "Execution",
             {"fields": ("priority", "max_instances", "misfire_grace_time", "coalesce", "history_limit")},
         ),
-        ("Audit", {"classes": ("collapse",), "fields": ("audit",)}),
+        ("Audit trail", {"fields": ("audit", "audit_trail")}),
     )
 
     class Media:
@@ -209,6 +228,33 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             return "-"
         created = f"created {job.created_at:%Y-%m-%d %H:%M} by {job.created_by or '-'}"
         return f"{created}; updated {job.updated_at:%Y-%m-%d %H:%M} by {job.updated_by or '-'}"
+
+    @admin.display(description=f"Changes (newest {AUDIT_ENTRIES})")
+    def audit_trail(self, job):
+        if not job.pk:
+            return "-"
+        entries = list(job_audit_list(job.pk)[:AUDIT_ENTRIES])
+        if not entries:
+            return "No changes recorded."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{entry.at:%Y-%m-%d %H:%M:%S}",
+                    entry.action,
+                    entry.actor or "-",
+                    entry.get_source_display(),
+                    audit_changes_words(entry),
+                )
+                for entry in entries
+            ),
+        )
+        return format_html(
+            '<table id="audit-trail"><thead><tr><th>When</th><th>Action</th><th>Who</th><th>Through</th>'
+            "<th>What changed</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     # --- writes through the service layer -------------------------------------------------------
 
@@ -295,6 +341,19 @@ class JobExecutionAdmin(ReadOnlyAdmin):
     @admin.display(description="Traceback")
     def traceback_pre(self, execution):
         return format_html("<pre>{}</pre>", execution.traceback or "-")
+
+
+@admin.register(JobAuditEntry)
+class JobAuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("at", "job", "action", "actor", "source", "what_changed")
+    list_filter = ("source", "action")
+    search_fields = ("job__name", "actor")
+    list_select_related = ("job",)
+    date_hierarchy = "at"
+
+    @admin.display(description="What changed")
+    def what_changed(self, entry):
+        return audit_changes_words(entry)
 
 
 @admin.register(JobLease)

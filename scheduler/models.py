@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from scheduler.enums import ExecutionStatus, ExecutionTrigger, JobState
+from scheduler.enums import TROUBLE_STATUSES, ExecutionStatus, ExecutionTrigger, JobState
 from scheduler.querysets import (
     JOB_STATE_FILTERS,
     ExecutionQuerySet,
@@ -239,6 +239,13 @@ class JobExecution(models.Model):
                 name="scheduler_exec_unclaimed_idx",
                 condition=Q(status=ExecutionStatus.PENDING, instance_id=""),
             ),
+            # The notifiers' read: runs that ended badly, by when they ended. Successful runs (the
+            # bulk) never enter it, so recording them costs nothing more.
+            models.Index(
+                fields=["finished_at", "id"],
+                name="scheduler_exec_trouble_idx",
+                condition=Q(status__in=TROUBLE_STATUSES),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -301,3 +308,16 @@ class SchedulerInstance(models.Model):
     def is_alive(self, now=None) -> bool:
         """Same rule as SchedulerInstance.objects.alive(), for a row already in hand."""
         return self.stopped_at is None and self.last_heartbeat >= alive_cutoff(now)
+
+
+# The operator's tools (audit trail, run logs, notifications) have their tables in a module of
+# their own; importing them here is what registers them with the app.
+from scheduler.operator_models import (  # noqa: E402, F401
+    ExecutionLog,
+    JobAlertState,
+    JobAuditEntry,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationSubscription,
+    NotifierCursor,
+)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from scheduler import clock
 from scheduler.backends import backend
 from scheduler.enums import FINISHED_STATUSES, UNFINISHED_STATUSES, ExecutionStatus
-from scheduler.models import JobExecution, ScheduledJob, SchedulerInstance
+from scheduler.models import JobAuditEntry, JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
 from scheduler.services.schedules import job_preview_fire_times, job_schedule_describe
 
@@ -39,6 +39,16 @@ def job_get(job_id) -> ScheduledJob | None:
 def job_execution_list(job: ScheduledJob) -> QuerySet[JobExecution]:
     """A job's executions, newest first."""
     return JobExecution.objects.filter(job=job).select_related("triggered_by").newest_first()
+
+
+def job_audit_list(job_id) -> QuerySet[JobAuditEntry]:
+    """A job's audit trail (deleted jobs' included: who deleted it is the question), newest first."""
+    return JobAuditEntry.objects.of_job(job_id)
+
+
+def job_any_get(job_id) -> ScheduledJob | None:
+    """A job with this id, deleted or not (its history and audit trail stay); None if none."""
+    return ScheduledJob.objects.filter(pk=job_id).first()
 
 
 # --- scheduler status ----------------------------------------------------------------------------

@@ -74,6 +74,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Job changes made while answering a request are audited as made through the admin, the API
+    # or the dashboard (scheduler/middleware.py).
+    "scheduler.middleware.ChangeSourceMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -218,7 +221,8 @@ REST_FRAMEWORK = {
 JSON_CAMEL_CASE = {
     "JSON_UNDERSCOREIZE": {
         "no_underscore_before_number": False,
-        "ignore_fields": ("args", "kwargs", "result"),
+        # An audit entry's `changes` names fields in camelCase itself; the values are the user's.
+        "ignore_fields": ("args", "kwargs", "result", "changes"),
         "ignore_keys": None,
     },
 }

@@ -9,12 +9,13 @@ from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from djangorestframework_camel_case.util import camelize_re, underscore_to_camel
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from scheduler.enums import ExecutionStatus, ExecutionTrigger
-from scheduler.models import MAX_INSTANCES_LIMIT, JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.enums import ChangeSource, ExecutionStatus, ExecutionTrigger
+from scheduler.models import MAX_INSTANCES_LIMIT, JobAuditEntry, JobExecution, JobType, ScheduledJob, TaskFunction
 from scheduler.services.cron import instant_parse
 from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS
 from scheduler.services.schedules import job_schedule_describe
@@ -207,6 +208,29 @@ class JobActionSerializer(StrictInputSerializer):
     reason = serializers.CharField(
         max_length=1000, allow_blank=True, default="", help_text="Why the job is paused (pause only)."
     )
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    """One change to a job: who, when, through what, and the fields before and after."""
+
+    user = serializers.CharField(source="user.username", read_only=True, allow_null=True)
+    source = serializers.ChoiceField(
+        choices=ChangeSource.choices, read_only=True, help_text="Through what: admin, api, dashboard, ..."
+    )
+    changes = serializers.SerializerMethodField(
+        help_text='Each changed field (camelCase) with its value before and after: {"priority": {"before": 0, "after": 5}}.'
+    )
+    details = serializers.DictField(read_only=True, help_text="What the fields do not show: reason, executionId.")
+
+    @extend_schema_field(serializers.DictField(child=serializers.DictField()))
+    def get_changes(self, entry) -> dict:
+        # The renderer leaves `changes` alone (JSON_CAMEL_CASE): the values are the job's data.
+        return {camelize_re.sub(underscore_to_camel, name): change for name, change in entry.changes.items()}
+
+    class Meta:
+        model = JobAuditEntry
+        fields = ["id", "action", "at", "user", "actor", "source", "changes", "details"]
+        read_only_fields = fields
 
 
 # --- executions ------------------------------------------------------------------------------------

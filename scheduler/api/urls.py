@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from scheduler.api.views import (
     CronPreviewView,
+    JobAuditView,
     JobHistoryView,
     JobPreviewView,
     JobViewSet,
@@ -32,6 +33,7 @@ urlpatterns = [
     re_path(r"^cron/preview/?$", CronPreviewView.as_view(), name="cron-preview"),
     re_path(r"^jobs/(?P<pk>[^/]+)/history/?$", JobHistoryView.as_view(), name="job-history"),
     re_path(r"^jobs/(?P<pk>[^/]+)/preview/?$", JobPreviewView.as_view(), name="job-preview"),
+    re_path(r"^jobs/(?P<pk>[^/]+)/audit/?$", JobAuditView.as_view(), name="job-audit"),
     *router.urls,
     re_path(r"", api_not_found),
 ]

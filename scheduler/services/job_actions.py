@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from scheduler.enums import JobState
 from scheduler.models import JobExecution, ScheduledJob
 from scheduler.permissions import CHANGE_JOB, TRIGGER_JOB
+from scheduler.services.audit import job_change
 from scheduler.services.jobs import job_disable, job_enable, job_pause, job_resume, job_trigger
 
 
@@ -85,7 +86,15 @@ def job_actions_available(job: ScheduledJob, user) -> list[JobAction]:
 
 
 def job_action_apply(job: ScheduledJob, name: str, *, user=None, reason: str = "") -> ScheduledJob | JobExecution:
-    """Take the action (the caller checked the permission): the job, or the run a trigger asked for."""
+    """Take the action (the caller checked the permission): the job, or the run a trigger asked for.
+
+    Audited here, so an action added to the table is recorded without code of its own (a service
+    that records itself joins this entry).
+    """
     action = JOB_ACTIONS[name]
     extra = {"reason": reason} if action.takes_reason else {}
-    return action.service(job, user=user, **extra)
+    with job_change(name, job.pk, user=user, **extra) as change:
+        outcome = action.service(job, user=user, **extra)
+        if isinstance(outcome, JobExecution):
+            change.details.setdefault("execution_id", outcome.pk)
+    return outcome

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from scheduler import clock
 from scheduler.enums import ExecutionStatus, ExecutionTrigger
 from scheduler.models import JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.services.audit import job_change
 from scheduler.services.changes import changes_announce
 from scheduler.services.cron import cron_validate, zone_get
 from scheduler.services.schedules import (
@@ -249,15 +250,16 @@ def job_create(*, user=None, **fields) -> ScheduledJob:
     _job_assign(job, fields)
     _job_validate(job, check_task_function=True)
     job.next_run_time = job_first_fire_time(job, clock.now()) if job.is_enabled else None
-    with transaction.atomic():
+    with job_change("create", user=user) as change:
         _save(job)
+        change.job_id = job.pk
         changes_announce(job_id=job.pk)
     return job
 
 
 def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
     """Edit a job; a changed schedule (or re-enable) restarts it from now."""
-    with transaction.atomic():
+    with job_change("edit", job.pk, user=user):
         current = _locked(job)
         before = {f: getattr(current, f) for f in (*SCHEDULE_FIELDS, "is_enabled", "task_function_id")}
         _job_assign(current, fields)
@@ -280,7 +282,7 @@ def job_update(job: ScheduledJob, *, user=None, **fields) -> ScheduledJob:
 
 def job_delete(job: ScheduledJob, *, user=None) -> None:
     """Soft delete: the job stops and leaves every list; its history stays."""
-    with transaction.atomic():
+    with job_change("delete", job.pk, user=user):
         current = _locked(job)
         current.is_active = False
         current.next_run_time = None
@@ -293,7 +295,7 @@ def job_delete(job: ScheduledJob, *, user=None) -> None:
 
 def job_pause(job: ScheduledJob, *, user=None, reason: str = "") -> ScheduledJob:
     """Keep the job scheduled but stop it firing until resumed."""
-    with transaction.atomic():
+    with job_change("pause", job.pk, user=user, reason=(reason or "").strip()):
         current = _locked(job)
         current.is_paused = True
         current.pause_reason = (reason or "").strip()
@@ -305,7 +307,7 @@ def job_pause(job: ScheduledJob, *, user=None, reason: str = "") -> ScheduledJob
 
 def job_resume(job: ScheduledJob, *, user=None) -> ScheduledJob:
     """Let a paused job fire again from now on, without catching up the paused period."""
-    with transaction.atomic():
+    with job_change("resume", job.pk, user=user):
         current = _locked(job)
         current.is_paused = False
         current.pause_reason = ""
@@ -319,7 +321,7 @@ def job_resume(job: ScheduledJob, *, user=None) -> ScheduledJob:
 
 def job_enable(job: ScheduledJob, *, user=None) -> ScheduledJob:
     """Put a disabled job back on the schedule with a fresh next run."""
-    with transaction.atomic():
+    with job_change("enable", job.pk, user=user):
         current = _locked(job)
         if not current.is_enabled:
             current.is_enabled = True
@@ -332,7 +334,7 @@ def job_enable(job: ScheduledJob, *, user=None) -> ScheduledJob:
 
 def job_disable(job: ScheduledJob, *, user=None) -> ScheduledJob:
     """Take a job off the schedule entirely."""
-    with transaction.atomic():
+    with job_change("disable", job.pk, user=user):
         current = _locked(job)
         current.is_enabled = False
         current.next_run_time = None
@@ -344,7 +346,7 @@ def job_disable(job: ScheduledJob, *, user=None) -> ScheduledJob:
 
 def job_trigger(job: ScheduledJob, *, user=None) -> JobExecution:
     """Ask for one manual run now; a scheduler process picks it up and runs it."""
-    with transaction.atomic():
+    with job_change("trigger", job.pk, user=user) as change:
         # The row as it is now, locked: the caller's copy may predate a delete or a retired function.
         current = ScheduledJob.objects.select_for_update().get(pk=job.pk)
         if not current.is_active:
@@ -364,6 +366,7 @@ def job_trigger(job: ScheduledJob, *, user=None) -> JobExecution:
             scheduled_time=clock.now(),
             triggered_by=_user_or_none(user),
         )
+        change.details["execution_id"] = execution.pk
         changes_announce(job_id=job.pk, execution_id=execution.pk)
     return execution
 

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 from scheduler.enums import RAN_STATUSES, ExecutionStatus
 from scheduler.models import JobExecution, ScheduledJob
 from scheduler.permissions import VIEW_JOB
-from scheduler.selectors import database_now, job_execution_list, job_list, scheduler_status
+from scheduler.selectors import database_now, job_audit_list, job_execution_list, job_list, scheduler_status
 from scheduler.services.job_actions import (
     JOB_ACTIONS,
     job_action_apply,
@@ -32,6 +32,7 @@ JOBS_PER_PAGE = 50
 RECENT_EXECUTIONS = 25
 HISTORY_PER_PAGE = 25
 JOB_CHART_RUNS = 50
+AUDIT_ENTRIES = 20
 
 
 def _viewer(view):
@@ -86,6 +87,7 @@ def job_detail(request, job_id: int):
         "status_filter": status_filter,
         "statuses": ExecutionStatus.values,
         "durations_chart": job_durations_chart(reversed(list(runs))),
+        "audit": job_audit_list(job.pk)[:AUDIT_ENTRIES],
         "now": timezone.now(),
         "refresh_seconds": REFRESH_SECONDS,
     }
