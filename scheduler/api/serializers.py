@@ -218,7 +218,8 @@ class AuditEntrySerializer(serializers.ModelSerializer):
         choices=ChangeSource.choices, read_only=True, help_text="Through what: admin, api, dashboard, ..."
     )
     changes = serializers.SerializerMethodField(
-        help_text='Each changed field (camelCase) with its value before and after: {"priority": {"before": 0, "after": 5}}.'
+        help_text="Each changed field (camelCase) with its value before and after: "
+        '{"priority": {"before": 0, "after": 5}}.'
     )
     details = serializers.DictField(read_only=True, help_text="What the fields do not show: reason, executionId.")
 
