@@ -19,7 +19,7 @@ from scheduler.models import (
     SchedulerInstance,
     TaskFunction,
 )
-from scheduler.selectors import job_audit_list
+from scheduler.selectors import execution_logs, execution_timeline, job_audit_list
 from scheduler.services import jobs as job_services
 from scheduler.services.audit import audit_changes_words
 from scheduler.services.cron import zone_get
@@ -331,8 +331,27 @@ class JobExecutionAdmin(ReadOnlyAdmin):
     search_fields = ("job__name", "error_message", "celery_task_id", "instance_id")
     list_select_related = ("job",)
     date_hierarchy = "created_at"
-    readonly_fields = ("result_pretty", "traceback_pre")
+    readonly_fields = ("timeline", "result_pretty", "traceback_pre", "logs")
     exclude = ("result", "traceback")
+
+    @admin.display(description="Timeline")
+    def timeline(self, execution):
+        return format_html_join(
+            ", ",
+            "{} at {}",
+            ((step.status, f"{step.at:%Y-%m-%d %H:%M:%S.%f}"[:-3]) for step in execution_timeline(execution)),
+        )
+
+    @admin.display(description="Logs")
+    def logs(self, execution):
+        records, cut = execution_logs(execution)
+        if not records:
+            return "Nothing logged."
+        lines = format_html_join(
+            "\n", "{} {} {} {}", ((r["at"], r["level"], r["logger"], r["message"]) for r in records)
+        )
+        note = f" ({cut} records cut)" if cut else ""
+        return format_html('<pre id="execution-logs">{}</pre>{}', lines, note)
 
     @admin.display(description="Result")
     def result_pretty(self, execution):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from scheduler import clock
 from scheduler.backends import backend
 from scheduler.enums import FINISHED_STATUSES, UNFINISHED_STATUSES, ExecutionStatus
-from scheduler.models import JobAuditEntry, JobExecution, ScheduledJob, SchedulerInstance
+from scheduler.models import ExecutionLog, JobAuditEntry, JobExecution, ScheduledJob, SchedulerInstance
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
 from scheduler.services.schedules import job_preview_fire_times, job_schedule_describe
 
@@ -49,6 +49,44 @@ def job_audit_list(job_id) -> QuerySet[JobAuditEntry]:
 def job_any_get(job_id) -> ScheduledJob | None:
     """A job with this id, deleted or not (its history and audit trail stay); None if none."""
     return ScheduledJob.objects.filter(pk=job_id).first()
+
+
+def execution_get(execution_id) -> JobExecution | None:
+    """One execution with its job, who asked for it and its log (of a deleted job too), or None."""
+    return (
+        JobExecution.objects.select_related("job__task_function", "triggered_by", "log").filter(pk=execution_id).first()
+    )
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    status: str
+    at: datetime
+
+
+def execution_timeline(execution: JobExecution) -> list[TimelineStep]:
+    """The states the execution went through and when it entered each: pending when it was
+    created, running when it started, then its outcome. Skipped and missed runs were recorded in
+    their final state at once."""
+    S = ExecutionStatus
+    if execution.status in (S.SKIPPED, S.MISSED):
+        return [TimelineStep(execution.status, execution.finished_at or execution.created_at)]
+    steps = [TimelineStep(S.PENDING, execution.created_at)]
+    if execution.started_at:
+        steps.append(TimelineStep(S.RUNNING, execution.started_at))
+    if execution.status not in UNFINISHED_STATUSES:
+        steps.append(TimelineStep(execution.status, execution.finished_at or execution.started_at))
+    return steps
+
+
+def execution_logs(execution: JobExecution) -> tuple[list[dict], int]:
+    """The records the run's task function logged (with the marker where some were cut), and how
+    many were cut."""
+    try:
+        log = execution.log
+    except ExecutionLog.DoesNotExist:
+        return [], 0
+    return log.records, log.cut
 
 
 # --- scheduler status ----------------------------------------------------------------------------

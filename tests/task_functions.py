@@ -1,5 +1,6 @@
 """Task functions registered only in tests (SCHEDULER_TASK_MODULES adds this module)."""
 
+import logging
 import time
 
 from scheduler.registry import task_function
@@ -20,3 +21,12 @@ def sleep_with_timeout(seconds: float = 10, **kwargs):
 def record_order(label: str = "", seconds: float = 0.3, **kwargs):
     time.sleep(float(seconds))
     return {"label": label, "at": time.time()}
+
+
+@task_function(description="Offloaded run that logs `lines` lines, then fails if asked to.", offload=True)
+def log_offloaded(lines: int = 3, fail: bool = False, **kwargs):
+    for number in range(int(lines)):
+        logging.getLogger("tests.worker").info("worker line %d", number + 1)
+    if fail:
+        raise RuntimeError("failed after logging")
+    return {"logged": int(lines)}

@@ -1,5 +1,6 @@
 """Base settings: the one place that reads the environment; defaults give zero-setup SQLite mode."""
 
+import logging
 from pathlib import Path
 
 import environ
@@ -112,6 +113,18 @@ STORAGES = {
 }
 LOGIN_URL = "admin:login"
 
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").strip().upper() or "INFO"
+# What a run keeps of its task function's log records (README: "The logs of each run"): the level,
+# and a bound on each run's records and characters (the first and the last half are kept).
+SCHEDULER_RUN_LOG_LEVEL = env("SCHEDULER_RUN_LOG_LEVEL", default="INFO").strip().upper() or "INFO"
+for _name, _level in (("LOG_LEVEL", LOG_LEVEL), ("SCHEDULER_RUN_LOG_LEVEL", SCHEDULER_RUN_LOG_LEVEL)):
+    if not isinstance(logging.getLevelName(_level), int):
+        raise ImproperlyConfigured(f"{_name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {_level!r}.")
+SCHEDULER_RUN_LOG_MAX_RECORDS = env.int("SCHEDULER_RUN_LOG_MAX_RECORDS", default=200)
+SCHEDULER_RUN_LOG_MAX_CHARS = env.int("SCHEDULER_RUN_LOG_MAX_CHARS", default=65536)
+if SCHEDULER_RUN_LOG_MAX_RECORDS < 2 or SCHEDULER_RUN_LOG_MAX_CHARS < 200:
+    raise ImproperlyConfigured("SCHEDULER_RUN_LOG_MAX_RECORDS must be at least 2 and SCHEDULER_RUN_LOG_MAX_CHARS 200.")
+
 # LOG_FORMAT=json writes one JSON object per line (for log shippers); plain is for people.
 # Empty counts as unset, as an empty line in a .env file usually means.
 LOG_FORMAT = env("LOG_FORMAT", default="plain").strip().lower() or "plain"
@@ -129,8 +142,17 @@ LOGGING = {
         },
         "json": {"()": "scheduler.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+            "level": LOG_LEVEL,
+        }
+    },
+    # The root lets through what the console shows and what runs keep in their logs
+    # (SCHEDULER_RUN_LOG_LEVEL): a record below a logger's level is never even created.
+    "root": {"handlers": ["console"], "level": min(LOG_LEVEL, SCHEDULER_RUN_LOG_LEVEL, key=logging.getLevelName)},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 

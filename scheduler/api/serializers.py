@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from scheduler.enums import ChangeSource, ExecutionStatus, ExecutionTrigger
 from scheduler.models import MAX_INSTANCES_LIMIT, JobAuditEntry, JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.selectors import execution_logs, execution_timeline
 from scheduler.services.cron import instant_parse
 from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS
 from scheduler.services.schedules import job_schedule_describe
@@ -267,6 +268,60 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "triggered_by",
         ]
         read_only_fields = fields
+
+
+class LogRecordSerializer(serializers.Serializer):
+    at = serializers.CharField(help_text="When it was logged (ISO 8601, UTC).")
+    level = serializers.CharField()
+    logger = serializers.CharField()
+    message = serializers.CharField(help_text="With the traceback, for a record logged with one.")
+    cut = serializers.IntegerField(required=False, help_text="Only on the marker: how many records were cut there.")
+
+
+class TimelineStepSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    at = serializers.DateTimeField()
+
+
+class ExecutionDetailSerializer(ExecutionSerializer):
+    """One run with everything about it: its job, arguments, outcome, logs and the timeline of its states."""
+
+    job_name = serializers.CharField(source="job.name", read_only=True)
+    task_function_name = serializers.CharField(source="job.task_function.name", read_only=True)
+    args = serializers.ListField(
+        source="job.args", read_only=True, child=serializers.JSONField(), help_text="The job's positional arguments."
+    )
+    kwargs = serializers.DictField(
+        source="job.kwargs", read_only=True, child=serializers.JSONField(), help_text="The job's keyword arguments."
+    )
+    logs = serializers.SerializerMethodField(help_text="What the task function logged while it ran, oldest first.")
+    logs_cut = serializers.SerializerMethodField(help_text="Log records left out to keep the run's log bounded.")
+    timeline = serializers.SerializerMethodField(help_text="Each state the run entered, and when.")
+
+    class Meta(ExecutionSerializer.Meta):
+        fields = [
+            *ExecutionSerializer.Meta.fields,
+            "job_name",
+            "task_function_name",
+            "args",
+            "kwargs",
+            "logs",
+            "logs_cut",
+            "timeline",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(LogRecordSerializer(many=True))
+    def get_logs(self, execution) -> list:
+        return execution_logs(execution)[0]
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_logs_cut(self, execution) -> int:
+        return execution_logs(execution)[1]
+
+    @extend_schema_field(TimelineStepSerializer(many=True))
+    def get_timeline(self, execution) -> list:
+        return TimelineStepSerializer(execution_timeline(execution), many=True).data
 
 
 # --- task functions --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from scheduler.api.serializers import (
     AuditEntrySerializer,
     CronPreviewQuerySerializer,
     CronPreviewSerializer,
+    ExecutionDetailSerializer,
     ExecutionSerializer,
     JobActionSerializer,
     JobPreviewQuerySerializer,
@@ -213,6 +214,27 @@ class JobAuditView(ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return JobAuditEntry.objects.none()
         return selectors.job_audit_list(any_job_or_404(self.kwargs["pk"]).pk)
+
+
+class ExecutionDetailView(APIView):
+    """One execution with its logs, arguments, outcome and the timeline of its states."""
+
+    permission_classes = [CanReadJobs]
+
+    @extend_schema(
+        summary="One execution: logs, arguments, result, error, traceback, timeline",
+        description="Executions of deleted jobs stay readable, as their history does.",
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The execution's id.")],
+        responses={200: ExecutionDetailSerializer, **schema.DETAIL_ERRORS},
+    )
+    def get(self, request, pk):
+        try:
+            execution = selectors.execution_get(pk)
+        except (TypeError, ValueError, DjangoValidationError):
+            execution = None
+        if execution is None:
+            raise NotFound("No execution with this id (history retention may have deleted it).")
+        return Response(ExecutionDetailSerializer(execution).data)
 
 
 @extend_schema_view(

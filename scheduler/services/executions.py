@@ -11,6 +11,7 @@ from scheduler import clock
 from scheduler.backends import backend
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobExecution, JobLease
+from scheduler.services.run_logs import run_logs_save
 
 S = ExecutionStatus
 # Which states each state may be entered from. pending -> failed covers runs that could not be
@@ -54,7 +55,7 @@ def execution_start(
     return _transition(execution, S.RUNNING, **fields)
 
 
-def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
+def execution_finish(execution: JobExecution, *, result=None, logs=None) -> JobExecution:
     now = clock.now()
     _transition(
         execution,
@@ -64,10 +65,13 @@ def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
         result=_json_safe(result),
     )
     _lease_release(execution)
+    _logs_save(execution, logs)
     return execution
 
 
-def execution_fail(execution: JobExecution, *, error: str, traceback: str = "", only_if_pending=False) -> JobExecution:
+def execution_fail(
+    execution: JobExecution, *, error: str, traceback: str = "", only_if_pending=False, logs=None
+) -> JobExecution:
     """Record a failed run; only_if_pending refuses to touch a run someone has already started."""
     now = clock.now()
     _transition(
@@ -80,6 +84,7 @@ def execution_fail(execution: JobExecution, *, error: str, traceback: str = "", 
         traceback=_text_safe(traceback or ""),
     )
     _lease_release(execution)
+    _logs_save(execution, logs)
     return execution
 
 
@@ -87,6 +92,12 @@ def _lease_release(execution: JobExecution) -> None:
     """Free the run's max_instances slot. This need not share a transaction with the status
     change: a lease left behind by a crash in between is swept by services.leases.leases_reap."""
     JobLease.objects.of_executions([execution.pk]).delete()
+
+
+def _logs_save(execution: JobExecution, logs) -> None:
+    """The log records the run's task function emitted (services.run_logs), if it logged any."""
+    if logs:
+        run_logs_save({execution.pk: logs})
 
 
 def _duration_ms(execution: JobExecution, now) -> int | None:
@@ -143,6 +154,7 @@ class RunEnded:
     result: object = None
     error: str = ""
     traceback: str = ""
+    logs: tuple[list[dict], int] | None = None  # what the task function logged (services.run_logs)
 
 
 def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> set[int]:
@@ -156,7 +168,10 @@ def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> set[i
     """
     rows = _lifecycle_rows(started, ended)
     with transaction.atomic():
-        return backend().lifecycle_write(rows, [e.execution_id for e in ended])
+        moved = backend().lifecycle_write(rows, [e.execution_id for e in ended])
+        # The runs' logs go with their ends, in the same transaction: one insert for the batch.
+        run_logs_save({e.execution_id: e.logs for e in ended if e.logs and e.execution_id in moved})
+        return moved
 
 
 def _lifecycle_rows(started: list[RunStarted], ended: list[RunEnded]) -> list[dict]:

@@ -20,6 +20,7 @@ from scheduler.services.executions import (
     execution_finish,
     execution_start,
 )
+from scheduler.services.run_logs import run_logs_start, run_logs_stop
 from scheduler.services.task_functions import TaskFunctionUnavailable, task_function_resolve
 
 logger = logging.getLogger("scheduler.runs")
@@ -122,7 +123,7 @@ class ImmediateRecorder:
 
     def run_ended(self, execution, ended: RunEnded) -> bool:
         if ended.status == ExecutionStatus.SUCCESS:
-            return _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result)
+            return _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result, logs=ended.logs)
         return _record(
             execution_fail,
             execution,
@@ -130,6 +131,7 @@ class ImmediateRecorder:
             error=ended.error,
             traceback=ended.traceback,
             only_if_pending=ended.started_at is None,
+            logs=ended.logs,
         )
 
 
@@ -172,8 +174,13 @@ def run_target_execute(
         # measured again while the function runs, and a duration must never come out negative.
         return started_at + timedelta(seconds=time.monotonic() - began)
 
+    logs = None
+    run_logs_start()  # what the function logs is kept with its run (services.run_logs)
     try:
-        result = spec.func(*target.args, **target.kwargs)
+        try:
+            result = spec.func(*target.args, **target.kwargs)
+        finally:
+            logs = run_logs_stop()
     except timeout_errors:
         ended = RunEnded(
             target.execution_id,
@@ -182,6 +189,7 @@ def run_target_execute(
             finished_at(),
             error=f"timed out: exceeded the task function's timeout of {target.task_function_timeout}s",
             traceback=traceback_module.format_exc(),
+            logs=logs,
         )
     except Exception as exc:  # the task function's own failure is the run's outcome
         ended = RunEnded(
@@ -191,9 +199,12 @@ def run_target_execute(
             finished_at(),
             error=f"{type(exc).__name__}: {exc}",
             traceback=traceback_module.format_exc(),
+            logs=logs,
         )
     else:
-        ended = RunEnded(target.execution_id, ExecutionStatus.SUCCESS, started_at, finished_at(), result=result)
+        ended = RunEnded(
+            target.execution_id, ExecutionStatus.SUCCESS, started_at, finished_at(), result=result, logs=logs
+        )
     recorder.run_ended(execution, ended)
     execution.status = ended.status
     _log_outcome(target, ended, log_extra)
