@@ -5,7 +5,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import JsonResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
@@ -15,6 +15,9 @@ from scheduler.models import (
     JobExecution,
     JobLease,
     JobType,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationSubscription,
     ScheduledJob,
     SchedulerInstance,
     TaskFunction,
@@ -24,6 +27,13 @@ from scheduler.services import jobs as job_services
 from scheduler.services.audit import audit_changes_words
 from scheduler.services.cron import zone_get
 from scheduler.services.job_actions import JOB_ACTIONS, job_action_apply, job_action_permitted
+from scheduler.services.notifications import (
+    channel_save,
+    channel_validate,
+    deliveries_retry,
+    notification_test_send,
+    subscription_save,
+)
 from scheduler.services.schedules import job_schedule_describe, job_upcoming_fire_times
 
 FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
@@ -404,6 +414,139 @@ class SchedulerInstanceAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="Alive", ordering="alive_now")
     def alive(self, instance):
         return instance.alive_now
+
+
+# --- notifications ------------------------------------------------------------------------------
+
+
+class NotificationChannelForm(forms.ModelForm):
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "kind", "target", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") and "target" in cleaned:
+            try:
+                cleaned["target"] = channel_validate(cleaned["kind"], cleaned["target"])
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    self.add_error(field, errors)
+        return cleaned
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    form = NotificationChannelForm
+    list_display = ("name", "kind", "target", "is_active", "subscription_count")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name", "target")
+    actions = ["send_test"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(subscription_total=Count("subscriptions"))
+
+    @admin.display(description="Subscriptions", ordering="subscription_total")
+    def subscription_count(self, channel):
+        return channel.subscription_total
+
+    def save_model(self, request, obj, form, change):
+        channel_save(obj)
+
+    @admin.action(description="Send a test notification", permissions=["change"])
+    def send_test(self, request, queryset):
+        for channel in queryset:
+            notification_test_send(channel, user=request.user)
+        self.message_user(
+            request,
+            f"Queued a test notification to {queryset.count()} channel(s); a scheduler process sends it within "
+            f"SCHEDULER_NOTIFY_INTERVAL. See Notification deliveries for the outcome.",
+            messages.SUCCESS,
+        )
+
+
+class NotificationSubscriptionForm(forms.ModelForm):
+    class Meta:
+        model = NotificationSubscription
+        fields = [
+            "channel",
+            "job",
+            "on_failed",
+            "on_recovered",
+            "on_missed",
+            "on_skipped",
+            "on_deadman",
+            "deadman_grace",
+            "is_active",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["job"].queryset = ScheduledJob.objects.active()
+
+    def clean(self):
+        cleaned = super().clean()
+        events = ("on_failed", "on_recovered", "on_missed", "on_skipped", "on_deadman")
+        if not any(cleaned.get(name) for name in events):
+            raise ValidationError("Choose at least one event to notify about.")
+        return cleaned
+
+
+@admin.register(NotificationSubscription)
+class NotificationSubscriptionAdmin(admin.ModelAdmin):
+    form = NotificationSubscriptionForm
+    list_display = (
+        "channel",
+        "job_or_all",
+        "on_failed",
+        "on_recovered",
+        "on_missed",
+        "on_skipped",
+        "on_deadman",
+        "deadman_grace",
+        "is_active",
+    )
+    list_filter = ("channel", "is_active", "on_deadman")
+    list_select_related = ("channel", "job")
+    raw_id_fields = ("job",)
+    search_fields = ("job__name", "channel__name")
+
+    @admin.display(description="Job", ordering="job__name")
+    def job_or_all(self, subscription):
+        return subscription.job.name if subscription.job_id else "every job"
+
+    def save_model(self, request, obj, form, change):
+        subscription_save(obj)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    """The outbox: each event for each channel, and whether it went (and if not, why)."""
+
+    list_display = ("created_at", "event", "job", "channel", "status", "attempts", "sent_at", "last_error_short")
+    list_filter = ("status", "event", "channel")
+    list_select_related = ("channel", "job")
+    search_fields = ("job__name", "event_key", "last_error")
+    date_hierarchy = "created_at"
+    actions = ["retry_now"]
+    readonly_fields = ("payload_pretty",)
+    exclude = ("payload",)
+
+    @admin.display(description="Last error")
+    def last_error_short(self, delivery):
+        return (delivery.last_error[:120] + "...") if len(delivery.last_error) > 120 else (delivery.last_error or "-")
+
+    @admin.display(description="Payload (webhook body)")
+    def payload_pretty(self, delivery):
+        return format_html("<pre>{}</pre>", json.dumps(delivery.payload, indent=2, default=str))
+
+    @admin.action(description="Retry the selected failed deliveries now", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        retried = deliveries_retry(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{retried} failed deliveries will be sent again.", messages.SUCCESS)
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("scheduler.change_notificationchannel")
 
 
 def _admin_job_action(name: str):

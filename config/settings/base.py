@@ -190,6 +190,24 @@ if SCHEDULER_CLOCK_SOURCE not in ("database", "host"):
 # A scheduler whose clock differs from the database's by more than this says so.
 SCHEDULER_CLOCK_SKEW_WARNING = env.float("SCHEDULER_CLOCK_SKEW_WARNING", default=5.0)
 
+# --- Notifications (README: "Notifications and dead-man alerts") -----------------------------
+# Email goes through Django's email backend: EMAIL_URL as django-environ reads it, e.g.
+# smtp://user:password@mail.example.com:587/?tls=True, or consolemail:// to print them.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="scheduler@localhost")
+# Seconds between each scheduler process's passes over new events and due deliveries.
+SCHEDULER_NOTIFY_INTERVAL = env.float("SCHEDULER_NOTIFY_INTERVAL", default=5.0)
+# At most one notification per job, event and channel in each window of this many seconds (0: one per run).
+SCHEDULER_NOTIFY_WINDOW = env.int("SCHEDULER_NOTIFY_WINDOW", default=600)
+# A delivery that fails is retried after SCHEDULER_NOTIFY_RETRY_BACKOFF seconds, doubling each time
+# (at most an hour), until SCHEDULER_NOTIFY_MAX_ATTEMPTS attempts have failed.
+SCHEDULER_NOTIFY_RETRY_BACKOFF = env.float("SCHEDULER_NOTIFY_RETRY_BACKOFF", default=30.0)
+SCHEDULER_NOTIFY_MAX_ATTEMPTS = env.int("SCHEDULER_NOTIFY_MAX_ATTEMPTS", default=6)
+# Longest wait for an SMTP server or a webhook to answer one delivery.
+SCHEDULER_NOTIFY_TIMEOUT = env.float("SCHEDULER_NOTIFY_TIMEOUT", default=10.0)
+# Where the dashboard is served, for links in notifications (e.g. https://scheduler.example.com).
+SCHEDULER_BASE_URL = env("SCHEDULER_BASE_URL", default="").rstrip("/")
+
 # --- Celery ----------------------------------------------------------------------------------
 # No broker (the default) means offloaded task functions run inside the scheduler process.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=None)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
-from scheduler.models import JobExecution, JobLease, ScheduledJob
+from scheduler.models import JobExecution, JobLease, NotificationDelivery, ScheduledJob
 
 # The columns of a lifecycle row (services.executions): a None in these keeps what the row
 # holds; the outcome columns are always set.
@@ -44,6 +44,7 @@ class Backend:
     execution_table = JobExecution._meta.db_table
     lease_table = JobLease._meta.db_table
     job_table = ScheduledJob._meta.db_table
+    delivery_table = NotificationDelivery._meta.db_table
 
     # --- claims -------------------------------------------------------------------------------
 
@@ -61,6 +62,14 @@ class Backend:
 
     def jobs_advance(self, jobs: list[tuple[int, datetime | None, datetime | None]]) -> None:
         """Write (job id, next_run_time, last_run_time) of each claimed job."""
+        raise NotImplementedError
+
+    # --- notifications ------------------------------------------------------------------------
+
+    def deliveries_claim(self, *, instance_id: str, now: datetime, lease_until: datetime, limit: int) -> list[int]:
+        """Claim up to `limit` due notification deliveries for this process (services.deliveries):
+        each moves to sending, held until `lease_until`, with one more attempt counted. Two
+        processes never claim the same delivery. Returns their ids."""
         raise NotImplementedError
 
     # --- run outcomes ----------------------------------------------------------------------------

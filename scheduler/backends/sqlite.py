@@ -4,10 +4,11 @@ import fcntl
 from pathlib import Path
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 
 from scheduler.backends.base import ALWAYS_SET, KEPT_UNLESS_GIVEN, Backend, SchedulerAlreadyRunning, run_key
-from scheduler.enums import UNFINISHED_STATUSES, ExecutionStatus
-from scheduler.models import JobExecution, JobLease, ScheduledJob
+from scheduler.enums import UNFINISHED_STATUSES, DeliveryStatus, ExecutionStatus
+from scheduler.models import JobExecution, JobLease, NotificationDelivery, ScheduledJob
 
 # Without LISTEN/NOTIFY the poll is the only way to hear about manual runs soon.
 MAX_POLL_INTERVAL = 0.5
@@ -77,6 +78,23 @@ class SQLiteBackend(Backend):
                 execution__status__in=UNFINISHED_STATUSES
             ).delete()
         return moved
+
+    def deliveries_claim(self, *, instance_id, now, lease_until, limit):
+        # One scheduler process, and the IMMEDIATE transaction holds the write lock from BEGIN.
+        with transaction.atomic():
+            ids = list(
+                NotificationDelivery.objects.due(now)
+                .order_by("next_attempt_at", "pk")
+                .values_list("pk", flat=True)[:limit]
+            )
+            NotificationDelivery.objects.filter(pk__in=ids).update(
+                status=DeliveryStatus.SENDING,
+                claimed_by=instance_id,
+                attempts=F("attempts") + 1,
+                lease_expires_at=lease_until,
+                next_attempt_at=lease_until,
+            )
+        return ids
 
     def poll_interval(self, configured: float) -> float:
         return min(configured, MAX_POLL_INTERVAL)

@@ -19,6 +19,7 @@ from django.db import connection, connections
 from scheduler.backends import SchedulerAlreadyRunning, backend
 from scheduler.engine.apscheduler_glue import APSCHEDULER_THREAD, RunQueueExecutor
 from scheduler.engine.jobstore import CLAIM_LANE_PREFIX, DatabaseJobStore
+from scheduler.engine.notifier import Notifier
 from scheduler.engine.recorder import BatchRecorder
 from scheduler.engine.runner import Runner
 from scheduler.engine.watchdog import Watchdog
@@ -40,9 +41,9 @@ logger = logging.getLogger("scheduler.engine")
 
 
 # The threads whose sessions are the engine's own: this process's main thread, APScheduler's loop
-# (claims), the extra claim lanes, the recorder and the heartbeat.
+# (claims), the extra claim lanes, the recorder, the heartbeat and the notifier.
 HEARTBEAT_THREAD = "scheduler-heartbeat"
-ENGINE_THREADS = ("MainThread", APSCHEDULER_THREAD, BatchRecorder.THREAD_NAME, HEARTBEAT_THREAD)
+ENGINE_THREADS = ("MainThread", APSCHEDULER_THREAD, BatchRecorder.THREAD_NAME, HEARTBEAT_THREAD, Notifier.THREAD_NAME)
 ENGINE_THREAD_PREFIXES = (CLAIM_LANE_PREFIX,)
 
 
@@ -88,6 +89,7 @@ class SchedulerProcess:
         self.recorder = None
         self.runner = None
         self.watchdog = None
+        self.notifier = None
         self.clock_offset = None
         self.log_extra = {"instance_id": self.instance_id}
 
@@ -128,6 +130,13 @@ class SchedulerProcess:
         self.scheduler.start()
         self._start_thread(HEARTBEAT_THREAD, self._heartbeat_loop)
         self._start_thread("scheduler-poll", self._poll_loop)
+        self.notifier = Notifier(
+            instance_id=self.instance_id,
+            interval=settings.SCHEDULER_NOTIFY_INTERVAL,
+            stop_event=self._threads_stop,
+            guard=self.watchdog.guard,
+        )
+        self.notifier.start()
         listener = db.change_listener(self.scheduler.wakeup, self._threads_stop)
         if listener is not None:
             listener.start()
@@ -173,6 +182,8 @@ class SchedulerProcess:
         unstarted, running = self.runner.close(self.config.shutdown_timeout)
         self.scheduler.shutdown(wait=False)
         self.recorder.stop()  # every finished run's outcome is written before anything else
+        # A delivery being sent is recorded before the process goes (sends are bounded by a timeout).
+        self.notifier.join(settings.SCHEDULER_NOTIFY_TIMEOUT + 5)
         # This thread's connection dates from start-up; a failover since may have killed it.
         connection.close()
         if unstarted or running:
