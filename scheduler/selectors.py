@@ -1,18 +1,20 @@
 """Reads of the scheduler's state for the API and the dashboard: job lists, history, status, previews."""
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from scheduler import clock
 from scheduler.backends import backend
 from scheduler.enums import FINISHED_STATUSES, UNFINISHED_STATUSES, ExecutionStatus
 from scheduler.models import ExecutionLog, JobAuditEntry, JobExecution, ScheduledJob, SchedulerInstance
+from scheduler.querysets import JOB_STATE_FILTERS
 from scheduler.services.cron import cron_describe, cron_next_fire_times, cron_validate, zone_get
-from scheduler.services.schedules import job_preview_fire_times, job_schedule_describe
+from scheduler.services.schedules import Schedule, job_preview_fire_times, job_schedule_describe
 
 NEXT_RUNS_LIMIT = 10
 RECENT_EXECUTIONS_WINDOW = timedelta(hours=24)
@@ -75,7 +77,9 @@ def execution_timeline(execution: JobExecution) -> list[TimelineStep]:
     if execution.started_at:
         steps.append(TimelineStep(S.RUNNING, execution.started_at))
     if execution.status not in UNFINISHED_STATUSES:
-        steps.append(TimelineStep(execution.status, execution.finished_at or execution.started_at))
+        steps.append(
+            TimelineStep(execution.status, execution.finished_at or execution.started_at or execution.created_at)
+        )
     return steps
 
 
@@ -256,3 +260,102 @@ def job_preview(job: ScheduledJob, count: int, after: datetime | None = None) ->
         timezone=job.timezone,
         next_run_times=job_preview_fire_times(job, count=count, after=after),
     )
+
+
+# --- the dashboard's working pages ----------------------------------------------------------------
+
+JOB_SORTS = {
+    # name in the URL -> order; empty values last either way, then the id, so pages never overlap
+    "name": (F("name").asc(),),
+    "-name": (F("name").desc(),),
+    "next_run": (F("next_run_time").asc(nulls_last=True),),
+    "-next_run": (F("next_run_time").desc(nulls_last=True),),
+    "last_run": (F("last_run_time").asc(nulls_last=True),),
+    "-last_run": (F("last_run_time").desc(nulls_last=True),),
+    "priority": (F("priority").asc(),),
+    "-priority": (F("priority").desc(),),
+}
+NEVER_RUN = "never"
+
+
+def job_search(
+    *, search: str = "", state: str = "", task_function_id: int | None = None, last_status: str = "", sort: str = "name"
+) -> QuerySet[ScheduledJob]:
+    """Active jobs matching the dashboard's filters, annotated like job_list(), in the chosen order.
+
+    `last_status` is the status of a job's latest execution, or "never". A status other than success
+    first narrows to jobs that have an execution of that status at all, which the planner answers
+    from the executions' status index before it looks at each job's latest run.
+    """
+    jobs = job_list()
+    if search:
+        jobs = jobs.filter(name__icontains=search)
+    if state:
+        jobs = jobs.filter(JOB_STATE_FILTERS[state])
+    if task_function_id:
+        jobs = jobs.filter(task_function_id=task_function_id)
+    if last_status == NEVER_RUN:
+        jobs = jobs.filter(~Exists(JobExecution.objects.filter(job=OuterRef("pk"))))
+    elif last_status:
+        if last_status != ExecutionStatus.SUCCESS:
+            jobs = jobs.filter(Exists(JobExecution.objects.filter(job=OuterRef("pk"), status=last_status)))
+        jobs = jobs.filter(last_execution_status=last_status)
+    return jobs.order_by(*JOB_SORTS.get(sort, JOB_SORTS["name"]), "pk")
+
+
+def count_up_to(queryset: QuerySet, limit: int) -> tuple[int, bool]:
+    """How many rows match, counting at most `limit` (and whether there are more): the count of a
+    filter over a million jobs stays a bounded read."""
+    found = queryset.order_by().values("pk")[: limit + 1].count()
+    return min(found, limit), found > limit
+
+
+@dataclass(frozen=True)
+class UpcomingRun:
+    at: datetime
+    job: ScheduledJob
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    runs: list[UpcomingRun]
+    until: datetime  # every run due up to this moment is listed
+    horizon: datetime  # the end of the window asked for
+    complete: bool  # the list reaches the horizon (else it stops at `until`)
+    jobs_due: int  # jobs with a run in the window, counted up to a bound
+    jobs_due_more: bool
+
+
+def runs_upcoming(
+    now: datetime, *, within: timedelta = timedelta(hours=1), max_jobs: int = 500, max_runs: int = 300
+) -> Upcoming:
+    """The runs due from now to now + `within` across all jobs that can fire, soonest first.
+
+    Bounded whatever the fleet: the first `max_jobs` jobs by their persisted next run (the due
+    index), merged by fire time, and at most `max_runs` runs expanded. When more jobs are due, the
+    list is complete only up to the next run of the last job read, and says so.
+    """
+    horizon = now + within
+    due = ScheduledJob.objects.schedulable().filter(next_run_time__lte=horizon)
+    jobs = list(due.select_related("task_function").order_by("next_run_time", "pk")[: max_jobs + 1])
+    until = horizon
+    if len(jobs) > max_jobs:
+        jobs, until = jobs[:max_jobs], jobs[max_jobs].next_run_time
+    heap = [(job.next_run_time, -job.priority, job.pk, job) for job in jobs]
+    heapq.heapify(heap)
+    schedules = {}
+    runs: list[UpcomingRun] = []
+    while heap and len(runs) < max_runs:
+        at, priority, pk, job = heapq.heappop(heap)
+        if at > until:
+            break
+        runs.append(UpcomingRun(at, job))
+        schedule = schedules.setdefault(pk, Schedule.of(job))
+        try:
+            heapq.heappush(heap, (schedule.following(at), priority, pk, job))
+        except (ValueError, OverflowError):  # no further fire time: the engine pauses such a job
+            pass
+    if len(runs) >= max_runs and heap:
+        until = min(until, heap[0][0])
+    jobs_due, more = count_up_to(due, 10_000)
+    return Upcoming(runs, until, horizon, until >= horizon, jobs_due, more)

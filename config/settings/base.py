@@ -190,6 +190,9 @@ if SCHEDULER_CLOCK_SOURCE not in ("database", "host"):
 # A scheduler whose clock differs from the database's by more than this says so.
 SCHEDULER_CLOCK_SKEW_WARNING = env.float("SCHEDULER_CLOCK_SKEW_WARNING", default=5.0)
 
+# The most jobs one dashboard action on many jobs changes in one request (the rest: take it again).
+SCHEDULER_BULK_ACTION_LIMIT = env.int("SCHEDULER_BULK_ACTION_LIMIT", default=1000)
+
 # --- Notifications (README: "Notifications and dead-man alerts") -----------------------------
 # Email goes through Django's email backend: EMAIL_URL as django-environ reads it, e.g.
 # smtp://user:password@mail.example.com:587/?tls=True, or consolemail:// to print them.

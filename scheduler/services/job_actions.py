@@ -4,11 +4,14 @@ the API, the admin and the dashboard all read for names, permissions, wording an
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 
 from scheduler.enums import JobState
 from scheduler.models import JobExecution, ScheduledJob
 from scheduler.permissions import CHANGE_JOB, TRIGGER_JOB
+from scheduler.querysets import JOB_STATE_FILTERS
 from scheduler.services.audit import job_change
 from scheduler.services.jobs import job_disable, job_enable, job_pause, job_resume, job_trigger
 
@@ -98,3 +101,43 @@ def job_action_apply(job: ScheduledJob, name: str, *, user=None, reason: str = "
         if isinstance(outcome, JobExecution):
             change.details.setdefault("execution_id", outcome.pk)
     return outcome
+
+
+@dataclass
+class ManyOutcome:
+    """What one action on many jobs did."""
+
+    done: list[ScheduledJob]
+    refused: list[tuple[ScheduledJob, str]]
+    # Jobs it applied to that this pass left alone (beyond the limit), counted up to a bound.
+    remaining: int
+
+
+def job_action_apply_many(jobs, name: str, *, user=None, reason: str = "", limit: int | None = None) -> ManyOutcome:
+    """Take the action on the jobs of a queryset (the caller checked the permission), each through
+    job_action_apply: one transaction and one audit entry per job.
+
+    Only jobs in a state where the action means something are touched (pausing skips jobs already
+    paused), so taking the same action again on the same filter carries on with the rest once
+    `limit` (default SCHEDULER_BULK_ACTION_LIMIT) jobs have been done in one pass.
+    """
+    limit = settings.SCHEDULER_BULK_ACTION_LIMIT if limit is None else limit
+    action = JOB_ACTIONS[name]
+    applicable = Q()
+    for state in action.states:
+        applicable |= JOB_STATE_FILTERS[state]
+    ids = list(jobs.filter(applicable).order_by("pk").values_list("pk", flat=True)[: limit + REMAINING_COUNTED])
+    batch, rest = ids[:limit], ids[limit:]
+    outcome = ManyOutcome(done=[], refused=[], remaining=len(rest))
+    for job in ScheduledJob.objects.filter(pk__in=batch).order_by("pk"):
+        try:
+            job_action_apply(job, name, user=user, reason=reason)
+        except ValidationError as exc:
+            outcome.refused.append((job, " ".join(exc.messages)))
+        else:
+            outcome.done.append(job)
+    return outcome
+
+
+# Beyond the batch, jobs still to do are counted up to this many ("10,000 or more").
+REMAINING_COUNTED = 10_000
