@@ -147,6 +147,10 @@ def jobs_action(request):
         raise PermissionDenied(f"You do not have permission to {name} jobs.")
     form = JobFilterForm(request.POST)
     all_matching = request.POST.get("all_matching") == "1"
+    if all_matching and not form.is_valid():
+        # Never widen "every job this filter matches" to every job because a filter was garbled.
+        messages.error(request, "The filter is not valid; nothing was changed.")
+        return redirect(reverse("scheduler:jobs"))
     if all_matching:
         selected = form.search()
     else:

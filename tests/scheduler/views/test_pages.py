@@ -123,6 +123,14 @@ def test_actions_on_many_jobs_need_the_permission(client, fleet):
     assert nothing.status_code == 302
 
 
+def test_a_garbled_filter_never_widens_every_match_to_every_job(operator, fleet):
+    response = operator.post(
+        f"{JOBS}action/", {"action": "pause", "all_matching": "1", "state": "nope", "confirm": "1"}
+    )
+    assert response.status_code == 302
+    assert not ScheduledJob.objects.filter(is_paused=True).exclude(pk=fleet["beta report"].pk).exists()
+
+
 def test_the_execution_page(operator, fleet):
     run = JobExecution.objects.get(job=fleet["alpha report"])
     ExecutionLog.objects.create(
