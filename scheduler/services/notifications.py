@@ -253,16 +253,17 @@ def notifications_detect(*, now: datetime | None = None) -> int:
     Returns 0 at once when another process holds the cursor (it is making the same pass).
     """
     now = now or clock.now()
+    subscriptions = Subscriptions(list(NotificationSubscription.objects.live()))
+    if not subscriptions:
+        # Nothing to notify, and no write (SQLite's engine shares one write lock): once a
+        # subscription exists, the pass reads from where the cursor stood, at most MAX_LOOKBACK
+        # back, and a subscription is never told of what ended before it was created.
+        return 0
     if not NotifierCursor.objects.filter(name=CURSOR).exists():
         NotifierCursor.objects.bulk_create([NotifierCursor(name=CURSOR, scanned_to=now)], ignore_conflicts=True)
     with transaction.atomic():
         cursor = NotifierCursor.objects.select_for_update(skip_locked=True).filter(name=CURSOR).first()
         if cursor is None:
-            return 0
-        subscriptions = Subscriptions(list(NotificationSubscription.objects.live()))
-        if not subscriptions:
-            cursor.scanned_to, cursor.resume_at, cursor.resume_id = now, None, None
-            cursor.save()
             return 0
         work = Pass(subscriptions, now)
         _runs_that_ended_badly(cursor, work)
