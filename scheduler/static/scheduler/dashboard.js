@@ -36,6 +36,8 @@
   });
 
   function refresh() {
+    // A page with nothing to refresh (a confirmation, answering a POST) is never fetched again.
+    if (!document.querySelector("[data-refresh][id]")) return Promise.resolve();
     if (busy) {
       again = true;
       return busy;
