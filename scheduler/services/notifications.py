@@ -280,10 +280,11 @@ def _runs_that_ended_badly(cursor: NotifierCursor, work: Pass) -> None:
         after = Q(finished_at__gt=cursor.resume_at) | Q(finished_at=cursor.resume_at, pk__gt=cursor.resume_id)
     else:
         after = Q(finished_at__gt=max((cursor.scanned_to or now) - RESCAN, now - MAX_LOOKBACK))
+    trouble = JobExecution.objects.filter(after, status__in=TROUBLE_STATUSES, finished_at__lte=now)
+    if not work.subscriptions.every_job:  # only some jobs are watched: read only theirs
+        trouble = trouble.filter(job_id__in=list(work.subscriptions.by_job))
     rows = list(
-        JobExecution.objects.filter(after, status__in=TROUBLE_STATUSES, finished_at__lte=now)
-        .order_by("finished_at", "pk")
-        .values(
+        trouble.order_by("finished_at", "pk").values(
             "pk",
             "job_id",
             "job__name",
