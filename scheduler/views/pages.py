@@ -24,6 +24,7 @@ from scheduler.selectors import (
     execution_get,
     execution_logs,
     execution_timeline,
+    job_page,
     job_search,
     runs_upcoming,
 )
@@ -36,7 +37,7 @@ from scheduler.services.job_actions import (
 from scheduler.services.schedules import job_schedule_describe
 
 JOBS_PER_PAGE = 50
-COUNT_LIMIT = 10_000  # "10,000+ jobs match": a count over a million jobs stays bounded
+COUNT_LIMIT = 1_000  # "1000+ jobs match": a count over a million jobs stays bounded
 CONFIRM_SAMPLE = 20
 FILTER_FIELDS = ("q", "state", "task", "last", "sort")
 REFRESH_SECONDS = 5
@@ -108,7 +109,7 @@ def jobs(request):
     page = _page_number(request.GET.get("page"))
     start = (page - 1) * JOBS_PER_PAGE
     # One row more than a page says whether there is a next one, without counting them all.
-    rows = list(matching[start : start + JOBS_PER_PAGE + 1])
+    rows = job_page(matching, start, JOBS_PER_PAGE + 1)
     has_next, rows = len(rows) > JOBS_PER_PAGE, rows[:JOBS_PER_PAGE]
     for job in rows:
         job.schedule_words = job_schedule_describe(job)
