@@ -92,6 +92,10 @@ def test_two_processes_send_each_event_once_per_channel(postgres, start_schedule
     assert retried.last_error == "webhook answered HTTP 500: receiver is down"
     instances = set(SchedulerInstance.objects.values_list("instance_id", flat=True))
     assert set(NotificationDelivery.objects.values_list("claimed_by", flat=True)) <= instances
-    dead_man = next(p["body"] for p in webhook_receiver.received() if p["body"]["event"] == "deadman")
-    assert "flaky" in dead_man["text"] and dead_man["job"]["id"] == flaky.pk
+    [dead_man] = [
+        p["body"]
+        for p in webhook_receiver.received()
+        if p["body"]["event"] == "deadman" and p["body"]["job"]["id"] == flaky.pk
+    ]
+    assert "'flaky'" in dead_man["text"] and "has had no successful run since it was set up" in dead_man["text"]
     assert not ScheduledJob.objects.filter(pk=flaky.pk, is_paused=False).exists()
