@@ -57,6 +57,7 @@ def execution_start(
 
 def execution_finish(execution: JobExecution, *, result=None, logs=None) -> JobExecution:
     now = clock.now()
+    _logs_save(execution, logs)
     _transition(
         execution,
         S.SUCCESS,
@@ -65,7 +66,6 @@ def execution_finish(execution: JobExecution, *, result=None, logs=None) -> JobE
         result=_json_safe(result),
     )
     _lease_release(execution)
-    _logs_save(execution, logs)
     return execution
 
 
@@ -74,6 +74,7 @@ def execution_fail(
 ) -> JobExecution:
     """Record a failed run; only_if_pending refuses to touch a run someone has already started."""
     now = clock.now()
+    _logs_save(execution, logs)
     _transition(
         execution,
         S.FAILED,
@@ -84,7 +85,6 @@ def execution_fail(
         traceback=_text_safe(traceback or ""),
     )
     _lease_release(execution)
-    _logs_save(execution, logs)
     return execution
 
 
@@ -95,7 +95,11 @@ def _lease_release(execution: JobExecution) -> None:
 
 
 def _logs_save(execution: JobExecution, logs) -> None:
-    """The log records the run's task function emitted (services.run_logs), if it logged any."""
+    """The log records the run's task function emitted (services.run_logs), if it logged any.
+
+    Written before the end (one statement each, not a transaction): whoever sees the run ended
+    finds its logs. A run that moved on without this process keeps the logs of what it did here.
+    """
     if logs:
         run_logs_save({execution.pk: logs})
 
