@@ -18,8 +18,9 @@ from django.db.models import Count
 from scheduler import clock
 from scheduler.backends import NewRun, backend
 from scheduler.backends.base import run_key
-from scheduler.enums import OVERLAP_WAITING_LIMIT, ExecutionStatus, ExecutionTrigger
+from scheduler.enums import OVERLAP_WAITING_LIMIT, ChangeSource, ExecutionStatus, ExecutionTrigger
 from scheduler.models import JobExecution, JobLease, ScheduledJob
+from scheduler.services.audit import job_change
 from scheduler.services.cancels import executions_stop_oldest
 from scheduler.services.leases import lease_expiry, leases_held, leases_release
 from scheduler.services.overlap import STOPS_OLDEST, Occupancy, buffers, run_admit
@@ -378,7 +379,8 @@ def _job_unschedulable(job: DueJob, exc: Exception) -> None:
     """Pause a job whose schedule has no next fire time (an expression the cron rules no longer
     let match any date), saying why, so it stops coming due and the operator sees it."""
     reason = f"paused by the scheduler: its schedule has no next fire time ({exc}); fix the schedule, then resume"
-    ScheduledJob.objects.filter(pk=job.pk).update(is_paused=True, pause_reason=reason[:1000])
+    with job_change("pause", job.pk, source=ChangeSource.SCHEDULER, actor="the scheduler", reason=reason[:1000]):
+        ScheduledJob.objects.filter(pk=job.pk).update(is_paused=True, pause_reason=reason[:1000])
     logger.error("Job %s (%s) %s", job.pk, job.name, reason, extra={"job_id": job.pk})
 
 

@@ -16,7 +16,7 @@ from scheduler.enums import CANCELLABLE_STATUSES, FAILURE_STATUSES, RAN_STATUSES
 from scheduler.models import ExecutionSummary, JobExecution, ScheduledJob
 from scheduler.paginators import MAX_PAGE_DEPTH, FleetPaginator
 from scheduler.permissions import VIEW_JOB
-from scheduler.selectors import database_now, job_execution_list, job_list, scheduler_status
+from scheduler.selectors import database_now, job_audit_list, job_execution_list, job_list, scheduler_status
 from scheduler.services.job_actions import (
     JOB_ACTIONS,
     job_action_apply,
@@ -33,6 +33,7 @@ JOBS_PER_PAGE = 50
 RECENT_EXECUTIONS = 25
 HISTORY_PER_PAGE = 25
 JOB_CHART_RUNS = 50
+AUDIT_ENTRIES = 20
 
 
 def _viewer(view):
@@ -97,6 +98,7 @@ def job_detail(request, job_id: int):
         "status_filter": status_filter,
         "statuses": ExecutionStatus.values,
         "durations_chart": job_durations_chart(reversed(list(runs))),
+        "audit": job_audit_list(job.pk)[:AUDIT_ENTRIES],
         "now": timezone.now(),
         "refresh_seconds": REFRESH_SECONDS,
         "can_cancel": job_action_permitted(request.user, "cancel"),
