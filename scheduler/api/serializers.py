@@ -405,12 +405,6 @@ class ExecutionDetailSerializer(ExecutionSerializer):
 
     job_name = serializers.CharField(source="job.name", read_only=True)
     task_function_name = serializers.CharField(source="job.task_function.name", read_only=True)
-    args = serializers.ListField(
-        source="job.args", read_only=True, child=serializers.JSONField(), help_text="The job's positional arguments."
-    )
-    kwargs = serializers.DictField(
-        source="job.kwargs", read_only=True, child=serializers.JSONField(), help_text="The job's keyword arguments."
-    )
     logs = serializers.SerializerMethodField(help_text="What the task function logged while it ran, oldest first.")
     logs_cut = serializers.SerializerMethodField(help_text="Log records left out to keep the run's log bounded.")
     timeline = serializers.SerializerMethodField(help_text="Each state the run entered, and when.")
@@ -420,8 +414,6 @@ class ExecutionDetailSerializer(ExecutionSerializer):
             *ExecutionSerializer.Meta.fields,
             "job_name",
             "task_function_name",
-            "args",
-            "kwargs",
             "logs",
             "logs_cut",
             "timeline",

@@ -9,6 +9,8 @@ its own. Nested scopes for the same job make one entry, named by the outermost (
 
 import contextlib
 import contextvars
+import getpass
+import socket
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -59,6 +61,11 @@ def change_source(source: str, *, actor: str = ""):
         yield
     finally:
         _source.reset(token)
+
+
+def command_line_actor() -> str:
+    """Who runs a management command, as the audit trail names them: user@host."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def current_source() -> tuple[str, str]:

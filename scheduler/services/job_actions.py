@@ -175,6 +175,8 @@ def job_action_apply_many(jobs, name: str, *, user=None, reason: str = "", limit
     """
     limit = settings.SCHEDULER_BULK_ACTION_LIMIT if limit is None else limit
     action = JOB_ACTIONS[name]
+    if action.on_run:
+        raise ValueError(f"{name} acts on a run, not on jobs.")
     applicable = Q()
     for state in action.states:
         applicable |= JOB_STATE_FILTERS[state]

@@ -127,7 +127,10 @@ def jobs(request):
         "next_query": form.query(page=str(page + 1)) if has_next else None,
         "filter_query": form.query(),
         "filters": {k: request.GET.get(k, "") for k in FILTER_FIELDS},
-        "bulk_actions": [a for a in JOB_ACTIONS.values() if job_action_permitted(request.user, a.name)],
+        # Actions on a run (cancel) need the run: they are not offered on jobs.
+        "bulk_actions": [
+            a for a in JOB_ACTIONS.values() if not a.on_run and job_action_permitted(request.user, a.name)
+        ],
         "sort_names": list(JOB_SORTS),
         "now": database_now(),
         "refresh_seconds": REFRESH_SECONDS,
@@ -141,7 +144,7 @@ def jobs_action(request):
     """One action on the selected jobs, or on every job the filter matches: first a confirmation
     page saying how many and which, then (confirm=1) the action, job by job through the services."""
     name = request.POST.get("action", "")
-    if name not in JOB_ACTIONS:
+    if name not in JOB_ACTIONS or JOB_ACTIONS[name].on_run:
         messages.error(request, "Choose an action.")
         return redirect(_back(request))
     if not job_action_permitted(request.user, name):

@@ -1,14 +1,11 @@
 """`manage.py job_action`: pause, resume, enable, disable or trigger jobs from the command line."""
 
-import getpass
-import socket
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from scheduler.enums import ChangeSource
 from scheduler.models import ScheduledJob
-from scheduler.services.audit import change_source
+from scheduler.services.audit import change_source, command_line_actor
 from scheduler.services.job_actions import JOB_ACTIONS, job_action_apply
 
 EXIT_NOT_FOUND = 1
@@ -41,7 +38,7 @@ class Command(BaseCommand):
         missing = [str(pk) for pk in options["job_ids"] if pk not in jobs]
         if missing:
             raise CommandError(f"No active job has id {', '.join(missing)}.", returncode=EXIT_NOT_FOUND)
-        actor = f"{getpass.getuser()}@{socket.gethostname()}"
+        actor = command_line_actor()
         refused = []
         with change_source(ChangeSource.COMMAND_LINE, actor=actor):
             for job in jobs.values():

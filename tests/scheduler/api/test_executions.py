@@ -61,3 +61,10 @@ def test_missing_deleted_job_and_permissions(client, superuser):
     assert client_for(user_with("view_scheduledjob")).get(execution_url(execution.pk)).status_code == 200
     assert client_for(user_with("view_taskfunction")).get(execution_url(execution.pk)).status_code == 403
     assert JobExecution.objects.filter(pk=execution.pk).exists()
+
+
+def test_a_run_triggered_with_other_arguments_shows_its_own(client, superuser):
+    job = IntervalJobFactory(args=[1], kwargs={"a": 1})
+    response = client.post(f"{API}/jobs/{job.pk}/action", {"action": "trigger", "args": [2], "kwargs": {"b": 2}})
+    body = client.get(execution_url(response.json()["id"])).json()
+    assert (body["args"], body["kwargs"]) == ([2], {"b": 2})  # the run's, not the job's

@@ -50,3 +50,14 @@ def test_bad_arguments_are_exit_2():
     assert error.value.returncode == 2
     with pytest.raises(CommandError):  # argparse: an action not in the table
         run("explode", "--job-id", str(job.pk))
+
+
+def test_an_import_is_audited_as_made_on_the_command_line(tmp_path):
+    job = IntervalJobFactory(name="imported later")
+    export = tmp_path / "jobs.json"
+    call_command("export_jobs", "--output", str(export), stdout=StringIO())
+    job.delete()
+    call_command("import_jobs", str(export), stdout=StringIO())
+    entry = JobAuditEntry.objects.filter(job__name="imported later").get()
+    assert (entry.action, entry.source) == ("create", ChangeSource.COMMAND_LINE)
+    assert entry.actor.startswith(getpass.getuser() + "@")

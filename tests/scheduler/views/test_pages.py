@@ -166,3 +166,10 @@ def test_a_page_of_jobs_is_two_queries_whatever_its_size(fleet, django_assert_nu
     with django_assert_num_queries(2):  # the page's ids in order, then those rows with all a listing shows
         page = job_page(job_search(last_status="failed"), 0, 51)
     assert [job.name for job in page] == ["alpha report"] and page[0].last_execution_status == "failed"
+
+
+def test_an_action_on_a_run_is_not_offered_on_many_jobs(operator, fleet):
+    page = operator.get(JOBS).content.decode()
+    assert 'value="pause"' in page and 'value="cancel"' not in page
+    response = operator.post(f"{JOBS}action/", {"action": "cancel", "all_matching": "1", "confirm": "1"})
+    assert "Choose an action." in operator.get(response["Location"]).content.decode()
