@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -18,26 +18,39 @@ from django.utils.html import format_html, format_html_join
 from scheduler.enums import OverlapPolicy
 from scheduler.models import (
     Calendar,
+    JobAuditEntry,
     JobExecution,
     JobLease,
     JobType,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationSubscription,
     ScheduledJob,
     SchedulerInstance,
     TaskFunction,
 )
 from scheduler.paginators import MAX_PAGE_DEPTH, FleetPaginator
-from scheduler.selectors import job_count_active
+from scheduler.selectors import execution_logs, execution_timeline, job_audit_list, job_count_active
 from scheduler.services import jobs as job_services
+from scheduler.services.audit import audit_changes_words
 from scheduler.services.backfills import BACKFILL_POLICIES, job_backfill
 from scheduler.services.calendars import calendar_dates_parse, calendar_delete, calendar_save
 from scheduler.services.cron import instant_parse, zone_get
 from scheduler.services.job_actions import JOB_ACTIONS, job_action_apply, job_action_permitted
+from scheduler.services.notifications import (
+    channel_save,
+    channel_validate,
+    deliveries_retry,
+    notification_test_send,
+    subscription_save,
+)
 from scheduler.services.schedules import job_planned_starts, job_schedule_describe, job_upcoming_fire_times
 
 FORM_FIELDS = [f for f in job_services.EDITABLE_FIELDS]
 # The form fields of what a declaration in code sets: shown disabled on a job code owns.
 CODE_OWNED_FORM_FIELDS = [f.removesuffix("_id") for f in job_services.CODE_OWNED_FIELDS]
 RECENT_EXECUTIONS = 20
+AUDIT_ENTRIES = 20
 
 
 class ReadOnly:
@@ -220,6 +233,7 @@ class ScheduledJobAdmin(FleetAdmin):
         "disabled_reason",
         "runs_done",
         "audit",
+        "audit_trail",
     )
     actions = [f"{name}_jobs" for name, action in JOB_ACTIONS.items() if not action.on_run] + ["backfill_jobs"]
     fieldsets = (
@@ -275,7 +289,7 @@ class ScheduledJobAdmin(FleetAdmin):
             "Run policies",
             {"fields": ("overlap_policy", "timeout", ("max_retries", "retry_backoff"), "pause_after_failures")},
         ),
-        ("Audit", {"classes": ("collapse",), "fields": ("audit",)}),
+        ("Audit trail", {"fields": ("audit", "audit_trail")}),
     )
 
     class Media:
@@ -351,6 +365,33 @@ class ScheduledJobAdmin(FleetAdmin):
             return "-"
         created = f"created {job.created_at:%Y-%m-%d %H:%M} by {job.created_by or '-'}"
         return f"{created}; updated {job.updated_at:%Y-%m-%d %H:%M} by {job.updated_by or '-'}"
+
+    @admin.display(description=f"Changes (newest {AUDIT_ENTRIES})")
+    def audit_trail(self, job):
+        if not job.pk:
+            return "-"
+        entries = list(job_audit_list(job.pk)[:AUDIT_ENTRIES])
+        if not entries:
+            return "No changes recorded."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{entry.at:%Y-%m-%d %H:%M:%S}",
+                    entry.action,
+                    entry.actor or "-",
+                    entry.get_source_display(),
+                    audit_changes_words(entry),
+                )
+                for entry in entries
+            ),
+        )
+        return format_html(
+            '<table id="audit-trail"><thead><tr><th>When</th><th>Action</th><th>Who</th><th>Through</th>'
+            "<th>What changed</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     # --- writes through the service layer -------------------------------------------------------
 
@@ -552,7 +593,7 @@ class JobExecutionAdmin(ReadOnlyAdmin):
     list_select_related = ("job",)
     # Newest first is the (created_at, id) index; any other order would sort the whole history.
     sortable_by = ()
-    readonly_fields = ("status_shown", "result_pretty", "traceback_pre")
+    readonly_fields = ("status_shown", "timeline", "result_pretty", "traceback_pre", "logs")
     exclude = ("result", "traceback")
     actions = ["cancel_runs"]
 
@@ -587,6 +628,25 @@ class JobExecutionAdmin(ReadOnlyAdmin):
             return queryset.filter(pk=int(term)), False
         job_ids = list(ScheduledJob.objects.active().filter(name=term).values_list("pk", flat=True))
         return queryset.filter(job_id__in=job_ids), False
+
+    @admin.display(description="Timeline")
+    def timeline(self, execution):
+        return format_html_join(
+            ", ",
+            "{} at {}",
+            ((step.status, f"{step.at:%Y-%m-%d %H:%M:%S.%f}"[:-3]) for step in execution_timeline(execution)),
+        )
+
+    @admin.display(description="Logs")
+    def logs(self, execution):
+        records, cut = execution_logs(execution)
+        if not records:
+            return "Nothing logged."
+        lines = format_html_join(
+            "\n", "{} {} {} {}", ((r["at"], r["level"], r["logger"], r["message"]) for r in records)
+        )
+        note = f" ({cut} records cut)" if cut else ""
+        return format_html('<pre id="execution-logs">{}</pre>{}', lines, note)
 
     @admin.display(description="Result")
     def result_pretty(self, execution):
@@ -669,6 +729,19 @@ def _today_in(timezone_name) -> str:
         return timezone.now().date().isoformat()
 
 
+@admin.register(JobAuditEntry)
+class JobAuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("at", "job", "action", "actor", "source", "what_changed")
+    list_filter = ("source", "action")
+    search_fields = ("job__name", "actor")
+    list_select_related = ("job",)
+    date_hierarchy = "at"
+
+    @admin.display(description="What changed")
+    def what_changed(self, entry):
+        return audit_changes_words(entry)
+
+
 @admin.register(JobLease)
 class JobLeaseAdmin(ReadOnlyAdmin):
     list_display = ("job", "execution", "locked_by", "locked_at", "expires_at")
@@ -698,6 +771,139 @@ class SchedulerInstanceAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="Alive", ordering="alive_now")
     def alive(self, instance):
         return instance.alive_now
+
+
+# --- notifications ------------------------------------------------------------------------------
+
+
+class NotificationChannelForm(forms.ModelForm):
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "kind", "target", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") and "target" in cleaned:
+            try:
+                cleaned["target"] = channel_validate(cleaned["kind"], cleaned["target"])
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    self.add_error(field, errors)
+        return cleaned
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    form = NotificationChannelForm
+    list_display = ("name", "kind", "target", "is_active", "subscription_count")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name", "target")
+    actions = ["send_test"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(subscription_total=Count("subscriptions"))
+
+    @admin.display(description="Subscriptions", ordering="subscription_total")
+    def subscription_count(self, channel):
+        return channel.subscription_total
+
+    def save_model(self, request, obj, form, change):
+        channel_save(obj)
+
+    @admin.action(description="Send a test notification", permissions=["change"])
+    def send_test(self, request, queryset):
+        for channel in queryset:
+            notification_test_send(channel, user=request.user)
+        self.message_user(
+            request,
+            f"Queued a test notification to {queryset.count()} channel(s); a scheduler process sends it within "
+            f"SCHEDULER_NOTIFY_INTERVAL. See Notification deliveries for the outcome.",
+            messages.SUCCESS,
+        )
+
+
+class NotificationSubscriptionForm(forms.ModelForm):
+    class Meta:
+        model = NotificationSubscription
+        fields = [
+            "channel",
+            "job",
+            "on_failed",
+            "on_recovered",
+            "on_missed",
+            "on_skipped",
+            "on_deadman",
+            "deadman_grace",
+            "is_active",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["job"].queryset = ScheduledJob.objects.active()
+
+    def clean(self):
+        cleaned = super().clean()
+        events = ("on_failed", "on_recovered", "on_missed", "on_skipped", "on_deadman")
+        if not any(cleaned.get(name) for name in events):
+            raise ValidationError("Choose at least one event to notify about.")
+        return cleaned
+
+
+@admin.register(NotificationSubscription)
+class NotificationSubscriptionAdmin(admin.ModelAdmin):
+    form = NotificationSubscriptionForm
+    list_display = (
+        "channel",
+        "job_or_all",
+        "on_failed",
+        "on_recovered",
+        "on_missed",
+        "on_skipped",
+        "on_deadman",
+        "deadman_grace",
+        "is_active",
+    )
+    list_filter = ("channel", "is_active", "on_deadman")
+    list_select_related = ("channel", "job")
+    raw_id_fields = ("job",)
+    search_fields = ("job__name", "channel__name")
+
+    @admin.display(description="Job", ordering="job__name")
+    def job_or_all(self, subscription):
+        return subscription.job.name if subscription.job_id else "every job"
+
+    def save_model(self, request, obj, form, change):
+        subscription_save(obj)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    """The outbox: each event for each channel, and whether it went (and if not, why)."""
+
+    list_display = ("created_at", "event", "job", "channel", "status", "attempts", "sent_at", "last_error_short")
+    list_filter = ("status", "event", "channel")
+    list_select_related = ("channel", "job")
+    search_fields = ("job__name", "event_key", "last_error")
+    date_hierarchy = "created_at"
+    actions = ["retry_now"]
+    readonly_fields = ("payload_pretty",)
+    exclude = ("payload",)
+
+    @admin.display(description="Last error")
+    def last_error_short(self, delivery):
+        return (delivery.last_error[:120] + "...") if len(delivery.last_error) > 120 else (delivery.last_error or "-")
+
+    @admin.display(description="Payload (webhook body)")
+    def payload_pretty(self, delivery):
+        return format_html("<pre>{}</pre>", json.dumps(delivery.payload, indent=2, default=str))
+
+    @admin.action(description="Retry the selected failed deliveries now", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        retried = deliveries_retry(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{retried} failed deliveries will be sent again.", messages.SUCCESS)
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("scheduler.change_notificationchannel")
 
 
 def _admin_job_action(name: str):

@@ -1,4 +1,4 @@
-"""App config: the task-function registry, and after each migrate: task functions, declared jobs, summary triggers."""
+"""App config: loads the task-function registry and, after each migrate, syncs task functions and declared jobs."""
 
 from django.apps import AppConfig
 from django.core.exceptions import FieldDoesNotExist

@@ -27,6 +27,8 @@ RAN_STATUSES = (ExecutionStatus.SUCCESS, *FAILURE_STATUSES)
 STARTED_STATUSES = (ExecutionStatus.RUNNING, *RAN_STATUSES)
 # A run that may still be cancelled.
 CANCELLABLE_STATUSES = UNFINISHED_STATUSES
+# Runs that ended without success: what notifications are about.
+TROUBLE_STATUSES = (*FAILURE_STATUSES, ExecutionStatus.MISSED, ExecutionStatus.SKIPPED)
 
 
 class ExecutionTrigger(models.TextChoices):
@@ -70,3 +72,40 @@ OVERLAP_WAITING_LIMIT = {
     OverlapPolicy.CANCEL_OTHER: 1,
     OverlapPolicy.TERMINATE_OTHER: 1,
 }
+
+
+class ChangeSource(models.TextChoices):
+    """Through what a job was changed (its audit trail says)."""
+
+    ADMIN = "admin"
+    API = "api"
+    DASHBOARD = "dashboard"
+    COMMAND_LINE = "command_line", "command line"
+    CODE_SYNC = "code_sync", "code sync"
+    SCHEDULER = "scheduler"  # the engine itself (a job whose schedule has no next fire time is paused)
+    CODE = "code"  # a service called from Python with no other source declared
+
+
+class NotificationKind(models.TextChoices):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class NotificationEvent(models.TextChoices):
+    FAILED = "failed", "run failed"
+    RECOVERED = "recovered"
+    MISSED = "missed", "runs missed"
+    SKIPPED = "skipped", "runs skipped"
+    DEADMAN = "deadman", "dead-man: no successful run"
+    TEST = "test", "test notification"
+
+
+# The events a subscription chooses among (a test notification goes to one channel on request).
+SUBSCRIBABLE_EVENTS = tuple(e for e in NotificationEvent if e != NotificationEvent.TEST)
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for its first attempt or a retry
+    SENDING = "sending"  # claimed by a scheduler process
+    SENT = "sent"
+    FAILED = "failed"  # every attempt failed; see last_error

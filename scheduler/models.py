@@ -6,7 +6,14 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from scheduler.enums import FIRE_TIME_TRIGGERS, ExecutionStatus, ExecutionTrigger, JobState, OverlapPolicy
+from scheduler.enums import (
+    FIRE_TIME_TRIGGERS,
+    TROUBLE_STATUSES,
+    ExecutionStatus,
+    ExecutionTrigger,
+    JobState,
+    OverlapPolicy,
+)
 from scheduler.querysets import (
     JOB_STATE_FILTERS,
     START_TIME,
@@ -452,6 +459,13 @@ class JobExecution(models.Model):
                 name="scheduler_exec_waiting_idx",
                 condition=Q(status=ExecutionStatus.WAITING),
             ),
+            # The notifiers' read: runs that ended badly, by when they ended. Successful runs (the
+            # bulk) never enter it, so recording them costs nothing more.
+            models.Index(
+                fields=["finished_at", "id"],
+                name="scheduler_exec_trouble_idx",
+                condition=Q(status__in=TROUBLE_STATUSES),
+            ),
         ]
         constraints = [
             # A fire time runs once, as a scheduled run or a backfilled one (the PostgreSQL
@@ -614,3 +628,16 @@ class JobTally(models.Model):
 
     def __str__(self):
         return f"active={self.is_active} enabled={self.is_enabled} paused={self.is_paused}: {self.jobs}"
+
+
+# The operator's tools (audit trail, run logs, notifications) have their tables in a module of
+# their own; importing them here is what registers them with the app.
+from scheduler.operator_models import (  # noqa: E402, F401
+    ExecutionLog,
+    JobAlertState,
+    JobAuditEntry,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationSubscription,
+    NotifierCursor,
+)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from scheduler.enums import (
     FINISHED_STATUSES,
     UNFINISHED_STATUSES,
+    DeliveryStatus,
     ExecutionStatus,
     ExecutionTrigger,
     JobState,
@@ -235,3 +236,22 @@ class InstanceQuerySet(models.QuerySet):
         by the database's own clock (heartbeats are written on it, whatever this host's says)."""
         cutoff = alive_cutoff(now) if now is not None else Now() - alive_window()
         return self.filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)
+
+
+class AuditQuerySet(models.QuerySet):
+    def of_job(self, job_id):
+        """A job's audit trail, newest first (through the (job, at) index)."""
+        return self.filter(job_id=job_id).order_by("-at", "-pk")
+
+
+class SubscriptionQuerySet(models.QuerySet):
+    def live(self):
+        """Subscriptions that notify: active, on an active channel."""
+        return self.filter(is_active=True, channel__is_active=True)
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def due(self, now):
+        """Deliveries to attempt now: waiting and due, or claimed by a sender that stopped before it
+        recorded the outcome (a claim moves next_attempt_at to the end of its lease)."""
+        return self.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.SENDING), next_attempt_at__lte=now)

@@ -1,7 +1,12 @@
 """Built-in task functions: useful for trying the scheduler, for tests, and for housekeeping."""
 
+import logging
+
 from scheduler.registry import current_run, task_function
 from scheduler.services.retention import executions_cleanup
+
+# What a task function logs while it runs is kept with its execution (README: "The logs of each run").
+logger = logging.getLogger("tasks.functions")
 
 
 @task_function(description="Does nothing; for trying the scheduler and measuring its overhead.")
@@ -9,8 +14,9 @@ def noop(*args, **kwargs):
     return None
 
 
-@task_function(description="Returns its arguments, to check what a job passes.")
+@task_function(description="Logs and returns its arguments, to check what a job passes.")
 def echo(*args, **kwargs):
+    logger.info("echo: args=%r kwargs=%r", list(args), kwargs)
     return {"args": list(args), "kwargs": kwargs}
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from tests.factories import CronJobFactory, IntervalJobFactory, UserFactory
+from tests.notification_servers import SMTPServer, WebhookReceiver
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -121,3 +122,23 @@ def clean_registry():
     for name in set(sys.modules) - modules:
         if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("sample_"):
             del sys.modules[name]
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on a free port, and Django's SMTP email backend pointed at it."""
+    server = SMTPServer().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook_receiver():
+    """A real HTTP server recording the JSON posted to it (set .fail to answer 500 that many times)."""
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()

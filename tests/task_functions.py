@@ -1,5 +1,6 @@
 """Task functions registered only in tests (SCHEDULER_TASK_MODULES adds this module)."""
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -39,3 +40,12 @@ def sleep_ignoring_cancels(seconds: float = 30, marker: str = "", **kwargs):
     time.sleep(float(seconds))
     Path(f"{marker}.finished").write_text(str(os.getpid()))
     return {"slept": float(seconds)}
+
+
+@task_function(description="Offloaded run that logs `lines` lines, then fails if asked to.", offload=True)
+def log_offloaded(lines: int = 3, fail: bool = False, **kwargs):
+    for number in range(int(lines)):
+        logging.getLogger("tests.worker").info("worker line %d", number + 1)
+    if fail:
+        raise RuntimeError("failed after logging")
+    return {"logged": int(lines)}

@@ -1,5 +1,6 @@
 """Base settings: the one place that reads the environment; defaults give zero-setup SQLite mode."""
 
+import logging
 from pathlib import Path
 
 import environ
@@ -74,6 +75,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Job changes made while answering a request are audited as made through the admin, the API
+    # or the dashboard (scheduler/middleware.py).
+    "scheduler.middleware.ChangeSourceMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -109,6 +113,18 @@ STORAGES = {
 }
 LOGIN_URL = "admin:login"
 
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").strip().upper() or "INFO"
+# What a run keeps of its task function's log records (README: "The logs of each run"): the level,
+# and a bound on each run's records and characters (the first and the last half are kept).
+SCHEDULER_RUN_LOG_LEVEL = env("SCHEDULER_RUN_LOG_LEVEL", default="INFO").strip().upper() or "INFO"
+for _name, _level in (("LOG_LEVEL", LOG_LEVEL), ("SCHEDULER_RUN_LOG_LEVEL", SCHEDULER_RUN_LOG_LEVEL)):
+    if not isinstance(logging.getLevelName(_level), int):
+        raise ImproperlyConfigured(f"{_name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {_level!r}.")
+SCHEDULER_RUN_LOG_MAX_RECORDS = env.int("SCHEDULER_RUN_LOG_MAX_RECORDS", default=200)
+SCHEDULER_RUN_LOG_MAX_CHARS = env.int("SCHEDULER_RUN_LOG_MAX_CHARS", default=65536)
+if SCHEDULER_RUN_LOG_MAX_RECORDS < 2 or SCHEDULER_RUN_LOG_MAX_CHARS < 200:
+    raise ImproperlyConfigured("SCHEDULER_RUN_LOG_MAX_RECORDS must be at least 2 and SCHEDULER_RUN_LOG_MAX_CHARS 200.")
+
 # LOG_FORMAT=json writes one JSON object per line (for log shippers); plain is for people.
 # Empty counts as unset, as an empty line in a .env file usually means.
 LOG_FORMAT = env("LOG_FORMAT", default="plain").strip().lower() or "plain"
@@ -126,8 +142,17 @@ LOGGING = {
         },
         "json": {"()": "scheduler.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+            "level": LOG_LEVEL,
+        }
+    },
+    # The root lets through what the console shows and what runs keep in their logs
+    # (SCHEDULER_RUN_LOG_LEVEL): a record below a logger's level is never even created.
+    "root": {"handlers": ["console"], "level": min(LOG_LEVEL, SCHEDULER_RUN_LOG_LEVEL, key=logging.getLevelName)},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
@@ -170,6 +195,27 @@ SCHEDULER_CLOCK_SKEW_WARNING = env.float("SCHEDULER_CLOCK_SKEW_WARNING", default
 SCHEDULER_METRICS_TOKEN = env("SCHEDULER_METRICS_TOKEN", default="").strip()
 # How many of the jobs failing most /metrics names (its one per-job series); 0 for none.
 SCHEDULER_METRICS_FAILING_JOBS = env.int("SCHEDULER_METRICS_FAILING_JOBS", default=10)
+
+# The most jobs one dashboard action on many jobs changes in one request (the rest: take it again).
+SCHEDULER_BULK_ACTION_LIMIT = env.int("SCHEDULER_BULK_ACTION_LIMIT", default=1000)
+
+# --- Notifications (README: "Notifications and dead-man alerts") -----------------------------
+# Email goes through Django's email backend: EMAIL_URL as django-environ reads it, e.g.
+# smtp://user:password@mail.example.com:587/?tls=True, or consolemail:// to print them.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="scheduler@localhost")
+# Seconds between each scheduler process's passes over new events and due deliveries.
+SCHEDULER_NOTIFY_INTERVAL = env.float("SCHEDULER_NOTIFY_INTERVAL", default=5.0)
+# At most one notification per job, event and channel in each window of this many seconds (0: one per run).
+SCHEDULER_NOTIFY_WINDOW = env.int("SCHEDULER_NOTIFY_WINDOW", default=600)
+# A delivery that fails is retried after SCHEDULER_NOTIFY_RETRY_BACKOFF seconds, doubling each time
+# (at most an hour), until SCHEDULER_NOTIFY_MAX_ATTEMPTS attempts have failed.
+SCHEDULER_NOTIFY_RETRY_BACKOFF = env.float("SCHEDULER_NOTIFY_RETRY_BACKOFF", default=30.0)
+SCHEDULER_NOTIFY_MAX_ATTEMPTS = env.int("SCHEDULER_NOTIFY_MAX_ATTEMPTS", default=6)
+# Longest wait for an SMTP server or a webhook to answer one delivery.
+SCHEDULER_NOTIFY_TIMEOUT = env.float("SCHEDULER_NOTIFY_TIMEOUT", default=10.0)
+# Where the dashboard is served, for links in notifications (e.g. https://scheduler.example.com).
+SCHEDULER_BASE_URL = env("SCHEDULER_BASE_URL", default="").rstrip("/")
 
 # --- Celery ----------------------------------------------------------------------------------
 # No broker (the default) means offloaded task functions run inside the scheduler process.
@@ -224,7 +270,8 @@ REST_FRAMEWORK = {
 JSON_CAMEL_CASE = {
     "JSON_UNDERSCOREIZE": {
         "no_underscore_before_number": False,
-        "ignore_fields": ("args", "kwargs", "result"),
+        # An audit entry's `changes` names fields in camelCase itself; the values are the user's.
+        "ignore_fields": ("args", "kwargs", "result", "changes"),
         "ignore_keys": None,
     },
 }

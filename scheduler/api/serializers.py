@@ -9,21 +9,24 @@ from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from djangorestframework_camel_case.util import camelize_re, underscore_to_camel
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from scheduler.enums import ExecutionStatus, ExecutionTrigger, OverlapPolicy
+from scheduler.enums import ChangeSource, ExecutionStatus, ExecutionTrigger, OverlapPolicy
 from scheduler.models import (
     MAX_INSTANCES_LIMIT,
     MAX_JITTER_SECONDS,
     MAX_RETRIES_LIMIT,
     Calendar,
+    JobAuditEntry,
     JobExecution,
     JobType,
     ScheduledJob,
     TaskFunction,
 )
+from scheduler.selectors import execution_logs, execution_timeline
 from scheduler.services.backfills import BACKFILL_POLICIES
 from scheduler.services.cron import instant_parse
 from scheduler.services.job_actions import JOB_ACTION_NAMES, JOB_ACTION_NAMES_IN_WORDS, JOB_ACTIONS
@@ -377,6 +380,30 @@ class JobActionSerializer(StrictInputSerializer):
         return attrs
 
 
+class AuditEntrySerializer(serializers.ModelSerializer):
+    """One change to a job: who, when, through what, and the fields before and after."""
+
+    user = serializers.CharField(source="user.username", read_only=True, allow_null=True)
+    source = serializers.ChoiceField(
+        choices=ChangeSource.choices, read_only=True, help_text="Through what: admin, api, dashboard, ..."
+    )
+    changes = serializers.SerializerMethodField(
+        help_text="Each changed field (camelCase) with its value before and after: "
+        '{"priority": {"before": 0, "after": 5}}.'
+    )
+    details = serializers.DictField(read_only=True, help_text="What the fields do not show: reason, executionId.")
+
+    @extend_schema_field(serializers.DictField(child=serializers.DictField()))
+    def get_changes(self, entry) -> dict:
+        # The renderer leaves `changes` alone (JSON_CAMEL_CASE): the values are the job's data.
+        return {camelize_re.sub(underscore_to_camel, name): change for name, change in entry.changes.items()}
+
+    class Meta:
+        model = JobAuditEntry
+        fields = ["id", "action", "at", "user", "actor", "source", "changes", "details"]
+        read_only_fields = fields
+
+
 # --- executions ------------------------------------------------------------------------------------
 
 
@@ -469,6 +496,52 @@ class CalendarSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class LogRecordSerializer(serializers.Serializer):
+    at = serializers.CharField(help_text="When it was logged (ISO 8601, UTC).")
+    level = serializers.CharField()
+    logger = serializers.CharField()
+    message = serializers.CharField(help_text="With the traceback, for a record logged with one.")
+    cut = serializers.IntegerField(required=False, help_text="Only on the marker: how many records were cut there.")
+
+
+class TimelineStepSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    at = serializers.DateTimeField()
+
+
+class ExecutionDetailSerializer(ExecutionSerializer):
+    """One run with everything about it: its job, arguments, outcome, logs and the timeline of its states."""
+
+    job_name = serializers.CharField(source="job.name", read_only=True)
+    task_function_name = serializers.CharField(source="job.task_function.name", read_only=True)
+    logs = serializers.SerializerMethodField(help_text="What the task function logged while it ran, oldest first.")
+    logs_cut = serializers.SerializerMethodField(help_text="Log records left out to keep the run's log bounded.")
+    timeline = serializers.SerializerMethodField(help_text="Each state the run entered, and when.")
+
+    class Meta(ExecutionSerializer.Meta):
+        fields = [
+            *ExecutionSerializer.Meta.fields,
+            "job_name",
+            "task_function_name",
+            "logs",
+            "logs_cut",
+            "timeline",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(LogRecordSerializer(many=True))
+    def get_logs(self, execution) -> list:
+        return execution_logs(execution)[0]
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_logs_cut(self, execution) -> int:
+        return execution_logs(execution)[1]
+
+    @extend_schema_field(TimelineStepSerializer(many=True))
+    def get_timeline(self, execution) -> list:
+        return TimelineStepSerializer(execution_timeline(execution), many=True).data
+
+
 # --- task functions --------------------------------------------------------------------------------
 
 
@@ -508,10 +581,13 @@ class JobCountsSerializer(serializers.Serializer):
 
 
 class ExecutionCountsSerializer(serializers.Serializer):
-    pending = serializers.IntegerField(help_text="Waiting to start, now.")
+    pending = serializers.IntegerField(help_text="Due and about to start, now.")
+    waiting = serializers.IntegerField(help_text="Kept waiting for a slot by their job's overlap policy, now.")
     running = serializers.IntegerField(help_text="Running, now.")
     succeeded = serializers.IntegerField(help_text="Finished successfully within the window.")
     failed = serializers.IntegerField(help_text="Failed within the window.")
+    timed_out = serializers.IntegerField(help_text="Ended past their timeout within the window.")
+    cancelled = serializers.IntegerField(help_text="Cancelled within the window.")
     skipped = serializers.IntegerField(help_text="Skipped (max instances reached) within the window.")
     missed = serializers.IntegerField(help_text="Missed (later than the grace time) within the window.")
     window_hours = serializers.IntegerField(help_text="The window: the last this many hours.")

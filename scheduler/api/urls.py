@@ -6,6 +6,8 @@ from rest_framework.routers import SimpleRouter
 from scheduler.api.views import (
     CalendarViewSet,
     CronPreviewView,
+    ExecutionDetailView,
+    JobAuditView,
     JobHistoryView,
     JobPreviewView,
     JobViewSet,
@@ -34,6 +36,8 @@ urlpatterns = [
     re_path(r"^cron/preview/?$", CronPreviewView.as_view(), name="cron-preview"),
     re_path(r"^jobs/(?P<pk>[^/]+)/history/?$", JobHistoryView.as_view(), name="job-history"),
     re_path(r"^jobs/(?P<pk>[^/]+)/preview/?$", JobPreviewView.as_view(), name="job-preview"),
+    re_path(r"^jobs/(?P<pk>[^/]+)/audit/?$", JobAuditView.as_view(), name="job-audit"),
+    re_path(r"^executions/(?P<pk>[^/]+)/?$", ExecutionDetailView.as_view(), name="execution-detail"),
     *router.urls,
     re_path(r"", api_not_found),
 ]

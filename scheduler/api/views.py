@@ -17,11 +17,13 @@ from scheduler.api import schema
 from scheduler.api.filters import ExecutionFilter, JobFilter, TaskFunctionFilter
 from scheduler.api.permissions import CanReadCalendars, CanReadJobs, CanReadTaskFunctions, JobPermissions
 from scheduler.api.serializers import (
+    AuditEntrySerializer,
     BackfillResultSerializer,
     BackfillSerializer,
     CalendarSerializer,
     CronPreviewQuerySerializer,
     CronPreviewSerializer,
+    ExecutionDetailSerializer,
     ExecutionSerializer,
     JobActionSerializer,
     JobPreviewQuerySerializer,
@@ -32,7 +34,7 @@ from scheduler.api.serializers import (
     TaskFunctionSerializer,
 )
 from scheduler.enums import ExecutionStatus
-from scheduler.models import JobExecution, ScheduledJob, TaskFunction
+from scheduler.models import JobAuditEntry, JobExecution, ScheduledJob, TaskFunction
 from scheduler.services.backfills import job_backfill
 from scheduler.services.job_actions import JOB_ACTION_NAMES_IN_WORDS, job_action_apply, job_action_require
 from scheduler.services.jobs import job_create, job_delete, job_update
@@ -235,6 +237,61 @@ class JobHistoryView(ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no job in hand
             return JobExecution.objects.none()
         return selectors.job_execution_list(active_job_or_404(self.kwargs["pk"]))
+
+
+def any_job_or_404(job_id) -> ScheduledJob:
+    """The job with this id, deleted or not, or a 404 (also for a malformed id)."""
+    try:
+        job = selectors.job_any_get(job_id)
+    except (TypeError, ValueError, DjangoValidationError):
+        job = None
+    if job is None:
+        raise NotFound("No job with this id.")
+    return job
+
+
+@extend_schema(
+    summary="A job's audit trail, newest first",
+    description=(
+        "Every change to the job: create, edit (the fields before and after), delete, pause, resume, "
+        "enable, disable, trigger and any other action, with who made it, when, and through what "
+        "(admin, api, dashboard, command_line, code_sync, scheduler, code). A deleted job keeps its trail."
+    ),
+    parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The job's id.")],
+    responses={200: AuditEntrySerializer(many=True), **schema.LIST_ERRORS},
+)
+class JobAuditView(ListAPIView):
+    """The audit trail of one job (deleted jobs included), newest first."""
+
+    permission_classes = [CanReadJobs]
+    serializer_class = AuditEntrySerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return JobAuditEntry.objects.none()
+        return selectors.job_audit_list(any_job_or_404(self.kwargs["pk"]).pk)
+
+
+class ExecutionDetailView(APIView):
+    """One execution with its logs, arguments, outcome and the timeline of its states."""
+
+    permission_classes = [CanReadJobs]
+
+    @extend_schema(
+        summary="One execution: logs, arguments, result, error, traceback, timeline",
+        description="Executions of deleted jobs stay readable, as their history does.",
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The execution's id.")],
+        responses={200: ExecutionDetailSerializer, **schema.DETAIL_ERRORS},
+    )
+    def get(self, request, pk):
+        try:
+            execution = selectors.execution_get(pk)
+        except (TypeError, ValueError, DjangoValidationError):
+            execution = None
+        if execution is None:
+            raise NotFound("No execution with this id (history retention may have deleted it).")
+        return Response(ExecutionDetailSerializer(execution).data)
 
 
 @extend_schema_view(

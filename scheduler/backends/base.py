@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 from scheduler.enums import FINISHED_STATUSES, RAN_STATUSES, UNFINISHED_STATUSES, ExecutionStatus, ExecutionTrigger
-from scheduler.models import SUMMARY_BUCKETS, ExecutionSummary, JobExecution, JobLease, JobTally, ScheduledJob
+from scheduler.models import (
+    SUMMARY_BUCKETS,
+    ExecutionSummary,
+    JobExecution,
+    JobLease,
+    JobTally,
+    NotificationDelivery,
+    ScheduledJob,
+)
 
 # The columns of a lifecycle row (services.executions): a None in these keeps what the row
 # holds; the outcome columns are always set.
@@ -51,6 +59,7 @@ class Backend:
     job_table = ScheduledJob._meta.db_table
     summary_table = ExecutionSummary._meta.db_table
     tally_table = JobTally._meta.db_table
+    delivery_table = NotificationDelivery._meta.db_table
 
     # --- claims -------------------------------------------------------------------------------
 
@@ -69,6 +78,14 @@ class Backend:
 
     def jobs_advance(self, jobs: list[tuple[int, datetime | None, datetime | None, datetime | None]]) -> None:
         """Write (job id, next_run_time, last_run_time, next_start_at) of each claimed job."""
+        raise NotImplementedError
+
+    # --- notifications ------------------------------------------------------------------------
+
+    def deliveries_claim(self, *, instance_id: str, now: datetime, lease_until: datetime, limit: int) -> list[int]:
+        """Claim up to `limit` due notification deliveries for this process (services.deliveries):
+        each moves to sending, held until `lease_until`, with one more attempt counted. Two
+        processes never claim the same delivery. Returns their ids."""
         raise NotImplementedError
 
     # --- run outcomes ----------------------------------------------------------------------------

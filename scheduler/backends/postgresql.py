@@ -20,7 +20,7 @@ from django.db.backends.signals import connection_created
 
 from scheduler import clock
 from scheduler.backends.base import ALWAYS_SET, KEPT_UNLESS_GIVEN, UNFINISHED_SQL, Backend, run_key
-from scheduler.enums import FIRE_TIME_TRIGGERS, UNFINISHED_STATUSES, ExecutionStatus
+from scheduler.enums import FIRE_TIME_TRIGGERS, UNFINISHED_STATUSES, DeliveryStatus, ExecutionStatus
 
 logger = logging.getLogger("scheduler.engine")
 NOTIFY_CHANNEL = "scheduler_changes"
@@ -176,6 +176,35 @@ class PostgreSQLBackend(Backend):
                 },
             )
             return {pk for (pk,) in cursor}
+
+    def deliveries_claim(self, *, instance_id, now, lease_until, limit):
+        """One statement: the due rows are locked with SKIP LOCKED, so a row another process is
+        claiming is passed over, not waited for; the claim commits durably (claim_durable)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {self.quote(self.delivery_table)} AS d
+                SET status = %(sending)s, claimed_by = %(instance_id)s, attempts = d.attempts + 1,
+                    lease_expires_at = %(lease_until)s, next_attempt_at = %(lease_until)s
+                WHERE d.id IN (
+                    SELECT id FROM {self.quote(self.delivery_table)}
+                    WHERE status IN (%(pending)s, %(sending)s) AND next_attempt_at <= %(now)s
+                    ORDER BY next_attempt_at, id
+                    LIMIT %(limit)s
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING d.id
+                """,
+                {
+                    "sending": DeliveryStatus.SENDING,
+                    "pending": DeliveryStatus.PENDING,
+                    "instance_id": instance_id,
+                    "lease_until": lease_until,
+                    "now": now,
+                    "limit": limit,
+                },
+            )
+            return sorted(pk for (pk,) in cursor)
 
     def engine_sessions(self, *, is_engine_thread) -> None:
         """synchronous_commit off: run outcomes are recorded without waiting for the WAL flush, the

@@ -4,6 +4,7 @@ import fcntl
 from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.models import F
 
 from scheduler.backends.base import (
     ALWAYS_SET,
@@ -13,8 +14,8 @@ from scheduler.backends.base import (
     SchedulerAlreadyRunning,
     run_key,
 )
-from scheduler.enums import UNFINISHED_STATUSES, ExecutionStatus
-from scheduler.models import JobExecution, JobLease, ScheduledJob, TaskFunction
+from scheduler.enums import UNFINISHED_STATUSES, DeliveryStatus, ExecutionStatus
+from scheduler.models import JobExecution, JobLease, NotificationDelivery, ScheduledJob, TaskFunction
 
 # Without LISTEN/NOTIFY the poll is the only way to hear about manual runs soon.
 MAX_POLL_INTERVAL = 0.5
@@ -180,6 +181,23 @@ class SQLiteBackend(Backend):
                 deleted = cursor.rowcount
         last = (rows[-1][1], rows[-1][0]) if len(rows) >= batch_size else None
         return deleted, last
+
+    def deliveries_claim(self, *, instance_id, now, lease_until, limit):
+        # One scheduler process, and the IMMEDIATE transaction holds the write lock from BEGIN.
+        with transaction.atomic():
+            ids = list(
+                NotificationDelivery.objects.due(now)
+                .order_by("next_attempt_at", "pk")
+                .values_list("pk", flat=True)[:limit]
+            )
+            NotificationDelivery.objects.filter(pk__in=ids).update(
+                status=DeliveryStatus.SENDING,
+                claimed_by=instance_id,
+                attempts=F("attempts") + 1,
+                lease_expires_at=lease_until,
+                next_attempt_at=lease_until,
+            )
+        return ids
 
     def poll_interval(self, configured: float) -> float:
         return min(configured, MAX_POLL_INTERVAL)

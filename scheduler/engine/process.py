@@ -20,6 +20,7 @@ from scheduler.backends import SchedulerAlreadyRunning, backend
 from scheduler.engine.apscheduler_glue import APSCHEDULER_THREAD, RunQueueExecutor
 from scheduler.engine.cancels import CancelWatcher
 from scheduler.engine.jobstore import CLAIM_LANE_PREFIX, DatabaseJobStore
+from scheduler.engine.notifier import Notifier
 from scheduler.engine.recorder import BatchRecorder
 from scheduler.engine.runner import Runner
 from scheduler.engine.watchdog import Watchdog
@@ -43,7 +44,7 @@ logger = logging.getLogger("scheduler.engine")
 
 
 # The threads whose sessions are the engine's own: this process's main thread, APScheduler's loop
-# (claims), the extra claim lanes, the recorder, the heartbeat and the cancel watcher.
+# (claims), the extra claim lanes, the recorder, the heartbeat, the cancel watcher and the notifier.
 HEARTBEAT_THREAD = "scheduler-heartbeat"
 ENGINE_THREADS = (
     "MainThread",
@@ -51,6 +52,7 @@ ENGINE_THREADS = (
     BatchRecorder.THREAD_NAME,
     HEARTBEAT_THREAD,
     CancelWatcher.THREAD_NAME,
+    Notifier.THREAD_NAME,
 )
 # The receiver of in-process change announcements (a retry scheduled, a slot freed) by this process.
 CHANGES_HEARD = "scheduler-engine-changes"
@@ -100,6 +102,7 @@ class SchedulerProcess:
         self.runner = None
         self.watchdog = None
         self.cancel_watcher = None
+        self.notifier = None
         self.clock_offset = None
         self.log_extra = {"instance_id": self.instance_id}
 
@@ -143,6 +146,13 @@ class SchedulerProcess:
         self.cancel_watcher.start()
         self._start_thread(HEARTBEAT_THREAD, self._heartbeat_loop)
         self._start_thread("scheduler-poll", self._poll_loop)
+        self.notifier = Notifier(
+            instance_id=self.instance_id,
+            interval=settings.SCHEDULER_NOTIFY_INTERVAL,
+            stop_event=self._threads_stop,
+            guard=self.watchdog.guard,
+        )
+        self.notifier.start()
         schedule_changed.connect(self._changes_heard, weak=False, dispatch_uid=CHANGES_HEARD)
         listener = db.change_listener(self._wakeup, self._threads_stop)
         if listener is not None:
@@ -190,6 +200,8 @@ class SchedulerProcess:
         unstarted, running = self.runner.close(self.config.shutdown_timeout)
         self.scheduler.shutdown(wait=False)
         self.recorder.stop()  # every finished run's outcome is written before anything else
+        # A delivery being sent is recorded before the process goes (sends are bounded by a timeout).
+        self.notifier.join(settings.SCHEDULER_NOTIFY_TIMEOUT + 5)
         # This thread's connection dates from start-up; a failover since may have killed it.
         connection.close()
         if unstarted or running:

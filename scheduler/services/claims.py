@@ -18,8 +18,9 @@ from django.db.models import Count, Q
 from scheduler import clock
 from scheduler.backends import NewRun, backend
 from scheduler.backends.base import run_key
-from scheduler.enums import OVERLAP_WAITING_LIMIT, ExecutionStatus, ExecutionTrigger
+from scheduler.enums import OVERLAP_WAITING_LIMIT, ChangeSource, ExecutionStatus, ExecutionTrigger
 from scheduler.models import Calendar, JobExecution, JobLease, ScheduledJob
+from scheduler.services.audit import job_change
 from scheduler.services.cancels import executions_stop_oldest
 from scheduler.services.leases import lease_expiry, leases_held, leases_release
 from scheduler.services.overlap import STOPS_OLDEST, Occupancy, buffers, run_admit
@@ -330,10 +331,14 @@ def _jobs_bounded_outcome(advanced: list[DueJob], planned_runs, inserted) -> lis
 def _jobs_bounded_write(outcomes: list[_JobEnd]) -> None:
     for outcome in outcomes:
         fields = {} if outcome.scheduled_runs is None else {"scheduled_runs": outcome.scheduled_runs}
-        if outcome.reason:
-            fields.update(is_enabled=False, disabled_reason=outcome.reason[:300], next_start_at=None)
-            logger.info("Job %s disabled: %s", outcome.job_id, outcome.reason, extra={"job_id": outcome.job_id})
-        ScheduledJob.objects.filter(pk=outcome.job_id).update(**fields)
+        if not outcome.reason:  # a max_runs job's count only
+            ScheduledJob.objects.filter(pk=outcome.job_id).update(**fields)
+            continue
+        fields.update(is_enabled=False, disabled_reason=outcome.reason[:300], next_start_at=None)
+        reason = outcome.reason[:300]
+        with job_change("disable", outcome.job_id, source=ChangeSource.SCHEDULER, actor="the scheduler", reason=reason):
+            ScheduledJob.objects.filter(pk=outcome.job_id).update(**fields)
+        logger.info("Job %s disabled: %s", outcome.job_id, outcome.reason, extra={"job_id": outcome.job_id})
 
 
 def _next_start(job: DueJob) -> datetime | None:
@@ -577,7 +582,8 @@ def _job_unschedulable(job: DueJob, exc: Exception) -> None:
     """Pause a job whose schedule has no next fire time (an expression the cron rules no longer
     let match any date), saying why, so it stops coming due and the operator sees it."""
     reason = f"paused by the scheduler: its schedule has no next fire time ({exc}); fix the schedule, then resume"
-    ScheduledJob.objects.filter(pk=job.pk).update(is_paused=True, pause_reason=reason[:1000])
+    with job_change("pause", job.pk, source=ChangeSource.SCHEDULER, actor="the scheduler", reason=reason[:1000]):
+        ScheduledJob.objects.filter(pk=job.pk).update(is_paused=True, pause_reason=reason[:1000])
     logger.error("Job %s (%s) %s", job.pk, job.name, reason, extra={"job_id": job.pk})
 
 

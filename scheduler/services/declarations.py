@@ -18,7 +18,9 @@ from django.db.models import Q
 
 from scheduler import clock, registry
 from scheduler.backends import backend
+from scheduler.enums import ChangeSource
 from scheduler.models import JobType, ScheduledJob, TaskFunction
+from scheduler.services.audit import change_source
 from scheduler.services.cron import cron_validate
 from scheduler.services.jobs import CODE_OWNED_FIELDS, job_create, job_delete, job_update
 from scheduler.services.task_functions import task_functions_sync
@@ -93,7 +95,8 @@ def jobs_sync(*, dry_run: bool = False, prune: bool = False) -> JobSyncReport:
     registry.load()
     report = JobSyncReport(dry_run=dry_run)
     declarations = registry.declarations()
-    with transaction.atomic():
+    # The audit trail says these changes came from the code (whatever started the sync).
+    with change_source(ChangeSource.CODE_SYNC), transaction.atomic():
         backend().code_sync_lock(DEFAULT_DB_ALIAS)
         task_functions_sync()  # in the same transaction: the jobs see exactly the code's functions
         functions = {tf.name: tf.pk for tf in TaskFunction.objects.active()}

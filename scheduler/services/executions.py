@@ -13,6 +13,7 @@ from scheduler.backends import backend
 from scheduler.enums import FAILURE_STATUSES, ExecutionStatus
 from scheduler.models import JobExecution, JobLease
 from scheduler.services.failures import failures_follow_up, slots_freed
+from scheduler.services.run_logs import run_logs_save
 
 logger = logging.getLogger("scheduler.executions")
 S = ExecutionStatus
@@ -60,8 +61,9 @@ def execution_start(
     return _transition(execution, S.RUNNING, **fields)
 
 
-def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
+def execution_finish(execution: JobExecution, *, result=None, logs=None) -> JobExecution:
     now = clock.now()
+    _logs_save(execution, logs)
     _transition(
         execution,
         S.SUCCESS,
@@ -74,19 +76,34 @@ def execution_finish(execution: JobExecution, *, result=None) -> JobExecution:
     return execution
 
 
-def execution_fail(execution: JobExecution, *, error: str, traceback: str = "", only_if_pending=False) -> JobExecution:
+def execution_fail(
+    execution: JobExecution, *, error: str, traceback: str = "", only_if_pending=False, logs=None
+) -> JobExecution:
     """Record a failed run; only_if_pending refuses to touch a run someone has already started."""
     return execution_end(
-        execution, status=S.FAILED, error=error, traceback=traceback, sources={S.PENDING} if only_if_pending else None
+        execution,
+        status=S.FAILED,
+        error=error,
+        traceback=traceback,
+        sources={S.PENDING} if only_if_pending else None,
+        logs=logs,
     )
 
 
 def execution_end(
-    execution: JobExecution, *, status: str, result=None, error: str = "", traceback: str = "", sources=None
+    execution: JobExecution,
+    *,
+    status: str,
+    result=None,
+    error: str = "",
+    traceback: str = "",
+    sources=None,
+    logs=None,
 ) -> JobExecution:
     """Record a run's outcome other than success (failed, timed out, cancelled), then what follows
     it: a retry or a pause for a failure, a waiting run started in the slot it frees."""
     now = clock.now()
+    _logs_save(execution, logs)
     _transition(
         execution,
         status,
@@ -132,6 +149,16 @@ def _lease_release(execution: JobExecution) -> None:
     """Free the run's max_instances slot. This need not share a transaction with the status
     change: a lease left behind by a crash in between is swept by services.leases.leases_reap."""
     JobLease.objects.of_executions([execution.pk]).delete()
+
+
+def _logs_save(execution: JobExecution, logs) -> None:
+    """The log records the run's task function emitted (services.run_logs), if it logged any.
+
+    Written before the end (one statement each, not a transaction): whoever sees the run ended
+    finds its logs. A run that moved on without this process keeps the logs of what it did here.
+    """
+    if logs:
+        run_logs_save({execution.pk: logs})
 
 
 def _duration_ms(execution: JobExecution, now) -> int | None:
@@ -188,6 +215,7 @@ class RunEnded:
     result: object = None
     error: str = ""
     traceback: str = ""
+    logs: tuple[list[dict], int] | None = None  # what the task function logged (services.run_logs)
 
 
 def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> set[int]:
@@ -203,6 +231,8 @@ def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> set[i
     ended_ids = [e.execution_id for e in ended]
     with transaction.atomic():
         moved = backend().lifecycle_write(rows, ended_ids)
+        # The runs' logs go with their ends, in the same transaction: one insert for the batch.
+        run_logs_save({e.execution_id: e.logs for e in ended if e.logs and e.execution_id in moved})
     _ended(
         [pk for pk in ended_ids if pk in moved],
         failed=[e.execution_id for e in ended if e.status in FAILURE_STATUSES and e.execution_id in moved],

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.db import transaction
 
 from scheduler import clock
-from scheduler.enums import FAILURE_STATUSES, RAN_STATUSES, ExecutionStatus, ExecutionTrigger
+from scheduler.enums import FAILURE_STATUSES, RAN_STATUSES, ChangeSource, ExecutionStatus, ExecutionTrigger
 from scheduler.models import JobExecution, ScheduledJob
+from scheduler.services.audit import change_source
 from scheduler.services.changes import changes_announce
 from scheduler.services.jobs import job_pause
 
@@ -84,7 +85,8 @@ def _pause_if_failing(job: ScheduledJob) -> None:
     if len(latest) < streak or any(status not in FAILURE_STATUSES for status, _ in latest):
         return
     reason = f"paused after {streak} consecutive failures: {latest[0][1]}"[:1000]
-    job_pause(job, reason=reason)
+    with change_source(ChangeSource.SCHEDULER):  # the audit trail says the scheduler did it
+        job_pause(job, reason=reason)
     logger.warning("Job %s (%s) %s", job.pk, job.name, reason, extra={"job_id": job.pk})
 
 

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from scheduler import clock
 from scheduler.enums import ExecutionStatus, ExecutionTrigger
 from scheduler.models import Calendar, JobExecution, JobType, ScheduledJob, TaskFunction
+from scheduler.services.audit import job_change
 from scheduler.services.changes import changes_announce
 from scheduler.services.cron import cron_validate, zone_get
 from scheduler.services.schedules import (
@@ -423,8 +424,9 @@ def job_create(*, user=None, from_code: bool = False, **fields) -> ScheduledJob:
     now = clock.now()
     _run_at_check(job, now)
     job.next_run_time = _fire_time_first(job, lambda: job_first_fire_time(job, now)) if job.is_enabled else None
-    with transaction.atomic():
+    with job_change("create", user=user) as change:
         _save(job)
+        change.job_id = job.pk
         if job.jitter_seconds and job.next_run_time:  # the delay depends on the job's id
             _start_update(job)
             job.save(update_fields=["next_start_at"])
@@ -435,7 +437,7 @@ def job_create(*, user=None, from_code: bool = False, **fields) -> ScheduledJob:
 def job_update(job: ScheduledJob, *, user=None, from_code: bool = False, **fields) -> ScheduledJob:
     """Edit a job; a changed schedule (or re-enable) restarts it from now. What code declares on a
     job code owns changes only from_code (the sync of declared jobs)."""
-    with transaction.atomic():
+    with job_change("edit", job.pk, user=user):
         current = _locked(job)
         before = {f: getattr(current, f) for f in (*SCHEDULE_FIELDS, "is_enabled", "task_function_id", "max_runs")}
         owned_before = _code_owned_values(current)
@@ -470,7 +472,7 @@ def job_update(job: ScheduledJob, *, user=None, from_code: bool = False, **field
 def job_delete(job: ScheduledJob, *, user=None, from_code: bool = False) -> None:
     """Soft delete: the job stops and leaves every list; its history stays. A job code owns is
     deleted only from_code (sync_jobs --prune, once its declaration is gone)."""
-    with transaction.atomic():
+    with job_change("delete", job.pk, user=user):
         current = _locked(job)
         if current.is_code_owned and not from_code:
             raise ValidationError({"managed_by": job_delete_refusal(current)})
@@ -493,7 +495,7 @@ def job_delete_refusal(job: ScheduledJob) -> str:
 
 def job_pause(job: ScheduledJob, *, user=None, reason: str = "") -> ScheduledJob:
     """Keep the job scheduled but stop it firing until resumed."""
-    with transaction.atomic():
+    with job_change("pause", job.pk, user=user, reason=(reason or "").strip()):
         current = _locked(job)
         current.is_paused = True
         current.pause_reason = (reason or "").strip()
@@ -505,7 +507,7 @@ def job_pause(job: ScheduledJob, *, user=None, reason: str = "") -> ScheduledJob
 
 def job_resume(job: ScheduledJob, *, user=None) -> ScheduledJob:
     """Let a paused job fire again from now on, without catching up the paused period."""
-    with transaction.atomic():
+    with job_change("resume", job.pk, user=user):
         current = _locked(job)
         current.is_paused = False
         current.pause_reason = ""
@@ -534,7 +536,7 @@ def job_resume(job: ScheduledJob, *, user=None) -> ScheduledJob:
 
 def job_enable(job: ScheduledJob, *, user=None) -> ScheduledJob:
     """Put a disabled job back on the schedule with a fresh next run."""
-    with transaction.atomic():
+    with job_change("enable", job.pk, user=user):
         current = _locked(job)
         if not current.is_enabled:
             now = clock.now()
@@ -567,7 +569,7 @@ def job_enable(job: ScheduledJob, *, user=None) -> ScheduledJob:
 
 def job_disable(job: ScheduledJob, *, user=None) -> ScheduledJob:
     """Take a job off the schedule entirely."""
-    with transaction.atomic():
+    with job_change("disable", job.pk, user=user):
         current = _locked(job)
         current.is_enabled = False
         current.next_run_time = current.next_start_at = None
@@ -596,7 +598,7 @@ def job_trigger(job: ScheduledJob, *, user=None, args: list | None = None, kwarg
         problems = _arguments_problems([] if args is None else args, {} if kwargs is None else kwargs)
         if problems:
             raise ValidationError(problems)
-    with transaction.atomic():
+    with job_change("trigger", job.pk, user=user) as change:
         # The row as it is now, locked: the caller's copy may predate a delete or a retired function.
         current = ScheduledJob.objects.select_for_update().get(pk=job.pk)
         if not current.is_active:
@@ -618,6 +620,7 @@ def job_trigger(job: ScheduledJob, *, user=None, args: list | None = None, kwarg
             args=current.args if args is None else args,
             kwargs=current.kwargs if kwargs is None else kwargs,
         )
+        change.details["execution_id"] = execution.pk
         changes_announce(job_id=job.pk, execution_id=execution.pk)
     return execution
 

@@ -21,6 +21,7 @@ from scheduler.services.executions import (
     execution_finish,
     execution_start,
 )
+from scheduler.services.run_logs import run_logs_start, run_logs_stop
 from scheduler.services.task_functions import TaskFunctionUnavailable, task_function_resolve
 
 logger = logging.getLogger("scheduler.runs")
@@ -145,7 +146,7 @@ class ImmediateRecorder:
 
     def run_ended(self, execution, ended: RunEnded) -> bool:
         if ended.status == ExecutionStatus.SUCCESS:
-            return _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result)
+            return _record(execution_finish, execution, ExecutionStatus.SUCCESS, result=ended.result, logs=ended.logs)
         return _record(
             execution_end,
             execution,
@@ -156,6 +157,7 @@ class ImmediateRecorder:
             traceback=ended.traceback,
             # A run that never started may only leave pending: a running one belongs to whoever started it.
             sources={ExecutionStatus.PENDING} if ended.started_at is None else {ExecutionStatus.RUNNING},
+            logs=ended.logs,
         )
 
 
@@ -198,10 +200,14 @@ def run_target_execute(
         # measured again while the function runs, and a duration must never come out negative.
         return started_at + timedelta(seconds=time.monotonic() - began)
 
-    result, error, trace, hard_timeout = None, "", "", False
+    result, error, trace, hard_timeout, logs = None, "", "", False, None
+    run_logs_start()  # what the function logs is kept with its run (services.run_logs)
     with run_context(target.execution_id, attempt=target.attempt, timeout=target.timeout) as context:
         try:
-            result = spec.func(*target.args, **target.kwargs)
+            try:
+                result = spec.func(*target.args, **target.kwargs)
+            finally:
+                logs = run_logs_stop()
         except RunCancelled:
             trace = traceback_module.format_exc()
         except timeout_errors:
@@ -220,7 +226,9 @@ def run_target_execute(
         error = error or "RunCancelled: the task function stopped itself"
     else:
         status = ExecutionStatus.SUCCESS
-    ended = RunEnded(target.execution_id, status, started_at, ended_at, result=result, error=error, traceback=trace)
+    ended = RunEnded(
+        target.execution_id, status, started_at, ended_at, result=result, error=error, traceback=trace, logs=logs
+    )
     recorder.run_ended(execution, ended)
     execution.status = ended.status
     _log_outcome(target, ended, log_extra)

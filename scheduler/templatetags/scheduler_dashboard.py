@@ -4,6 +4,7 @@ from django import template
 from django.utils import timezone
 
 from scheduler.durations import age_words, milliseconds_words
+from scheduler.services.audit import audit_changes_words
 
 register = template.Library()
 
@@ -26,3 +27,9 @@ def clock_offset(seconds):
     if seconds is None:
         return "-"
     return f"{seconds:+.3f} s" if abs(seconds) < 1 else f"{seconds:+.1f} s"
+
+
+@register.filter
+def audit_words(entry):
+    """An audit entry's changes in words: 'priority 0 -> 5; reason: maintenance'."""
+    return audit_changes_words(entry)

@@ -12,11 +12,11 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from scheduler.enums import CANCELLABLE_STATUSES, RAN_STATUSES, ExecutionStatus
+from scheduler.enums import CANCELLABLE_STATUSES, FAILURE_STATUSES, RAN_STATUSES, ExecutionStatus
 from scheduler.models import ExecutionSummary, JobExecution, ScheduledJob
 from scheduler.paginators import MAX_PAGE_DEPTH, FleetPaginator
 from scheduler.permissions import VIEW_JOB
-from scheduler.selectors import database_now, job_execution_list, job_list, scheduler_status
+from scheduler.selectors import database_now, job_audit_list, job_execution_list, job_list, scheduler_status
 from scheduler.services.job_actions import (
     JOB_ACTIONS,
     job_action_apply,
@@ -33,6 +33,7 @@ JOBS_PER_PAGE = 50
 RECENT_EXECUTIONS = 25
 HISTORY_PER_PAGE = 25
 JOB_CHART_RUNS = 50
+AUDIT_ENTRIES = 20
 
 
 def _viewer(view):
@@ -50,7 +51,7 @@ def dashboard(request):
     # summaries the database keeps, one page of jobs. None grows with the history.
     recent = JobExecution.objects.created_since(since).select_related("job", "triggered_by")
     if failures_only:
-        recent = recent.filter(status=ExecutionStatus.FAILED)
+        recent = recent.filter(status__in=FAILURE_STATUSES)
     status = scheduler_status(now)
     jobs = FleetPaginator(job_list(), JOBS_PER_PAGE, count=status.jobs.total, max_depth=MAX_PAGE_DEPTH).get_page(
         request.GET.get("page")
@@ -99,6 +100,7 @@ def job_detail(request, job_id: int):
         "status_filter": status_filter,
         "statuses": ExecutionStatus.values,
         "durations_chart": job_durations_chart(reversed(list(runs))),
+        "audit": job_audit_list(job.pk)[:AUDIT_ENTRIES],
         "now": timezone.now(),
         "refresh_seconds": REFRESH_SECONDS,
         "can_cancel": job_action_permitted(request.user, "cancel"),

@@ -18,15 +18,15 @@ VIXIE_RULES = ("scheduler", "0007_cron_next_run_times_vixie_rules")
 NOW = datetime(2026, 11, 1, 5, 50, tzinfo=UTC)
 
 
-FLEET_SCALE = ("scheduler", "0010_fleet_scale_summaries_and_indexes")
-WHEN_A_JOB_RUNS = ("scheduler", "0011_when_a_job_runs")
+BEFORE_WHEN_A_JOB_RUNS = ("scheduler", "0011_operator_tools")
+WHEN_A_JOB_RUNS = ("scheduler", "0012_when_a_job_runs")
 
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def migrate_to_latest():
+def migrate_to_latest() -> None:
     """Leave the schema as the other tests expect it: every migration applied, later ones included."""
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes("scheduler"))
@@ -151,8 +151,8 @@ def test_jobs_and_runs_from_before_when_a_job_runs_keep_firing_and_keep_their_ru
         JobType.objects.update_or_create(pk=pk, defaults={"name": name})
     task_functions_sync()
     executor = MigrationExecutor(connection)
-    executor.migrate([FLEET_SCALE])
-    old = executor.loader.project_state([FLEET_SCALE]).apps
+    executor.migrate([BEFORE_WHEN_A_JOB_RUNS])
+    old = executor.loader.project_state([BEFORE_WHEN_A_JOB_RUNS]).apps
     function_id = TaskFunction.objects.get(name="tasks.functions.noop").pk
     job = old.get_model("scheduler", "ScheduledJob").objects.create(
         name="old",

@@ -3,6 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
+from scheduler.enums import ChangeSource
+from scheduler.services.audit import change_source, command_line_actor
 from scheduler.services.celery_beat import CeleryBeatUnavailable, celery_beat_import
 
 EXIT_BAD_ARGUMENTS = 2
@@ -30,7 +32,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, dry_run: bool, database: str, **options):
         try:
-            report = celery_beat_import(database=database, dry_run=dry_run)
+            with change_source(ChangeSource.COMMAND_LINE, actor=command_line_actor()):
+                report = celery_beat_import(database=database, dry_run=dry_run)
         except CeleryBeatUnavailable as exc:
             raise CommandError(str(exc), returncode=EXIT_BAD_ARGUMENTS) from None
         *lines, summary = report.lines()

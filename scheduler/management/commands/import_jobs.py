@@ -5,6 +5,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from scheduler.enums import ChangeSource
+from scheduler.services.audit import change_source, command_line_actor
 from scheduler.services.job_transfer import ImportRefused, jobs_import
 
 EXIT_INVALID = 2
@@ -25,7 +27,8 @@ class Command(BaseCommand):
     def handle(self, *args, file: str, dry_run: bool, **options):
         document = self._read(file)
         try:
-            report = jobs_import(document, dry_run=dry_run)
+            with change_source(ChangeSource.COMMAND_LINE, actor=command_line_actor()):
+                report = jobs_import(document, dry_run=dry_run)
         except ImportRefused as exc:
             if exc.report is not None:
                 for line in exc.report.lines()[:-1]:

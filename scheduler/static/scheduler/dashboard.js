@@ -20,12 +20,30 @@
     });
   }
 
+  function tickedJobs() {
+    // Jobs ticked for an action on many jobs stay ticked across refreshes.
+    return Array.prototype.map.call(document.querySelectorAll('input[name="job"]:checked'), function (box) {
+      return box.value;
+    });
+  }
+
+  document.addEventListener("change", function (event) {
+    var all = event.target;
+    if (!all.matches || !all.matches("input[data-select-all]")) return;
+    document.querySelectorAll('input[name="job"]').forEach(function (box) {
+      box.checked = all.checked;
+    });
+  });
+
   function refresh() {
+    // A page with nothing to refresh (a confirmation, answering a POST) is never fetched again.
+    if (!document.querySelector("[data-refresh][id]")) return Promise.resolve();
     if (busy) {
       again = true;
       return busy;
     }
     var keep = openDetails();
+    var ticked = tickedJobs();
     busy = fetch(window.location.href, {
       credentials: "same-origin",
       cache: "no-store",
@@ -41,6 +59,10 @@
         document.querySelectorAll("[data-refresh][id]").forEach(function (region) {
           var replacement = fresh.getElementById(region.id);
           if (replacement) region.replaceWith(document.importNode(replacement, true));
+        });
+        ticked.forEach(function (value) {
+          var box = document.querySelector('input[name="job"][value="' + value + '"]');
+          if (box) box.checked = true;
         });
         keep.forEach(function (key) {
           var d = document.querySelector('details[data-key="' + key + '"]');

@@ -38,6 +38,8 @@ def test_every_endpoint_is_documented(schema):
         (f"{PREFIX}/jobs/{{id}}/", "patch"),
         (f"{PREFIX}/jobs/{{id}}/", "delete"),
         (f"{PREFIX}/jobs/{{id}}/action/", "post"),
+        (f"{PREFIX}/jobs/{{id}}/audit/", "get"),
+        (f"{PREFIX}/executions/{{id}}/", "get"),
         (f"{PREFIX}/jobs/{{id}}/history/", "get"),
         (f"{PREFIX}/jobs/{{id}}/preview/", "get"),
         (f"{PREFIX}/status/", "get"),

@@ -75,14 +75,20 @@ def test_execution_counts_now_and_over_the_last_24_hours(client, interval_job):
     ExecutionFactory(job=interval_job, status=ExecutionStatus.FAILED, finished_at=now - timedelta(hours=30))
     ExecutionFactory(job=interval_job, status=ExecutionStatus.SKIPPED, finished_at=now)
     ExecutionFactory(job=interval_job, status=ExecutionStatus.MISSED, finished_at=now)
+    ExecutionFactory(job=interval_job, status=ExecutionStatus.WAITING)
+    ExecutionFactory(job=interval_job, status=ExecutionStatus.TIMED_OUT, finished_at=now - timedelta(minutes=5))
+    ExecutionFactory(job=interval_job, status=ExecutionStatus.CANCELLED, finished_at=now - timedelta(minutes=5))
 
     executions = client.get(STATUS).json()["executions"]
 
     assert executions == {
         "pending": 1,
+        "waiting": 1,
         "running": 1,
         "succeeded": 2,
         "failed": 1,
+        "timedOut": 1,
+        "cancelled": 1,
         "skipped": 1,
         "missed": 1,
         "windowHours": 24,

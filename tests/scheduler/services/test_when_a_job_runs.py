@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ValidationError
 
-from scheduler.models import Calendar, ExecutionStatus, JobExecution, JobType, ScheduledJob
+from scheduler.enums import ChangeSource
+from scheduler.models import Calendar, ExecutionStatus, JobAuditEntry, JobExecution, JobType, ScheduledJob
 from scheduler.services.calendars import calendar_dates_parse, calendar_save
 from scheduler.services.claims import runs_claim
 from scheduler.services.executions import execution_finish, execution_start
@@ -384,3 +385,12 @@ def test_jobs_created_through_the_service_write_next_start_only_with_jitter(cloc
     )
     assert job.next_start_at is not None
     assert ZoneInfo("UTC") and job.next_start_at - job.next_run_time < timedelta(seconds=60)
+
+
+def test_the_scheduler_disabling_an_ended_job_is_in_its_audit_trail(clock):
+    job = IntervalJobFactory(interval_minutes=5, max_runs=1)
+    clock.set(job.next_run_time)
+    claim(clock.now)
+    entry = JobAuditEntry.objects.filter(job=job, action="disable").get()
+    assert (entry.source, entry.actor) == (ChangeSource.SCHEDULER, "the scheduler")
+    assert "completed 1 run" in str(entry.details)

@@ -22,7 +22,7 @@ def remove_date_job_type(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scheduler', '0010_fleet_scale_summaries_and_indexes'),
+        ('scheduler', '0011_operator_tools'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
