@@ -19,7 +19,7 @@ NOW = datetime(2026, 11, 1, 5, 50, tzinfo=UTC)
 
 
 BEFORE_WHEN_A_JOB_RUNS = ("scheduler", "0011_operator_tools")
-WHEN_A_JOB_RUNS = ("scheduler", "0012_when_a_job_runs")
+WHEN_A_JOB_RUNS = ("scheduler", "0013_backfill_unique_fire_times")
 
 
 def utc(*args) -> datetime:
