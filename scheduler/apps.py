@@ -1,4 +1,5 @@
-"""App config: loads the task-function registry; after each migrate, syncs the TaskFunction table and the jobs declared in code, and installs the summaries' triggers."""
+"""App config: the task-function registry; after each migrate, the TaskFunction table, the jobs
+declared in code and the summaries' triggers."""
 
 from django.apps import AppConfig
 from django.core.exceptions import FieldDoesNotExist

@@ -18,19 +18,14 @@ VIXIE_RULES = ("scheduler", "0007_cron_next_run_times_vixie_rules")
 NOW = datetime(2026, 11, 1, 5, 50, tzinfo=UTC)
 
 
-def migrate_to_latest() -> None:
-    """Leave the schema as the other tests expect it: every migration applied, later ones included."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def migrate_to_latest():
+def migrate_to_latest() -> None:
+    """Leave the schema as the other tests expect it: every migration applied, later ones included."""
     executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes("scheduler"))
+    executor.migrate(executor.loader.graph.leaf_nodes())
     # What `migrate` does after the last migration: the summaries' triggers, again.
     from scheduler.backends import backend
 
