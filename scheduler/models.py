@@ -216,6 +216,7 @@ class ScheduledJob(models.Model):
         max_length=255,
         blank=True,
         default="",
+        db_default="",
         help_text="The module.function whose declaration defines this job; empty for jobs made by hand.",
     )
     declaration_removed_at = models.DateTimeField(

@@ -130,6 +130,18 @@ class ExecutionQuerySet(models.QuerySet):
         a LIMIT stops early, however many runs the window holds."""
         return self.filter(created_at__gte=since).newest_first()
 
+    def in_progress_by_hour(self, since):
+        """Rows of (hour, status, runs) of the runs still pending, waiting or running, by the hour
+        they were created (UTC): the status index's few in-progress rows, whatever the history."""
+        return (
+            self.unfinished()
+            .filter(created_at__gte=since)
+            .annotate(hour=TruncHour("created_at", tzinfo=UTC))
+            .values("hour", "status")
+            .annotate(runs=Count("pk"))
+            .order_by()
+        )
+
     def in_progress_counts(self) -> dict[str, int]:
         """{status: count} of the pending and running executions (few, whatever the history)."""
         return dict(self.unfinished().order_by().values_list("status").annotate(count=Count("pk")))

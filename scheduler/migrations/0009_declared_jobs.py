@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='scheduledjob',
             name='managed_by',
-            field=models.CharField(blank=True, default='', help_text='The module.function whose declaration defines this job; empty for jobs made by hand.', max_length=255),
+            field=models.CharField(blank=True, db_default='', default='', help_text='The module.function whose declaration defines this job; empty for jobs made by hand.', max_length=255),
         ),
         migrations.AddIndex(
             model_name='scheduledjob',

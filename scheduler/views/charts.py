@@ -9,6 +9,7 @@ from scheduler.enums import ExecutionStatus as S
 
 # Stacking order, bottom up: outcomes people act on sit where the eye lands first.
 OUTCOMES = (S.SUCCESS, S.FAILED, S.TIMED_OUT, S.MISSED, S.SKIPPED, S.CANCELLED)
+IN_PROGRESS = (S.RUNNING, S.WAITING, S.PENDING)
 WIDTH, HEIGHT = 720, 180
 LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 22  # room for the y labels and the hour labels
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -51,13 +52,15 @@ def _frame(**extra) -> dict:
     }
 
 
-def runs_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
-    """Stacked bars of the runs that ended in each hour, by outcome, from ExecutionSummaryQuerySet.hourly."""
+def runs_by_hour_chart(rows, now: datetime, hours: int = 24, in_progress=()) -> dict:
+    """Stacked bars: the runs that ended in each hour, by outcome (ExecutionSummaryQuerySet.hourly),
+    topped by the runs still in progress in the hour they were created
+    (ExecutionQuerySet.in_progress_by_hour)."""
     slots = _hours(now, hours)
     counts = {hour: Counter() for hour in slots}
-    for row in rows:
+    for row, statuses in [(row, OUTCOMES) for row in rows] + [(row, IN_PROGRESS) for row in in_progress]:
         hour = row["hour"].astimezone(UTC)
-        if hour in counts and row["status"] in OUTCOMES:
+        if hour in counts and row["status"] in statuses:
             counts[hour][row["status"]] += row["runs"]
     peak = max((sum(c.values()) for c in counts.values()), default=0) or 1
     bars, totals = [], Counter()
@@ -65,7 +68,7 @@ def runs_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
         x, width = _slot(index, hours)
         bottom = TOP + PLOT_H
         segments = []
-        for status in OUTCOMES:
+        for status in OUTCOMES + IN_PROGRESS:
             count = counts[hour][status]
             if not count:
                 continue
@@ -88,7 +91,7 @@ def runs_by_hour_chart(rows, now: datetime, hours: int = 24) -> dict:
     return _frame(
         bars=bars,
         ticks=_y_ticks(peak, lambda v: f"{v:.0f}" if v == int(v) else f"{v:.1f}"),
-        legend=[{"status": s, "count": totals[s]} for s in OUTCOMES],
+        legend=[{"status": s, "count": totals[s]} for s in OUTCOMES + IN_PROGRESS],
         total=sum(totals.values()),
         hours=hours,
     )

@@ -65,7 +65,9 @@ def dashboard(request):
         "jobs": jobs,
         "recent_executions": recent[:RECENT_EXECUTIONS],
         "failures_only": failures_only,
-        "runs_chart": runs_by_hour_chart(hours, now, CHART_HOURS),
+        "runs_chart": runs_by_hour_chart(
+            hours, now, CHART_HOURS, JobExecution.objects.in_progress_by_hour(chart_start(now, CHART_HOURS))
+        ),
         "durations_chart": durations_by_hour_chart(hours, now, CHART_HOURS),
         "now": now,
         "refresh_seconds": REFRESH_SECONDS,

@@ -29,7 +29,7 @@ def utc(*args) -> datetime:
 def migrate_to_latest() -> None:
     """Leave the schema as the other tests expect it: every migration applied, later ones included."""
     executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes("scheduler"))
+    executor.migrate(executor.loader.graph.leaf_nodes())
     # What `migrate` does after the last migration: the summaries' triggers, again.
     from scheduler.backends import backend
 
