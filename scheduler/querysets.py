@@ -4,8 +4,8 @@ from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Window
-from django.db.models.functions import Coalesce, Now, RowNumber, TruncHour
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery, Sum, Window
+from django.db.models.functions import Coalesce, Now, RowNumber, TruncHour, TruncSecond
 from django.utils import timezone
 
 from scheduler.enums import (
@@ -58,15 +58,37 @@ class JobQuerySet(models.QuerySet):
         """Jobs that can fire: the exact condition of the partial next_run_time index."""
         return self.in_state(JobState.SCHEDULED)
 
-    def due(self, now=None):
-        """Schedulable jobs whose next fire time's start has come, highest priority first."""
+    def due(self, now=None, *, ahead_until=None):
+        """Schedulable jobs whose next fire time's start has come, highest priority first.
+
+        With `ahead_until`, also the jobs that start by then and hold no lease: a run claimed
+        ahead of its time must find every slot free, as it would at its time (a job with a run
+        in progress is left for the claim at its time, where its overlap policy decides)."""
         now = now or timezone.now()
+        started = Q(start_time__lte=now)
+        if ahead_until is not None and ahead_until > now:
+            leases = self.model._meta.get_field("leases").related_model  # models imports us
+            free = ~Exists(leases.objects.filter(job_id=OuterRef("pk")))
+            started |= Q(start_time__lte=ahead_until) & free
         return (
+            self.schedulable().alias(start_time=START_TIME).filter(started).order_by("-priority", "next_run_time", "pk")
+        )
+
+    def crowd_start(self, after, until, *, size: int):
+        """The first whole second in (after, until] in which at least `size` schedulable jobs start
+        (a minute boundary of a large fleet), or None."""
+        crowd = (
             self.schedulable()
             .alias(start_time=START_TIME)
-            .filter(start_time__lte=now)
-            .order_by("-priority", "next_run_time", "pk")
+            .filter(start_time__gt=after, start_time__lte=until)
+            .annotate(second=TruncSecond(START_TIME, tzinfo=UTC))
+            .values("second")
+            .annotate(n=Count("pk"))
+            .filter(n__gte=size)
+            .order_by("second")
+            .first()
         )
+        return None if crowd is None else crowd["second"]
 
     def next_start(self):
         """The earliest start among schedulable jobs (None when none has a next run)."""

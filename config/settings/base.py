@@ -163,6 +163,17 @@ SCHEDULER_TASK_MODULES = env.list("SCHEDULER_TASK_MODULES", default=["tasks.func
 SCHEDULER_LOCK_TTL = env.int("SCHEDULER_LOCK_TTL", default=3600)
 # How often each scheduler process re-reads the database for changes it was not told about.
 SCHEDULER_POLL_INTERVAL = env.float("SCHEDULER_POLL_INTERVAL", default=5.0)
+# How far ahead (seconds) a scheduler process claims runs, which still start at their own time:
+# the runs of a short window share one claim transaction and its round trips.
+SCHEDULER_CLAIM_AHEAD = env.float("SCHEDULER_CLAIM_AHEAD", default=0.05)
+# Before a crowd of runs due together (a minute boundary of a large fleet), how many seconds
+# ahead a process starts claiming them, so that the boundary itself only has to start them.
+SCHEDULER_CLAIM_AHEAD_CROWD = env.float("SCHEDULER_CLAIM_AHEAD_CROWD", default=5.0)
+if not (0 <= SCHEDULER_CLAIM_AHEAD < 1 and SCHEDULER_CLAIM_AHEAD <= SCHEDULER_CLAIM_AHEAD_CROWD <= 60):
+    raise ImproperlyConfigured(
+        "SCHEDULER_CLAIM_AHEAD must be at least 0 and under 1 second, and SCHEDULER_CLAIM_AHEAD_CROWD "
+        "between it and 60 seconds."
+    )
 # How often each scheduler process records that it is alive; dead after three missed beats.
 SCHEDULER_HEARTBEAT_INTERVAL = env.float("SCHEDULER_HEARTBEAT_INTERVAL", default=10.0)
 # Threads that run inline task functions in each scheduler process.

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Count, Min
 
 from scheduler.enums import FINISHED_STATUSES, RAN_STATUSES, UNFINISHED_STATUSES, ExecutionStatus, ExecutionTrigger
 from scheduler.models import (
@@ -75,6 +76,42 @@ class Backend:
         scheduled_time) already exists is dropped. Returns {run_key: (execution id, status)} of
         the rows inserted."""
         raise NotImplementedError
+
+    def due_jobs_lock(
+        self, columns: tuple[str, ...], *, now: datetime, ahead_until: datetime | None, limit: int
+    ) -> tuple[list[tuple], dict[int, int]]:
+        """Lock up to `limit` due jobs (JobQuerySet.due, its order, SKIP LOCKED) and read `columns`
+        of each (field paths as values_list takes them, "pk" first); also the live leases of the
+        live schedule per job, as services.leases.leases_held counts them (absent: none)."""
+        rows = list(
+            ScheduledJob.objects.due(now, ahead_until=ahead_until)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list(*columns)[:limit]
+        )
+        held = dict(
+            JobLease.objects.live(now)
+            .filter(job_id__in={row[0] for row in rows}, is_backfill=False)
+            .values_list("job_id")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        return rows, held
+
+    def runs_waiting(self) -> bool:
+        """Whether any run waits for a slot (ExecutionQuerySet.waiting)."""
+        return JobExecution.objects.waiting().exists()
+
+    def claims_pending(self, now: datetime) -> tuple[bool, bool]:
+        """(Any run waiting for a slot, any unclaimed run due by `now`): whether a claim needs to
+        look for either."""
+        return self.runs_waiting(), JobExecution.objects.unclaimed(now).exists()
+
+    def next_claim_times(self, now: datetime) -> tuple[bool, datetime | None, datetime | None]:
+        """What the engine sleeps until: (an unclaimed run is due by `now`, the earliest unclaimed
+        run's scheduled time, the earliest start of a schedulable job)."""
+        unclaimed_due = JobExecution.objects.unclaimed(now).exists()
+        unclaimed_at = JobExecution.objects.unclaimed().aggregate(t=Min("scheduled_time"))["t"]
+        return unclaimed_due, unclaimed_at, ScheduledJob.objects.next_start()
 
     def jobs_advance(self, jobs: list[tuple[int, datetime | None, datetime | None, datetime | None]]) -> None:
         """Write (job id, next_run_time, last_run_time, next_start_at) of each claimed job."""

@@ -5,6 +5,7 @@ it far faster than psycopg quotes thousands of separate values or array elements
 statement replaces a round trip per row.
 """
 
+import functools
 import json
 import logging
 import os
@@ -20,7 +21,14 @@ from django.db.backends.signals import connection_created
 
 from scheduler import clock
 from scheduler.backends.base import ALWAYS_SET, KEPT_UNLESS_GIVEN, UNFINISHED_SQL, Backend, run_key
-from scheduler.enums import FIRE_TIME_TRIGGERS, UNFINISHED_STATUSES, DeliveryStatus, ExecutionStatus
+from scheduler.enums import (
+    FIRE_TIME_TRIGGERS,
+    UNFINISHED_STATUSES,
+    DeliveryStatus,
+    ExecutionStatus,
+    ExecutionTrigger,
+)
+from scheduler.models import JobLease, ScheduledJob
 
 logger = logging.getLogger("scheduler.engine")
 NOTIFY_CHANNEL = "scheduler_changes"
@@ -36,6 +44,62 @@ ENGINE_SESSIONS = "scheduler-engine-sessions"  # the connection_created receiver
 UNIQUE_FIRE_TIME_PREDICATE = "trigger IN ({})".format(", ".join(f"'{t}'" for t in FIRE_TIME_TRIGGERS))
 # The advisory lock key of code registry syncs: any fixed number no other code of the database uses.
 CODE_SYNC_LOCK_KEY = 0x5C4ED_C0DE
+
+
+# The conditions of JobQuerySet.schedulable and ExecutionQuerySet.unclaimed, as the engine's raw
+# reads repeat them (they must match the partial indexes those querysets' reads use).
+_SCHEDULABLE = "is_active AND is_enabled AND NOT is_paused"
+_UNCLAIMED = "status = %(pending)s AND instance_id = ''"
+_UNCLAIMED_DUE = f"{_UNCLAIMED} AND (trigger <> %(retry)s OR scheduled_time <= %(now)s)"
+
+
+def _unclaimed_params(now) -> dict:
+    return {
+        "now": now,
+        "pending": ExecutionStatus.PENDING,
+        "waiting": ExecutionStatus.WAITING,
+        "retry": ExecutionTrigger.RETRY,
+    }
+
+
+@functools.cache
+def _due_jobs_sql(columns: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
+    """JobQuerySet.due(now, ahead_until=...) locking `columns` with the live-schedule lease count
+    last, as one statement written once: building it through the ORM on every claim cost more
+    than running it. Returns the SQL and the positions of jsonb columns."""
+    selected, json_positions = [], []
+    for position, path in enumerate(columns):
+        model, alias, name = ScheduledJob, "job", path
+        if "__" in path:
+            relation, name = path.split("__")
+            model, alias = ScheduledJob._meta.get_field(relation).related_model, relation
+        field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+        selected.append(f"{alias}.{field.column}")
+        if field.get_internal_type() == "JSONField":
+            json_positions.append(position)
+    joins = {path.split("__")[0] for path in columns if "__" in path}
+    join_sql = "".join(
+        f" JOIN {connection.ops.quote_name(ScheduledJob._meta.get_field(r).related_model._meta.db_table)} AS {r}"
+        f" ON {r}.id = job.{ScheduledJob._meta.get_field(r).column}"
+        for r in sorted(joins)
+    )
+    jobs = connection.ops.quote_name(ScheduledJob._meta.db_table)
+    leases = connection.ops.quote_name(JobLease._meta.db_table)
+    start = "COALESCE(job.next_start_at, job.next_run_time)"
+    sql = f"""
+        SELECT {", ".join(selected)},
+               (SELECT count(*) FROM {leases} AS lease
+                WHERE lease.job_id = job.id AND lease.expires_at > %(now)s AND NOT lease.is_backfill)
+        FROM {jobs} AS job{join_sql}
+        WHERE job.is_active AND job.is_enabled AND NOT job.is_paused
+          AND ({start} <= %(now)s
+               OR ({start} <= %(ahead_until)s
+                   AND NOT EXISTS (SELECT 1 FROM {leases} AS lease WHERE lease.job_id = job.id)))
+        ORDER BY job.priority DESC, job.next_run_time, job.id
+        LIMIT %(limit)s
+        FOR UPDATE OF job SKIP LOCKED
+    """
+    return sql, tuple(json_positions)
 
 
 def _isoformat(moment):
@@ -110,6 +174,57 @@ class PostgreSQLBackend(Backend):
                 },
             )
             return {run_key(job_id, at): (pk, status) for pk, job_id, at, status in cursor}
+
+    def due_jobs_lock(self, columns, *, now, ahead_until, limit):
+        sql, json_positions = _due_jobs_sql(columns)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                {
+                    "now": now,
+                    "ahead_until": ahead_until if ahead_until is not None and ahead_until > now else now,
+                    "limit": limit,
+                },
+            )
+            rows = cursor.fetchall()
+        held = {}
+        for position, row in enumerate(rows):
+            if json_positions:  # Django reads jsonb as text, for JSONField to decode
+                row = list(row)
+                for i in json_positions:
+                    row[i] = None if row[i] is None else json.loads(row[i])
+            if row[-1]:
+                held[row[0]] = row[-1]
+            rows[position] = tuple(row[:-1])
+        return rows, held
+
+    def runs_waiting(self):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {self.quote(self.execution_table)} WHERE status = %s)",
+                [ExecutionStatus.WAITING],
+            )
+            return cursor.fetchone()[0]
+
+    def claims_pending(self, now):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {self.quote(self.execution_table)} WHERE status = %(waiting)s), "
+                f"EXISTS (SELECT 1 FROM {self.quote(self.execution_table)} WHERE {_UNCLAIMED_DUE})",
+                _unclaimed_params(now),
+            )
+            return cursor.fetchone()
+
+    def next_claim_times(self, now):
+        executions, jobs = self.quote(self.execution_table), self.quote(self.job_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {executions} WHERE {_UNCLAIMED_DUE}), "
+                f"(SELECT min(scheduled_time) FROM {executions} WHERE {_UNCLAIMED}), "
+                f"(SELECT min(COALESCE(next_start_at, next_run_time)) FROM {jobs} WHERE {_SCHEDULABLE})",
+                _unclaimed_params(now),
+            )
+            return cursor.fetchone()
 
     def jobs_advance(self, jobs):
         rows = [

@@ -6,8 +6,11 @@ _run_job_error as APScheduler's own executors do. tests/scheduler/engine/test_ap
 fails if an upgrade changes any of these.
 """
 
+import heapq
+import itertools
 import queue
 import threading
+import time
 from datetime import UTC
 
 from apscheduler.executors.base import BaseExecutor, run_job
@@ -17,6 +20,8 @@ from apscheduler.triggers.date import DateTrigger
 APSCHEDULER_SERIES = "3.11."
 # The executor's threads, which run task functions.
 WORKER_THREAD_PREFIX = "scheduler-worker-"
+# The executor's thread that hands runs claimed ahead of their time to the workers at that time.
+TIMER_THREAD = "scheduler-run-timer"
 # The thread BackgroundScheduler.start() runs its loop in (where claims happen).
 APSCHEDULER_THREAD = "APScheduler"
 
@@ -28,9 +33,11 @@ class ClaimedRunJob(Job):
     costs more than the rest of handing a run over; these fields are fixed and valid.
     """
 
-    __slots__ = ()
+    # starts_at: claimed ahead of its time, when it is to start (time.time() on this host), else None.
+    __slots__ = ("starts_at",)
 
-    def __init__(self, scheduler, jobstore_alias, dispatch, run, run_time):
+    def __init__(self, scheduler, jobstore_alias, dispatch, run, run_time, starts_at=None):
+        self.starts_at = starts_at
         self._scheduler = scheduler
         self._jobstore_alias = jobstore_alias
         self.id = f"execution-{run.execution_id}"
@@ -50,7 +57,8 @@ class ClaimedRunJob(Job):
 
 
 class RunQueueExecutor(BaseExecutor):
-    """Runs claimed runs on `workers` threads taking from one queue in order.
+    """Runs claimed runs on `workers` threads taking from one queue in order; a run claimed ahead
+    of its time waits in a timer until then.
 
     APScheduler's ThreadPoolExecutor builds a Future (with its Condition) and a done-callback per
     submission, which claimed runs do not need (README, Performance, says what it cost).
@@ -61,6 +69,12 @@ class RunQueueExecutor(BaseExecutor):
         self.workers = workers
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        # (starts_at, order, job, run_times): runs claimed ahead, earliest first; the order keeps
+        # runs starting at the same moment in the order they were submitted (dispatch order).
+        self._timed: list[tuple] = []
+        self._order = itertools.count()
+        self._timer = threading.Condition()
+        self._timer_stopped = False
 
     def start(self, scheduler, alias):
         super().start(scheduler, alias)
@@ -70,9 +84,29 @@ class RunQueueExecutor(BaseExecutor):
         ]
         for thread in self._threads:
             thread.start()
+        threading.Thread(target=self._release_timed, name=TIMER_THREAD, daemon=True).start()
 
     def _do_submit_job(self, job, run_times):
-        self._queue.put((job, run_times))
+        starts_at = getattr(job, "starts_at", None)
+        if starts_at is None or starts_at <= time.time():
+            self._queue.put((job, run_times))
+            return
+        with self._timer:
+            heapq.heappush(self._timed, (starts_at, next(self._order), job, run_times))
+            if self._timed[0][2] is job:  # a new earliest: the timer must wake sooner
+                self._timer.notify()
+
+    def _release_timed(self):
+        """Hand each timed run to the workers at its time, all of a moment's runs at once."""
+        with self._timer:
+            while not self._timer_stopped:
+                wait = self._timed[0][0] - time.time() if self._timed else None
+                if wait is not None and wait <= 0:
+                    while self._timed and self._timed[0][0] <= time.time():
+                        _, _, job, run_times = heapq.heappop(self._timed)
+                        self._queue.put((job, run_times))
+                    continue
+                self._timer.wait(wait)
 
     def _work(self):
         while (item := self._queue.get()) is not None:
@@ -87,7 +121,13 @@ class RunQueueExecutor(BaseExecutor):
                 self._run_job_success(job.id, events)
 
     def shutdown(self, wait=True):
-        # Runs still queued go first: the process's dispatch turns them away once it has stopped.
+        # Runs still queued go first: the process's dispatch turns them away once it has stopped
+        # (timed runs too: they are handed over at once, to be turned away the same way).
+        with self._timer:
+            self._timer_stopped = True
+            while self._timed:
+                self._queue.put(heapq.heappop(self._timed)[2:])
+            self._timer.notify()
         for _ in self._threads:
             self._queue.put(None)
         if wait:

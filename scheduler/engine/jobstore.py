@@ -8,21 +8,27 @@ every process sees edits at its next wake-up and start-up costs nothing per job.
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.jobstores.base import BaseJobStore
+from django.conf import settings
 from django.db import connection
-from django.db.models import Min
 
 from scheduler import clock
+from scheduler.backends import backend
 from scheduler.engine.apscheduler_glue import ClaimedRunJob
-from scheduler.models import JobExecution, ScheduledJob
+from scheduler.models import ScheduledJob
 from scheduler.services.claims import ClaimedRun, runs_claim
 
 logger = logging.getLogger("scheduler.engine")
 # Claim transactions in flight at once while a backlog of due runs lasts.
 CLAIM_LANES = 3
 CLAIM_LANE_PREFIX = "scheduler-claim"
+# This many jobs starting within one second (CROWD_WINDOW) are a crowd (a minute boundary of a large
+# fleet): more than the short look-ahead leaves time to claim, so they are claimed from
+# SCHEDULER_CLAIM_AHEAD_CROWD seconds before.
+CROWD_SIZE = 1000
+CROWD_WINDOW = timedelta(seconds=1)
 
 
 class DatabaseJobStore(BaseJobStore):
@@ -37,6 +43,14 @@ class DatabaseJobStore(BaseJobStore):
         # Held for a whole claim pass, up to handing its runs to on_claimed.
         self._claim_pass = threading.Lock()
         self._more_due = False
+        self.ahead = timedelta(seconds=settings.SCHEDULER_CLAIM_AHEAD)
+        self.crowd_ahead = timedelta(seconds=settings.SCHEDULER_CLAIM_AHEAD_CROWD)
+        # The end of a crowd's window while it is being claimed ahead (database clock), else None.
+        self._crowd_until = None
+        # Up to when the last look found no crowd (database clock): no need to look again before.
+        self._calm_until = None
+        # The look-ahead of the last claim that claimed all it could (database clock).
+        self._passed_until = None
         # While a backlog lasts, extra claim transactions run side by side on their own
         # connections (SKIP LOCKED keeps them apart), so one claim's database round trips
         # overlap another's work instead of the loop waiting on each in turn.
@@ -54,13 +68,16 @@ class DatabaseJobStore(BaseJobStore):
                 return []
             # Due is decided on the database's clock; APScheduler's `now` is this host's.
             database_now = clock.now()
+            ahead_until = database_now + self.ahead
+            if self._crowd_until is not None:
+                ahead_until = max(ahead_until, self._crowd_until)
             extra = (
-                [self._lanes.submit(self._claim, database_now) for _ in range(CLAIM_LANES - 1)]
+                [self._lanes.submit(self._claim, database_now, ahead_until) for _ in range(CLAIM_LANES - 1)]
                 if self._more_due
                 else []
             )
             claimed, errors = [], []
-            for outcome in [lambda: self._claim(database_now), *(lane.result for lane in extra)]:
+            for outcome in [lambda: self._claim(database_now, ahead_until), *(lane.result for lane in extra)]:
                 try:
                     claimed += outcome()
                 except Exception as exc:
@@ -74,12 +91,19 @@ class DatabaseJobStore(BaseJobStore):
             self.on_claimed(claimed)
         # A full batch means more may be due right now: skip the next-run-time read, loop at once.
         self._more_due = len(claimed) >= self.batch_size
-        return [self._single_shot(run, now) for run in claimed]
+        self._passed_until = None if self._more_due else ahead_until
+        if not self._more_due and self._crowd_until is not None and ahead_until >= self._crowd_until:
+            self._crowd_until = None  # claimed to its end (what is left had runs in progress)
+            self._calm_until = ahead_until
+        offset = clock.offset().total_seconds()
+        return [self._single_shot(run, now, offset) for run in claimed]
 
-    def _claim(self, now):
+    def _claim(self, now, ahead_until):
         try:
             with self.guard("claim"):
-                return runs_claim(instance_id=self.instance_id, now=now, batch_size=self.batch_size)
+                return runs_claim(
+                    instance_id=self.instance_id, now=now, batch_size=self.batch_size, ahead_until=ahead_until
+                )
         except Exception:
             connection.close()  # a dropped connection is reopened on the next call
             raise
@@ -92,10 +116,13 @@ class DatabaseJobStore(BaseJobStore):
         try:
             with self.guard("next run time"):
                 # Manual and released runs are due at once; a retry, once its backoff has passed.
-                if JobExecution.objects.unclaimed(clock.now()).exists():
+                # A jittered fire time starts later than the fire time.
+                database_now = clock.now()
+                unclaimed_due, unclaimed_at, next_run_time = backend().next_claim_times(database_now)
+                if unclaimed_due:
                     return datetime.now(UTC)
-                unclaimed_at = JobExecution.objects.unclaimed().aggregate(t=Min("scheduled_time"))["t"]
-                next_run_time = ScheduledJob.objects.next_start()  # a jittered fire time starts later
+                if next_run_time is not None:
+                    next_run_time = self._claim_time(next_run_time, database_now)
             times = [t for t in (next_run_time, unclaimed_at) if t is not None]
             # APScheduler waits by this host's clock until a time on the database's.
             return min(times) - clock.offset() if times else None
@@ -104,10 +131,38 @@ class DatabaseJobStore(BaseJobStore):
             logger.exception("Could not read the next run time; retrying shortly.")
             return datetime.now(UTC)
 
-    def _single_shot(self, run, now) -> "ClaimedRunJob":
+    def _claim_time(self, start: datetime, database_now: datetime) -> datetime:
+        """When to claim again, for the job starting first at `start`: a look-ahead before it, or
+        before a crowd coming sooner. On the database's clock."""
+        if start <= database_now:
+            return database_now
+        crowd = self._crowd_coming(database_now)
+        if crowd is not None:
+            self._crowd_until = crowd + CROWD_WINDOW
+            return max(database_now, min(start - self.ahead, crowd - self.crowd_ahead))
+        if self._passed_until is not None and start <= self._passed_until:
+            # Within the last claim's look-ahead yet not claimed: it had a run in progress, so it
+            # is claimed at its time (claiming again before then would find it the same).
+            return start
+        return max(database_now, start - self.ahead)
+
+    def _crowd_coming(self, database_now: datetime) -> datetime | None:
+        """The start of the first crowd within the crowd look-ahead (looked for once a second)."""
+        if self._crowd_until is not None:
+            return self._crowd_until - CROWD_WINDOW  # being claimed
+        if self._calm_until is not None and database_now < self._calm_until:
+            return None
+        self._calm_until = database_now + CROWD_WINDOW
+        return ScheduledJob.objects.crowd_start(
+            database_now, database_now + self.crowd_ahead + CROWD_WINDOW, size=CROWD_SIZE
+        )
+
+    def _single_shot(self, run, now, offset: float) -> "ClaimedRunJob":
         # APScheduler submits only run times <= the `now` (host clock) it passed us; a claimed run
         # is due by the database's clock, so it is handed over for that `now`, never dropped.
-        return ClaimedRunJob(self._scheduler, self._alias, self.dispatch, run, now)
+        # One claimed ahead starts at its time, by this host's clock.
+        starts_at = None if run.start_at is None else run.start_at.timestamp() - offset
+        return ClaimedRunJob(self._scheduler, self._alias, self.dispatch, run, now, starts_at)
 
     # The schedule is the jobs table, edited through the service layer; APScheduler never owns it.
     def lookup_job(self, job_id):

@@ -69,13 +69,31 @@ def _is_engine_thread() -> bool:
 __all__ = ["EngineConfig", "SchedulerAlreadyRunning", "SchedulerProcess"]
 
 
+# Log arguments that cannot change after the call: a record holding only these is formatted once,
+# by the listener's handlers, instead of once more by QueueHandler.prepare in the logging thread.
+_IMMUTABLE_ARGS = (str, int, float, bool, type(None))
+
+
+class _DeferredFormatQueueHandler(QueueHandler):
+    """A QueueHandler that leaves the formatting of a plain record to the listener's handlers
+    (QueueHandler.prepare is documented as the method to override for what is queued)."""
+
+    def prepare(self, record):
+        if record.exc_info or record.stack_info:
+            return super().prepare(record)  # a traceback is formatted while its frames exist
+        args = record.args
+        if args and not (isinstance(args, tuple) and all(isinstance(a, _IMMUTABLE_ARGS) for a in args)):
+            return super().prepare(record)  # a mutable argument could change before it is formatted
+        return record
+
+
 def _logging_off_the_hot_path() -> QueueListener:
     """Route log records through a queue to the configured handlers in one thread: every run logs
     a line, and pool threads waiting on the stream handler's lock slowed every run."""
     root = logging.getLogger()
     records: queue.SimpleQueue = queue.SimpleQueue()
     listener = QueueListener(records, *root.handlers, respect_handler_level=True)
-    root.handlers = [QueueHandler(records)]
+    root.handlers = [_DeferredFormatQueueHandler(records)]
     listener.start()
     return listener
 

@@ -8,6 +8,7 @@ duplicate run. Runs an overlap policy keeps waiting are started, in fire-time or
 claim once their job has a free slot.
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,7 @@ class DueJob:
     overlap_policy: str
     timeout: int | None
     next_run_time: datetime
+    next_start_at: datetime | None
     last_run_time: datetime | None
     # When a job runs (jitter, window, one date, max runs, calendar): all empty on a plain job.
     run_at: datetime | None
@@ -98,6 +100,7 @@ class DueJob:
         "overlap_policy",
         "timeout",
         "next_run_time",
+        "next_start_at",
         "last_run_time",
         "run_at",
         "start_at",
@@ -119,6 +122,10 @@ class DueJob:
     def effective_timeout(self) -> int | None:
         return self.timeout or self.task_function.timeout
 
+    def start(self) -> datetime:
+        """When its next fire time starts (later than the fire time with jitter)."""
+        return self.next_start_at or self.next_run_time
+
 
 @dataclass(frozen=True)
 class ClaimedRun:
@@ -133,6 +140,8 @@ class ClaimedRun:
     offload: bool
     # What running it needs, so the engine's hot path reads nothing back from the database.
     target: RunTarget
+    # Claimed ahead of its time: when it is to start, on the database's clock (None: at once).
+    start_at: datetime | None = None
 
     def dispatch_order(self) -> tuple:
         """Highest priority first, then the earliest fire time, then the oldest execution."""
@@ -349,14 +358,30 @@ def _next_start(job: DueJob) -> datetime | None:
 
 
 def runs_claim(
-    *, instance_id: str, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    *,
+    instance_id: str,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    ahead_until: datetime | None = None,
 ) -> list[ClaimedRun]:
-    """Claim up to `batch_size` due jobs and any unclaimed pending executions, highest priority first."""
+    """Claim up to `batch_size` due jobs and any unclaimed pending executions, highest priority first.
+
+    With `ahead_until`, also the next fire time of jobs that start by then and have every slot
+    free: those runs are claimed now and carry their start (ClaimedRun.start_at), for the engine
+    to start them at their time. They are decided as at that time, and nothing is ahead of its
+    time for a job with a run in progress, so the rules come out as they would have then."""
     now = now or clock.now()
     claimed, errors = [], []
     # Waiting runs first: a slot that freed goes to the run that has waited longest, before a
     # run due now is decided.
-    for claim in (_start_waiting_runs, _claim_due_jobs, _claim_unclaimed_executions):
+    # One look at both partial indexes says whether the claims of waiting and unclaimed runs are needed.
+    waiting, unclaimed = backend().claims_pending(now)
+    claims = (
+        _start_waiting_runs if waiting else None,
+        lambda *args: _claim_due_jobs(*args, ahead_until=ahead_until),
+        _claim_unclaimed_executions if unclaimed else None,
+    )
+    for claim in filter(None, claims):
         try:
             claimed += claim(instance_id, now, batch_size)
         except Exception as exc:
@@ -370,34 +395,39 @@ def runs_claim(
     return claimed
 
 
-def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
+def _claim_due_jobs(instance_id, now, batch_size, *, ahead_until=None) -> list[ClaimedRun]:
     db = backend()
     with transaction.atomic():
         db.claim_durable()
-        jobs = [
-            DueJob.from_row(row)
-            for row in ScheduledJob.objects.due(now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list(*DueJob.COLUMNS)[:batch_size]
-        ]
+        rows, held = db.due_jobs_lock(DueJob.COLUMNS, now=now, ahead_until=ahead_until, limit=batch_size)
+        jobs = [DueJob.from_row(row) for row in rows]
         if not jobs:
             return []
         _calendars_attach(jobs)
-        planned_runs, advanced = [], []
+        planned_runs, advanced, starts = [], [], {}
         for job in jobs:
             if len(planned_runs) >= MAX_RUNS_PER_CLAIM:
                 break  # the other jobs stay due, for the next claim (one statement stays bounded)
+            start = job.start()
             try:
-                planned, job.next_run_time = runs_plan(job, now)
+                # A job claimed ahead is planned as at its start: its one next fire time, on time.
+                planned, job.next_run_time = runs_plan(job, max(now, start))
             except (ValueError, OverflowError) as exc:  # no next fire time: it must not stop the rest
                 _job_unschedulable(job, exc)
                 continue
+            if start > now:
+                starts[job.pk] = start
             advanced.append(job)
             for run in planned:
                 planned_runs.append((job, run))
                 if run.status == ExecutionStatus.PENDING:
                     job.last_run_time = run.scheduled_time
-        occupancy = _occupancy(advanced, now)
+        occupancy = _occupancy(advanced, now, held=held)
+        # A run another process started since the read above: that job waits for its time.
+        busy = {pk for pk in starts if occupancy.held.get(pk) or occupancy.waiting.get(pk)}
+        if busy:
+            advanced = [job for job in advanced if job.pk not in busy]
+            planned_runs = [(job, run) for job, run in planned_runs if job.pk not in busy]
         new_runs, stop_oldest, budgets, within_budget = [], {}, {}, []
         for job, run in planned_runs:
             status, reason = run.status, run.reason
@@ -428,7 +458,9 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
                     "Run of job %s at %s already exists; not running it again.", job.pk, run.scheduled_time.isoformat()
                 )
             elif row[1] == ExecutionStatus.PENDING:
-                claimed.append(_claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job))
+                run_claimed = _claimed(row[0], run.scheduled_time, ExecutionTrigger.SCHEDULED, job)
+                start = starts.get(job.pk)
+                claimed.append(run_claimed if start is None else dataclasses.replace(run_claimed, start_at=start))
         bounded = [job for job in advanced if job.max_runs is not None or job.next_run_time is None]
         outcomes = _jobs_bounded_outcome(bounded, planned_runs, inserted) if bounded else []
         db.jobs_advance([(job.pk, job.next_run_time, job.last_run_time, _next_start(job)) for job in advanced])
@@ -437,9 +469,10 @@ def _claim_due_jobs(instance_id, now, batch_size) -> list[ClaimedRun]:
     return claimed
 
 
-def _occupancy(jobs, now) -> Occupancy:
-    """The live leases of these jobs, and the waiting runs of those whose policy buffers: of their
-    live schedule only (backfilled runs have slots of their own and never hold up the schedule)."""
+def _occupancy(jobs, now, *, held: dict[int, int] | None = None) -> Occupancy:
+    """The live leases of these jobs (unless given, as leases_held counts them), and the waiting
+    runs of those whose policy buffers: of their live schedule only (backfilled runs have slots
+    of their own and never hold up the schedule)."""
     buffering = [job.pk for job in jobs if buffers(job.overlap_policy)]
     waiting = {}
     if buffering:
@@ -451,7 +484,9 @@ def _occupancy(jobs, now) -> Occupancy:
             .annotate(n=Count("pk"))
             .order_by()
         )
-    return Occupancy(held=leases_held([job.pk for job in jobs], now), waiting=waiting)
+    if held is None:
+        held = leases_held([job.pk for job in jobs], now)
+    return Occupancy(held=dict(held), waiting=waiting)
 
 
 def _stop_oldest(policies: dict[int, str]) -> None:

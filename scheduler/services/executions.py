@@ -1,5 +1,6 @@
 """Services for executions: the lifecycle pending -> running -> an outcome, and what follows a failure."""
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -135,11 +136,11 @@ def execution_lost(execution: JobExecution, *, reason: str, status: str = S.FAIL
 def _ended(ended_ids: list[int], *, failed: list[int]) -> None:
     """What follows runs' ends, each in its own transaction after the outcome is written (a retry
     that cannot be scheduled never loses the outcome, and no lock is held across both)."""
-    for follow_up, ids in ((failures_follow_up, failed), (slots_freed, ended_ids)):
+    for follow_up, ids, atomic in ((failures_follow_up, failed, True), (slots_freed, ended_ids, False)):
         if not ids:
             continue
         try:
-            with transaction.atomic():
+            with transaction.atomic() if atomic else contextlib.nullcontext():
                 follow_up(ids)
         except Exception:  # the outcomes stand; a retry or a wake-up missed is logged, not raised
             logger.exception("Could not apply %s to executions %s", follow_up.__name__, ids[:20])

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from scheduler import clock
+from scheduler.backends import backend
 from scheduler.enums import FAILURE_STATUSES, RAN_STATUSES, ChangeSource, ExecutionStatus, ExecutionTrigger
 from scheduler.models import JobExecution, ScheduledJob
 from scheduler.services.audit import change_source
@@ -93,9 +94,9 @@ def _pause_if_failing(job: ScheduledJob) -> None:
 def slots_freed(ended_ids) -> None:
     """Wake every scheduler process at once when these ended runs freed a slot that a waiting run
     of the same job can take (rather than at the next poll)."""
-    waiting = JobExecution.objects.waiting()
-    if not waiting.exists():  # the common case: one look at an empty partial index
+    if not backend().runs_waiting():  # the common case: one look at an empty partial index
         return
+    waiting = JobExecution.objects.waiting()
     jobs = JobExecution.objects.filter(pk__in=list(ended_ids)).values("job_id")
     if waiting.filter(job_id__in=jobs).exists():
         changes_announce()
