@@ -126,6 +126,16 @@ def runs_between(id_range, start: datetime, end: datetime):
     )
 
 
+def runs_started_count(id_range, start: datetime, end: datetime) -> int:
+    """How many runs of these jobs started in [start, end): the runs a CPU window paid for."""
+    return sql(
+        "SELECT count(*) FROM scheduler_jobexecution WHERE job_id BETWEEN %s AND %s "
+        "AND started_at >= %s AND started_at < %s",
+        [*id_range, start, end],
+        fetch="one",
+    )[0]
+
+
 def lag_stats(lags_ms) -> dict:
     lags = [float(v) for v in lags_ms if v is not None]
     return {

@@ -192,8 +192,16 @@ def lag(*, processes: int, window: float, tag: str, per_second: int = 50) -> dic
         t0 = math.ceil(time.time()) + 3
         data.interval_jobs_insert(f"{tag}-", per_second, seconds=1, first_run=to_dt(t0), spread=1.0)
         ids = data.job_ids(f"{tag}-")
+        # CPU from a second after the first fire time: the load of the new jobs and the first
+        # claims are behind us, so the window holds the steady state only.
+        cpu_from, cpu_to = t0 + 1, t0 + window
+        sleep_until(cpu_from)
+        cpu0 = sum(p.cpu_seconds() for p in procs)
+        sleep_until(cpu_to)
+        cpu = sum(p.cpu_seconds() for p in procs) - cpu0
         sleep_until(t0 + window + 2)
         rows = data.runs_between(ids, to_dt(t0), to_dt(t0 + window))
+        started = data.runs_started_count(ids, to_dt(cpu_from), to_dt(cpu_to))
         statuses = data.status_counts(ids)
     finally:
         stop_all(procs)
@@ -204,6 +212,12 @@ def lag(*, processes: int, window: float, tag: str, per_second: int = 50) -> dic
         "not_success": len(rows) - len(ran),
         "statuses": statuses,
         "lag": data.lag_stats(r[1] for r in ran),
+        "cpu_seconds": cpu,
+        "cpu_window": cpu_to - cpu_from,
+        "cpu_runs": started,
+        "cpu_ms_per_run": 1000 * cpu / started if started else None,
+        # Of one core: the processes' CPU seconds per second of the window.
+        "cpu_share": cpu / (cpu_to - cpu_from),
     }
 
 
