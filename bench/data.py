@@ -186,13 +186,18 @@ _TASK_COLUMNS = (
 )
 
 
-def beat_interval_tasks_insert(prefix: str, count: int, *, seconds: int, last_run_at: datetime) -> None:
+def beat_interval_tasks_insert(
+    prefix: str, count: int, *, seconds: int, last_run_at: datetime, spread: float = 0.0
+) -> None:
+    """`count` interval PeriodicTasks; task k last ran at last_run_at + k * spread / count seconds
+    (so its first send is `seconds` after that, as interval_jobs_insert spreads first fire times)."""
     interval_id = beat_interval_schedule(seconds)
     sql(
         f"INSERT INTO django_celery_beat_periodictask ({_TASK_COLUMNS}) "
-        "SELECT %(prefix)s || i, 'bench.noop', '[]', '{}', true, %(last)s, 0, now(), '', %(interval)s, "
+        "SELECT %(prefix)s || i, 'bench.noop', '[]', '{}', true, "
+        "%(last)s + make_interval(secs => i * %(spread)s / %(count)s), 0, now(), '', %(interval)s, "
         "NULL, false, '{}' FROM generate_series(0, %(count)s - 1) AS i",
-        {"prefix": prefix, "count": count, "last": last_run_at, "interval": interval_id},
+        {"prefix": prefix, "count": count, "last": last_run_at, "spread": spread, "interval": interval_id},
     )
     sql("ANALYZE django_celery_beat_periodictask")
     beat_changed()
