@@ -123,6 +123,38 @@ def burst(*, jobs: int, tag: str, window: float, lead: float = 8.0) -> dict:
     }
 
 
+def steady(*, per_second: int, window: float, tag: str, lead: float = 8.0) -> dict:
+    """`per_second` interval PeriodicTasks at 1 s, spread over the second as ours are: messages
+    sent in the window against those due, and beat's CPU per message."""
+    data.beat_reset()
+    broker = Broker()
+    broker.flush()
+    _probe_insert(f"{tag}-probe")
+    proc = _beat_start(tag)
+    try:
+        if _started(proc, broker, 120) is None:
+            raise RuntimeError(f"{proc.name} sent nothing; see {proc.log_path}")
+        # First sends at t0 + k / per_second; beat sees the new tasks within its 5 s loop.
+        t0 = math.ceil(time.time() + lead)
+        data.beat_interval_tasks_insert(f"{tag}-", per_second, seconds=1, last_run_at=to_dt(t0 - 1), spread=1.0)
+        # From a second after the first sends, as for ours: beat's reload of the tasks is behind it.
+        sleep_until(t0 + 1)
+        cpu0, sent0 = proc.cpu_seconds(), broker.sent()
+        sleep_until(t0 + 1 + window)
+        cpu, sent = proc.cpu_seconds() - cpu0, broker.sent() - sent0
+        rss = proc.memory_mb()[1]
+    finally:
+        proc.stop()
+    return {
+        "expected": int(per_second * window),
+        "sent": sent,
+        "cpu_seconds": cpu,
+        "cpu_ms_per_message": 1000 * cpu / sent if sent else None,
+        "cpu_share": cpu / window,
+        "peak_rss_mb": rss,
+    }
+
+
 def scale(*, jobs: int, minutes: int, repeats: int, tag: str) -> dict:
     """`jobs` crontab PeriodicTasks spread over the hour: start-up, memory, CPU, and sends per due run."""
     data.beat_reset()

@@ -107,11 +107,17 @@ def _window_start(after: float) -> float:
     return after - second + (20 if second < 20 else 80)
 
 
-def scale(*, jobs: int, minutes: int, repeats: int, tag: str, profile: bool = False) -> dict:
-    """`jobs` cron jobs spread over the hour: start-up to first run, memory, CPU per minute, on-time runs."""
+def scale(*, jobs: int, minutes: int, repeats: int, tag: str, profile: bool = False, settle: float = 0.0) -> dict:
+    """`jobs` cron jobs spread over the hour: start-up to first run, memory, CPU per minute, on-time runs.
+
+    Runs are scored by their fire time (scheduled_time at the boundary), whenever they started;
+    `settle` seconds at most are given after the window for the due runs not yet started to start,
+    so that a late run shows as lag rather than as missing."""
     data.product_reset()
     prefix = f"{tag}-"
+    t_insert = time.monotonic()
     data.cron_jobs_insert(prefix, jobs)
+    insert_seconds = time.monotonic() - t_insert
     ids = data.job_ids(prefix)
     probe_name = f"{tag}-startup-probe"
     data.interval_jobs_insert(probe_name, 1, seconds=86400, first_run=to_dt(time.time() + 86400))
@@ -159,32 +165,56 @@ def scale(*, jobs: int, minutes: int, repeats: int, tag: str, profile: bool = Fa
             spy.wait()
         rss_now, rss_peak = proc.memory_mb()
         boundaries = [to_dt((math.floor(w0 / 60) + k) * 60) for k in range(1, minutes + 1)]
-        expected = data.cron_jobs_due_at(prefix, [b.minute for b in boundaries])
+        due = [data.cron_jobs_due_at(prefix, [b.minute]) for b in boundaries]
+
+        # Every run of a boundary's fire time, by scheduled_time: cron jobs fire exactly at it.
+        def fired():
+            return [data.runs_between(ids, b, b + timedelta(seconds=1)) for b in boundaries]
+
+        def all_started():
+            rows = fired()
+            return rows if all(sum(r[1] is not None for r in b) >= n for b, n in zip(rows, due)) else None
+
         # The last boundary is 20-40 s behind us; give its runs a moment to record their end.
-        rows = []
-        for boundary in boundaries:
-            rows += data.runs_between(ids, boundary, boundary + timedelta(seconds=1))
+        per_boundary = (wait_for(all_started, settle, interval=1.0) if settle else None) or fired()
     finally:
         proc.stop()
     per_minute = [b - a for a, b in zip(cpu_marks, cpu_marks[1:])]
+    rows = [r for b in per_boundary for r in b]
     ran = [r for r in rows if r[0] == "success"]
     return {
         "jobs": jobs,
+        "insert_seconds": insert_seconds,
         "startup": startups,
         "start_rss": start_rss,
         "rss_end": rss_now,
         "rss_peak": rss_peak,
         "cpu_per_minute": per_minute,
         "cpu_ms_per_run": 1000 * sum(per_minute) / len(ran) if ran else None,
-        "expected": expected,
+        "expected": sum(due),
         "ran": len(ran),
         "not_success": len(rows) - len(ran),
         "lag": data.lag_stats(r[1] for r in ran),
+        "boundaries": [_boundary(at, n, b) for at, n, b in zip(boundaries, due, per_boundary)],
+    }
+
+
+def _boundary(at, due: int, rows) -> dict:
+    """One minute boundary: runs due, ran (success), not success, and the lag of every run that
+    started (its max is the time from the boundary to the last run's start)."""
+    ran = [r for r in rows if r[0] == "success"]
+    return {
+        "at": f"{at:%H:%M}",
+        "due": due,
+        "ran": len(ran),
+        "not_success": len(rows) - len(ran),
+        "lag": data.lag_stats(r[1] for r in rows),
     }
 
 
 def lag(*, processes: int, window: float, tag: str, per_second: int = 50) -> dict:
-    """`per_second` interval jobs at 1 s, anchors spread over the second: start - scheduled time."""
+    """`per_second` interval jobs at 1 s, anchors spread over the second: start - scheduled time,
+    and the schedulers' CPU per run started."""
     data.product_reset()
     procs = _start_schedulers(tag, processes)
     try:
@@ -192,8 +222,16 @@ def lag(*, processes: int, window: float, tag: str, per_second: int = 50) -> dic
         t0 = math.ceil(time.time()) + 3
         data.interval_jobs_insert(f"{tag}-", per_second, seconds=1, first_run=to_dt(t0), spread=1.0)
         ids = data.job_ids(f"{tag}-")
+        # CPU from a second after the first fire time: the load of the new jobs and the first
+        # claims are behind us, so the window holds the steady state only.
+        cpu_from, cpu_to = t0 + 1, t0 + window
+        sleep_until(cpu_from)
+        cpu0 = sum(p.cpu_seconds() for p in procs)
+        sleep_until(cpu_to)
+        cpu = sum(p.cpu_seconds() for p in procs) - cpu0
         sleep_until(t0 + window + 2)
         rows = data.runs_between(ids, to_dt(t0), to_dt(t0 + window))
+        started = data.runs_started_count(ids, to_dt(cpu_from), to_dt(cpu_to))
         statuses = data.status_counts(ids)
     finally:
         stop_all(procs)
@@ -204,6 +242,12 @@ def lag(*, processes: int, window: float, tag: str, per_second: int = 50) -> dic
         "not_success": len(rows) - len(ran),
         "statuses": statuses,
         "lag": data.lag_stats(r[1] for r in ran),
+        "cpu_seconds": cpu,
+        "cpu_window": cpu_to - cpu_from,
+        "cpu_runs": started,
+        "cpu_ms_per_run": 1000 * cpu / started if started else None,
+        # Of one core: the processes' CPU seconds per second of the window.
+        "cpu_share": cpu / (cpu_to - cpu_from),
     }
 
 

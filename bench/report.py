@@ -48,3 +48,27 @@ def section(title: str, note: str, headers, rows) -> str:
     if note:
         text += "\n" + note.strip() + "\n"
     return text
+
+
+# Issue 19's figures of the engine before its change (measured in the issue, not by this run), and
+# its targets: printed beside what the run measures.
+ISSUE_19 = {
+    "before": {
+        # runs per second of the steady part -> CPU ms per run, share of one core
+        "steady": {50: (6.9, 0.35), 150: (3.6, 0.54)},
+        "million": {"jobs": 1_000_000, "due": 16_667, "last_start_s": 4.2, "lag_p99_s": 4.2, "rss_mb": 65.6},
+        "burst": {"jobs": 10_000, "rate": 3_051},
+    },
+    "targets": {
+        "steady_cpu_ms_per_run": 0.5,
+        "steady_lag_p99_ms": 50,
+        "boundary_lag_p99_ms": 1_000,
+        "burst_rate": 5_000,
+    },
+}
+
+
+def before_steady(column: int) -> str:
+    """Issue 19's before figures of the steady workload: column 0 CPU ms per run, 1 core share."""
+    digits = 1 if column == 0 else 2
+    return ", ".join(f"{v[column]:.{digits}f} at {rate}/s" for rate, v in ISSUE_19["before"]["steady"].items())
