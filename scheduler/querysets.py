@@ -69,7 +69,8 @@ class JobQuerySet(models.QuerySet):
         if ahead_until is not None and ahead_until > now:
             leases = self.model._meta.get_field("leases").related_model  # models imports us
             free = ~Exists(leases.objects.filter(job_id=OuterRef("pk")))
-            started |= Q(start_time__lte=ahead_until) & free
+            # A range of its own (not "<= ahead_until"): an index scan of the look-ahead alone.
+            started |= Q(start_time__gt=now, start_time__lte=ahead_until) & free
         return (
             self.schedulable().alias(start_time=START_TIME).filter(started).order_by("-priority", "next_run_time", "pk")
         )

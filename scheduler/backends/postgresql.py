@@ -93,7 +93,7 @@ def _due_jobs_sql(columns: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
         FROM {jobs} AS job{join_sql}
         WHERE job.is_active AND job.is_enabled AND NOT job.is_paused
           AND ({start} <= %(now)s
-               OR ({start} <= %(ahead_until)s
+               OR ({start} > %(now)s AND {start} <= %(ahead_until)s
                    AND NOT EXISTS (SELECT 1 FROM {leases} AS lease WHERE lease.job_id = job.id)))
         ORDER BY job.priority DESC, job.next_run_time, job.id
         LIMIT %(limit)s
@@ -330,13 +330,17 @@ class PostgreSQLBackend(Backend):
         idle_in_transaction_session_timeout: a process cut off in the middle of a claim (a network
         partition, a frozen process) cannot keep the due rows it locked from the other processes
         for longer. statement_timeout and lock_timeout bound every statement of the engine's.
+
+        jit off: the engine's statements are short, and on a large table whose statistics are stale
+        the planner's estimates can pass jit_above_cost, when compiling a claim took longer than
+        running it (about a second per claim at a million jobs).
         """
         timeouts = {
             "idle_in_transaction_session_timeout": settings.SCHEDULER_DB_IDLE_IN_TRANSACTION_TIMEOUT,
             "statement_timeout": settings.SCHEDULER_DB_STATEMENT_TIMEOUT,
             "lock_timeout": settings.SCHEDULER_DB_STATEMENT_TIMEOUT,
         }
-        statement = "SET synchronous_commit TO OFF; " + " ".join(
+        statement = "SET synchronous_commit TO OFF; SET jit TO OFF; " + " ".join(
             f"SET {name} TO {int(seconds * 1000)};" for name, seconds in timeouts.items()
         )
 
