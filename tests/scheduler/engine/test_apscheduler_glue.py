@@ -3,6 +3,7 @@ changes any of them fails here, not in production."""
 
 import inspect
 import threading
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -96,3 +97,44 @@ def test_the_executor_runs_a_claimed_run_and_reports_it_like_apschedulers_own():
         executor.shutdown(wait=True)
     [event] = events
     assert event.code == EVENT_JOB_EXECUTED and event.retval == 42 and event.job_id == "execution-42"
+
+
+def test_the_executor_holds_a_run_claimed_ahead_until_its_time_and_starts_same_moment_runs_in_order():
+    scheduler = BackgroundScheduler()
+    started = []
+    all_started = threading.Event()
+
+    def record(run):
+        started.append((run.execution_id, time.time()))
+        if len(started) == 3:
+            all_started.set()
+
+    executor = RunQueueExecutor(workers=1)
+    executor.start(scheduler, "default")
+    starts_at = time.time() + 0.5
+    try:
+        for execution_id in (1, 2):
+            executor.submit_job(
+                ClaimedRunJob(scheduler, "default", record, claimed_run(execution_id), AT, starts_at), [AT]
+            )
+        executor.submit_job(ClaimedRunJob(scheduler, "default", record, claimed_run(3), AT), [AT])
+        assert all_started.wait(10), "a timed run never started"
+    finally:
+        executor.shutdown(wait=True)
+    assert [pk for pk, _ in started] == [3, 1, 2], "the untimed run first, then the timed ones in order"
+    assert all(at >= starts_at for pk, at in started if pk != 3), "a timed run started before its time"
+
+
+def test_the_executor_hands_over_timed_runs_at_shutdown_for_the_process_to_turn_away():
+    scheduler = BackgroundScheduler()
+    seen = []
+    executor = RunQueueExecutor(workers=1)
+    executor.start(scheduler, "default")
+    executor.submit_job(
+        ClaimedRunJob(
+            scheduler, "default", lambda run: seen.append(run.execution_id), claimed_run(5), AT, time.time() + 60
+        ),
+        [AT],
+    )
+    executor.shutdown(wait=True)
+    assert seen == [5], "a run held for later must reach dispatch (which refuses it once the process stops)"

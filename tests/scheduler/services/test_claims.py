@@ -501,3 +501,47 @@ def test_a_claim_writes_at_most_so_many_runs_and_leaves_the_rest_due(monkeypatch
     assert {run.job_id for run in first} == {jobs[0].pk} and len(first) == 5  # one job's catch-up
     second = runs_claim(instance_id="A")
     assert {run.job_id for run in second} == {jobs[1].pk}
+
+
+# --- claiming ahead of time ---------------------------------------------------------------------
+
+
+def test_a_claim_ahead_takes_the_next_fire_time_of_a_job_starting_soon_and_says_when_it_starts():
+    soon = interval_job(due=at(seconds=0.03))
+    later = interval_job(due=at(seconds=0.2))
+    [run] = runs_claim(instance_id=A, now=T0, ahead_until=at(seconds=0.05))
+    assert (run.job_id, run.scheduled_time, run.start_at) == (soon.pk, at(seconds=0.03), at(seconds=0.03))
+    assert [(e.scheduled_time, e.status) for e in executions_of(soon)] == [(at(seconds=0.03), PENDING)]
+    assert JobLease.objects.filter(job=soon).count() == 1
+    soon.refresh_from_db()
+    assert soon.next_run_time == at(minutes=5, seconds=0.03), "advanced past the claimed fire time only"
+    assert not executions_of(later)
+    assert runs_claim(instance_id=A, now=T0) == [], "without a look-ahead nothing is due yet"
+
+
+def test_a_run_due_now_is_claimed_to_start_at_once():
+    job = interval_job(due=at(seconds=-1))
+    [run] = runs_claim(instance_id=A, now=T0, ahead_until=at(seconds=0.05))
+    assert (run.job_id, run.start_at) == (job.pk, None)
+
+
+def test_a_job_with_a_run_in_progress_is_not_claimed_ahead_and_is_decided_at_its_time():
+    job = interval_job(due=T0, interval_minutes=None, interval_seconds=1, max_instances=1)
+    [first] = runs_claim(instance_id=A, now=T0)
+    # Its run still holds the slot: claimed ahead, the next fire time would have been skipped.
+    assert runs_claim(instance_id=B, now=at(seconds=0.97), ahead_until=at(seconds=1.02)) == []
+    assert [e.scheduled_time for e in executions_of(job)] == [T0]
+    JobLease.objects.filter(execution_id=first.execution_id).delete()  # the run ended
+    [second] = runs_claim(instance_id=B, now=at(seconds=1))
+    assert (second.scheduled_time, second.start_at) == (at(seconds=1), None)
+
+
+def test_a_crowd_is_the_first_second_in_which_enough_jobs_start():
+    for _ in range(3):
+        interval_job(due=at(seconds=2))
+    interval_job(due=at(seconds=1))
+    interval_job(due=at(seconds=-1))  # due already: not a crowd to come
+    jobs = ScheduledJob.objects
+    assert jobs.crowd_start(T0, at(seconds=6), size=3) == at(seconds=2)
+    assert jobs.crowd_start(T0, at(seconds=6), size=4) is None
+    assert jobs.crowd_start(T0, at(seconds=1.5), size=3) is None, "beyond the look"
