@@ -620,22 +620,22 @@ def render(args, results: dict, started: datetime, seconds: float, engine: str, 
             _both(p99_1.median < 100 if p99_1 else None, p99_3.median < 100 if p99_3 else None),
         ],
         ["max lag (ms)", cell(_lag_series(l1, "max"), 1), cell(_lag_series(l3, "max"), 1), "-", "", ""],
-        [
-            "CPU ms per run started (all processes)",
-            cell(_series(l1, "cpu_ms_per_run"), 2),
-            cell(_series(l3, "cpu_ms_per_run"), 2),
-            f"{before_50[0]:.1f}" if before_50 else "-",
-            "",
-            "",
-        ],
-        [
-            "CPU, share of one core (all processes)",
-            cell(_series(l1, "cpu_share"), 2),
-            cell(_series(l3, "cpu_share"), 2),
-            f"{before_50[1]:.2f}" if before_50 else "-",
-            "",
-            "",
-        ],
+        *(
+            [
+                label,
+                cell(_series(l1, key), 2),
+                cell(_series(l3, key), 2),
+                f"{before_50[i]:.{digits}f}" if before_50 else "-",
+                "",
+                "",
+            ]
+            for i, (label, key, digits) in enumerate(
+                (
+                    ("CPU ms per run started (all processes)", "cpu_ms_per_run", 1),
+                    ("CPU, share of one core (all processes)", "cpu_share", 2),
+                )
+            )
+        ),
         [
             "Runs that ran / due, per run",
             runs_text(l1),
