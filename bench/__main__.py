@@ -143,7 +143,7 @@ def parse_args(argv):
         "--profile",
         action="store_true",
         help="record py-spy profiles (threads holding the GIL) of the first 1-process "
-        "burst and of the first measured minute at the larger scale size, into "
+        "burst, of the steady part's windows and of the first measured minute at the larger scale size, into "
         "artifacts/profile-*.txt (summarise with python -m bench.profile); profiling "
         "slows the processes, so take figures from a run without it",
     )
@@ -260,7 +260,12 @@ def run(args) -> dict:
         results["lag3"] = repeated("lag-3p", ours.lag, processes=3, window=args.lag_window)
     if "steady" not in args.skip:
         results["steady"] = repeated(
-            f"steady-{args.steady_rate}", ours.lag, processes=1, window=args.steady_window, per_second=args.steady_rate
+            f"steady-{args.steady_rate}",
+            ours.lag,
+            processes=1,
+            window=args.steady_window,
+            per_second=args.steady_rate,
+            profile=args.profile,
         )
     if "beat-steady" not in args.skip:
         results["beat_steady"] = repeated(

@@ -212,7 +212,7 @@ def _boundary(at, due: int, rows) -> dict:
     }
 
 
-def lag(*, processes: int, window: float, tag: str, per_second: int = 50) -> dict:
+def lag(*, processes: int, window: float, tag: str, per_second: int = 50, profile: bool = False) -> dict:
     """`per_second` interval jobs at 1 s, anchors spread over the second: start - scheduled time,
     and the schedulers' CPU per run started."""
     data.product_reset()
@@ -227,8 +227,11 @@ def lag(*, processes: int, window: float, tag: str, per_second: int = 50) -> dic
         cpu_from, cpu_to = t0 + 1, t0 + window
         sleep_until(cpu_from)
         cpu0 = sum(p.cpu_seconds() for p in procs)
+        spy = _profile(procs[0], cpu_to - cpu_from, f"profile-{tag}") if profile else None
         sleep_until(cpu_to)
         cpu = sum(p.cpu_seconds() for p in procs) - cpu0
+        if spy is not None:
+            spy.wait()
         sleep_until(t0 + window + 2)
         rows = data.runs_between(ids, to_dt(t0), to_dt(t0 + window))
         started = data.runs_started_count(ids, to_dt(cpu_from), to_dt(cpu_to))

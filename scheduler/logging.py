@@ -4,6 +4,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import time
 import traceback
 from datetime import UTC, datetime
 
@@ -52,6 +53,31 @@ class ContextFilter(logging.Filter):
             if current is None or current == "":
                 setattr(record, name, bound.get(name, MISSING))
         return True
+
+
+class PlainFormatter(logging.Formatter):
+    """logging.Formatter with the default time format, the formatted second kept for the records
+    logged within it (time.strftime per record was most of formatting the one line per run)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._second = None
+        self._second_text = ""
+        self._uses_time = super().usesTime()
+
+    def usesTime(self):
+        return self._uses_time
+
+    def formatTime(self, record, datefmt=None):
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            # Assigned together as one tuple would be, but the pair is only ever read here, by
+            # the one thread a handler formats in (Handler.handle holds its lock).
+            self._second_text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return self.default_msec_format % (self._second_text, record.msecs)
 
 
 class JsonFormatter(logging.Formatter):

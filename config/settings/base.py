@@ -137,6 +137,7 @@ LOGGING = {
     "filters": {"context": {"()": "scheduler.logging.ContextFilter"}},
     "formatters": {
         "plain": {
+            "class": "scheduler.logging.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s "
             "[job=%(job_id)s execution=%(execution_id)s instance=%(instance_id)s] %(message)s"
         },
@@ -165,7 +166,7 @@ SCHEDULER_LOCK_TTL = env.int("SCHEDULER_LOCK_TTL", default=3600)
 SCHEDULER_POLL_INTERVAL = env.float("SCHEDULER_POLL_INTERVAL", default=5.0)
 # How far ahead (seconds) a scheduler process claims runs, which still start at their own time:
 # the runs of a short window share one claim transaction and its round trips.
-SCHEDULER_CLAIM_AHEAD = env.float("SCHEDULER_CLAIM_AHEAD", default=0.05)
+SCHEDULER_CLAIM_AHEAD = env.float("SCHEDULER_CLAIM_AHEAD", default=0.2)
 # Before a crowd of runs due together (a minute boundary of a large fleet), how many seconds
 # ahead a process starts claiming them, so that the boundary itself only has to start them.
 SCHEDULER_CLAIM_AHEAD_CROWD = env.float("SCHEDULER_CLAIM_AHEAD_CROWD", default=5.0)

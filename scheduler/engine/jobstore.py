@@ -29,6 +29,10 @@ CLAIM_LANE_PREFIX = "scheduler-claim"
 # SCHEDULER_CLAIM_AHEAD_CROWD seconds before.
 CROWD_SIZE = 1000
 CROWD_WINDOW = timedelta(seconds=1)
+# A claim happens this share of the look-ahead before the first start it takes, and takes what
+# starts up to a whole look-ahead from then: the rest of the look-ahead is what one claim shares
+# among the runs of a window, the lead what a claim may take without starting them late.
+CLAIM_LEAD_SHARE = 0.25
 
 
 class DatabaseJobStore(BaseJobStore):
@@ -44,6 +48,7 @@ class DatabaseJobStore(BaseJobStore):
         self._claim_pass = threading.Lock()
         self._more_due = False
         self.ahead = timedelta(seconds=settings.SCHEDULER_CLAIM_AHEAD)
+        self.lead = self.ahead * CLAIM_LEAD_SHARE
         self.crowd_ahead = timedelta(seconds=settings.SCHEDULER_CLAIM_AHEAD_CROWD)
         # The end of a crowd's window while it is being claimed ahead (database clock), else None.
         self._crowd_until = None
@@ -132,19 +137,20 @@ class DatabaseJobStore(BaseJobStore):
             return datetime.now(UTC)
 
     def _claim_time(self, start: datetime, database_now: datetime) -> datetime:
-        """When to claim again, for the job starting first at `start`: a look-ahead before it, or
-        before a crowd coming sooner. On the database's clock."""
+        """When to claim again, for the job starting first at `start`: a lead before it (the claim
+        then takes a look-ahead's worth of runs from there), or before a crowd coming sooner. On
+        the database's clock."""
         if start <= database_now:
             return database_now
         crowd = self._crowd_coming(database_now)
         if crowd is not None:
             self._crowd_until = crowd + CROWD_WINDOW
-            return max(database_now, min(start - self.ahead, crowd - self.crowd_ahead))
+            return max(database_now, min(start - self.lead, crowd - self.crowd_ahead))
         if self._passed_until is not None and start <= self._passed_until:
             # Within the last claim's look-ahead yet not claimed: it had a run in progress, so it
             # is claimed at its time (claiming again before then would find it the same).
             return start
-        return max(database_now, start - self.ahead)
+        return max(database_now, start - self.lead)
 
     def _crowd_coming(self, database_now: datetime) -> datetime | None:
         """The start of the first crowd within the crowd look-ahead (looked for once a second)."""

@@ -3,14 +3,12 @@ heartbeats, change wake-ups and a clean shutdown."""
 
 import logging
 import os
-import queue
 import secrets
 import signal
 import socket
 import sys
 import threading
 from dataclasses import dataclass
-from logging.handlers import QueueHandler, QueueListener
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.conf import settings
@@ -20,6 +18,7 @@ from scheduler.backends import SchedulerAlreadyRunning, backend
 from scheduler.engine.apscheduler_glue import APSCHEDULER_THREAD, RunQueueExecutor
 from scheduler.engine.cancels import CancelWatcher
 from scheduler.engine.jobstore import CLAIM_LANE_PREFIX, DatabaseJobStore
+from scheduler.engine.log_queue import logging_off_the_hot_path
 from scheduler.engine.notifier import Notifier
 from scheduler.engine.recorder import BatchRecorder
 from scheduler.engine.runner import Runner
@@ -69,35 +68,6 @@ def _is_engine_thread() -> bool:
 __all__ = ["EngineConfig", "SchedulerAlreadyRunning", "SchedulerProcess"]
 
 
-# Log arguments that cannot change after the call: a record holding only these is formatted once,
-# by the listener's handlers, instead of once more by QueueHandler.prepare in the logging thread.
-_IMMUTABLE_ARGS = (str, int, float, bool, type(None))
-
-
-class _DeferredFormatQueueHandler(QueueHandler):
-    """A QueueHandler that leaves the formatting of a plain record to the listener's handlers
-    (QueueHandler.prepare is documented as the method to override for what is queued)."""
-
-    def prepare(self, record):
-        if record.exc_info or record.stack_info:
-            return super().prepare(record)  # a traceback is formatted while its frames exist
-        args = record.args
-        if args and not (isinstance(args, tuple) and all(isinstance(a, _IMMUTABLE_ARGS) for a in args)):
-            return super().prepare(record)  # a mutable argument could change before it is formatted
-        return record
-
-
-def _logging_off_the_hot_path() -> QueueListener:
-    """Route log records through a queue to the configured handlers in one thread: every run logs
-    a line, and pool threads waiting on the stream handler's lock slowed every run."""
-    root = logging.getLogger()
-    records: queue.SimpleQueue = queue.SimpleQueue()
-    listener = QueueListener(records, *root.handlers, respect_handler_level=True)
-    root.handlers = [_DeferredFormatQueueHandler(records)]
-    listener.start()
-    return listener
-
-
 @dataclass(frozen=True)
 class EngineConfig:
     workers: int
@@ -127,7 +97,7 @@ class SchedulerProcess:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._log_listener = _logging_off_the_hot_path()
+        self._log_writer = logging_off_the_hot_path()
         # A long-running process keeps its connections, as a worker should (each thread has its own);
         # close_old_connections around every run and Django's health checks replace dead ones.
         connection.settings_dict["CONN_MAX_AGE"] = None
@@ -242,7 +212,7 @@ class SchedulerProcess:
         with_reconnect(lambda: instance_stop(self.instance_id))
         connections.close_all()
         logger.info("Scheduler %s stopped", self.instance_id, extra=self.log_extra)
-        self._log_listener.stop()
+        self._log_writer.stop()
         return bool(running)
 
     # --- background threads ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from scheduler.logging import ContextFilter, JsonFormatter, log_context
+from scheduler.logging import ContextFilter, JsonFormatter, PlainFormatter, log_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,6 +68,21 @@ def test_plain_format_names_the_context(capture):
     handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["plain"]["format"]))
     logger.info("claimed", extra={"job_id": 5, "instance_id": "host-2"})
     assert "[job=5 execution=- instance=host-2] claimed" in buffer.getvalue()
+
+
+def test_plain_formatter_writes_what_the_standard_formatter_writes_across_seconds():
+    fmt = settings.LOGGING["formatters"]["plain"]["format"]
+    assert settings.LOGGING["formatters"]["plain"]["class"] == "scheduler.logging.PlainFormatter"
+    ours, standard = PlainFormatter(fmt), logging.Formatter(fmt)
+    base = 1_790_000_000.0
+    # Within a second, into the next, back (a record created earlier but formatted later), a datefmt.
+    for created in (base + 0.001, base + 0.999, base + 1.5, base + 0.25, base + 86_400.75):
+        record = logging.LogRecord("tests.plain", logging.INFO, __file__, 1, "run %s", (7,), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        ContextFilter().filter(record)
+        assert ours.format(record) == standard.format(record)
+        assert ours.formatTime(record, "%H:%M") == standard.formatTime(record, "%H:%M")
+    assert PlainFormatter("%(message)s").usesTime() is False
 
 
 def test_log_context_applies_inside_the_block_only(capture):
