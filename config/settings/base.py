@@ -139,7 +139,7 @@ LOGGING = {
         "plain": {
             "class": "scheduler.logging.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s "
-            "[job=%(job_id)s execution=%(execution_id)s instance=%(instance_id)s] %(message)s"
+            "[job=%(job_id)s execution=%(execution_id)s instance=%(instance_id)s] %(message)s",
         },
         "json": {"()": "scheduler.logging.JsonFormatter"},
     },
