@@ -127,6 +127,9 @@ class Backend:
 
     # --- run outcomes ----------------------------------------------------------------------------
 
+    # Whether lifecycle_write is one statement (a transaction by itself, outside an atomic block).
+    lifecycle_write_atomic = False
+
     def lifecycle_write(self, rows: list[dict], ended_ids: list[int]) -> set[int]:
         """Apply conditional lifecycle updates (services.executions.executions_record builds the
         rows), delete the leases of ended runs whose rows are finished, and return the ids of the

@@ -110,6 +110,7 @@ def _isoformat(moment):
 class PostgreSQLBackend(Backend):
     vendor = "postgresql"
     change_notifications = "LISTEN/NOTIFY"
+    lifecycle_write_atomic = True
 
     def claim_durable(self) -> None:
         with connection.cursor() as cursor:

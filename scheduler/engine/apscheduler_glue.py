@@ -1,21 +1,22 @@
 """Everything that reaches into APScheduler beyond its public API, in one place.
 
-Written for APScheduler 3.11 (3.11.3 pinned). It builds Job objects without Job.__init__, and its
-executor calls apscheduler.executors.base.run_job and BaseExecutor's _run_job_success /
-_run_job_error as APScheduler's own executors do. tests/scheduler/engine/test_apscheduler_glue.py
-fails if an upgrade changes any of these.
+Written for APScheduler 3.11 (3.11.3 pinned). The engine uses APScheduler's loop for its wake-ups
+(the job store's get_due_jobs and get_next_run_time, wakeup()) and its executor interface for
+start and shutdown. Claimed runs do not travel as APScheduler jobs: the job store hands them to
+RunQueueExecutor.runs_submit, so a run costs no Job, trigger, submission, removal or execution
+event. The executor implements BaseExecutor's abstract _do_submit_job; the loop's thread name is
+BackgroundScheduler's. tests/scheduler/engine/test_apscheduler_glue.py fails if an upgrade
+changes either.
 """
 
 import heapq
 import itertools
+import logging
 import queue
 import threading
 import time
-from datetime import UTC
 
-from apscheduler.executors.base import BaseExecutor, run_job
-from apscheduler.job import Job
-from apscheduler.triggers.date import DateTrigger
+from apscheduler.executors.base import BaseExecutor
 
 APSCHEDULER_SERIES = "3.11."
 # The executor's threads, which run task functions.
@@ -25,52 +26,26 @@ TIMER_THREAD = "scheduler-run-timer"
 # The thread BackgroundScheduler.start() runs its loop in (where claims happen).
 APSCHEDULER_THREAD = "APScheduler"
 
-
-class ClaimedRunJob(Job):
-    """The single-shot APScheduler job that dispatches one claimed run.
-
-    Job.__init__ validates user input (it inspects the function's signature on every call), which
-    costs more than the rest of handing a run over; these fields are fixed and valid.
-    """
-
-    # starts_at: claimed ahead of its time, when it is to start (time.time() on this host), else None.
-    __slots__ = ("starts_at",)
-
-    def __init__(self, scheduler, jobstore_alias, dispatch, run, run_time, starts_at=None):
-        self.starts_at = starts_at
-        self._scheduler = scheduler
-        self._jobstore_alias = jobstore_alias
-        self.id = f"execution-{run.execution_id}"
-        self.name = f"{run.job_name} @ {run.scheduled_time.isoformat()}"
-        self.func = dispatch
-        self.func_ref = None
-        self.args = (run,)
-        self.kwargs = {}
-        self.trigger = DateTrigger(run_date=run_time, timezone=UTC)
-        self.executor = "default"
-        # The claim already applied the job's own misfire rule; a run queued behind others
-        # in the pool must still run, never be dropped by APScheduler's check.
-        self.misfire_grace_time = None
-        self.coalesce = False
-        self.max_instances = 1
-        self.next_run_time = run_time
+logger = logging.getLogger("scheduler.engine")
 
 
 class RunQueueExecutor(BaseExecutor):
     """Runs claimed runs on `workers` threads taking from one queue in order; a run claimed ahead
-    of its time waits in a timer until then.
+    of its time waits in a timer until then. `dispatch(run)` runs one.
 
     APScheduler's ThreadPoolExecutor builds a Future (with its Condition) and a done-callback per
-    submission, which claimed runs do not need (README, Performance, says what it cost).
+    submission, and its scheduler a Job, a trigger and three events per run, none of which a
+    claimed run needs (README, Performance, says what they cost).
     """
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, dispatch):
         super().__init__()
         self.workers = workers
+        self._dispatch = dispatch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        # (starts_at, order, job, run_times): runs claimed ahead, earliest first; the order keeps
-        # runs starting at the same moment in the order they were submitted (dispatch order).
+        # (starts_at, order, run): runs claimed ahead, earliest first; the order keeps runs
+        # starting at the same moment in the order they were submitted (dispatch order).
         self._timed: list[tuple] = []
         self._order = itertools.count()
         self._timer = threading.Condition()
@@ -86,15 +61,27 @@ class RunQueueExecutor(BaseExecutor):
             thread.start()
         threading.Thread(target=self._release_timed, name=TIMER_THREAD, daemon=True).start()
 
-    def _do_submit_job(self, job, run_times):
-        starts_at = getattr(job, "starts_at", None)
-        if starts_at is None or starts_at <= time.time():
-            self._queue.put((job, run_times))
+    def runs_submit(self, runs) -> None:
+        """Queue `runs`, (starts_at, run) pairs in dispatch order: a run whose starts_at (time.time()
+        on this host) is still to come waits in the timer until then; the others go at once."""
+        now = time.time()
+        later = []
+        for starts_at, run in runs:
+            if starts_at is None or starts_at <= now:
+                self._queue.put(run)
+            else:
+                later.append((starts_at, next(self._order), run))
+        if not later:
             return
         with self._timer:
-            heapq.heappush(self._timed, (starts_at, next(self._order), job, run_times))
-            if self._timed[0][2] is job:  # a new earliest: the timer must wake sooner
-                self._timer.notify()
+            earliest = self._timed[0][0] if self._timed else None
+            for item in later:
+                heapq.heappush(self._timed, item)
+            if earliest is None or self._timed[0][0] < earliest:
+                self._timer.notify()  # a new earliest: the timer must wake sooner
+
+    def _do_submit_job(self, job, run_times):
+        raise NotImplementedError("Claimed runs reach the executor through runs_submit, never as APScheduler jobs.")
 
     def _release_timed(self):
         """Hand each timed run to the workers at its time, all of a moment's runs at once."""
@@ -102,23 +89,20 @@ class RunQueueExecutor(BaseExecutor):
             while not self._timer_stopped:
                 wait = self._timed[0][0] - time.time() if self._timed else None
                 if wait is not None and wait <= 0:
-                    while self._timed and self._timed[0][0] <= time.time():
-                        _, _, job, run_times = heapq.heappop(self._timed)
-                        self._queue.put((job, run_times))
+                    now = time.time()
+                    while self._timed and self._timed[0][0] <= now:
+                        self._queue.put(heapq.heappop(self._timed)[2])
                     continue
                 self._timer.wait(wait)
 
     def _work(self):
-        while (item := self._queue.get()) is not None:
-            job, run_times = item
+        while (run := self._queue.get()) is not None:
             try:
-                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
-            except BaseException as exc:
-                # run_job already turns a task's own exception into an event; this is APScheduler
-                # failing around it. _run_job_error logs it with its traceback; the thread goes on.
-                self._run_job_error(job.id, exc, exc.__traceback__)
-            else:
-                self._run_job_success(job.id, events)
+                self._dispatch(run)
+            except BaseException:
+                # dispatch records a task's own failure; this is something failing around it (or
+                # a task raising SystemExit). The thread goes on with the next run.
+                logger.exception("Dispatching run %r failed", run)
 
     def shutdown(self, wait=True):
         # Runs still queued go first: the process's dispatch turns them away once it has stopped
@@ -126,7 +110,7 @@ class RunQueueExecutor(BaseExecutor):
         with self._timer:
             self._timer_stopped = True
             while self._timed:
-                self._queue.put(heapq.heappop(self._timed)[2:])
+                self._queue.put(heapq.heappop(self._timed)[2])
             self._timer.notify()
         for _ in self._threads:
             self._queue.put(None)

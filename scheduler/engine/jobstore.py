@@ -1,8 +1,9 @@
 """An APScheduler job store backed by the ScheduledJob table itself, with no pickled copies.
 
 Each call to get_due_jobs claims due runs through the database (see services.claims) and hands
-APScheduler one single-shot job per claimed run; the schedule itself never lives in memory, so
-every process sees edits at its next wake-up and start-up costs nothing per job.
+them straight to the executor (`submit`); APScheduler's loop only decides when to call it again.
+The schedule itself never lives in memory, so every process sees edits at its next wake-up and
+start-up costs nothing per job.
 """
 
 import logging
@@ -16,7 +17,6 @@ from django.db import connection
 
 from scheduler import clock
 from scheduler.backends import backend
-from scheduler.engine.apscheduler_glue import ClaimedRunJob
 from scheduler.models import ScheduledJob
 from scheduler.services.claims import ClaimedRun, runs_claim
 
@@ -36,12 +36,14 @@ CLAIM_LEAD_SHARE = 0.25
 
 
 class DatabaseJobStore(BaseJobStore):
-    def __init__(self, *, instance_id: str, dispatch, on_claimed, batch_size: int, guard):
+    def __init__(self, *, instance_id: str, submit, on_claimed, batch_size: int, guard, before_claim=None):
         super().__init__()
         self.guard = guard  # the watchdog's: cuts a database call stuck on a dead connection
         self.instance_id = instance_id
-        self.dispatch = dispatch
+        self.submit = submit  # RunQueueExecutor.runs_submit
         self.on_claimed = on_claimed
+        # The recorder's flush: this process's ended runs free their slots before it claims.
+        self.before_claim = before_claim or (lambda: None)
         self.batch_size = batch_size
         self.claiming = True  # switched off by stop_claiming(): a stop never claims a run
         # Held for a whole claim pass, up to handing its runs to on_claimed.
@@ -71,6 +73,7 @@ class DatabaseJobStore(BaseJobStore):
         with self._claim_pass:
             if not self.claiming:
                 return []
+            self.before_claim()
             # Due is decided on the database's clock; APScheduler's `now` is this host's.
             database_now = clock.now()
             ahead_until = database_now + self.ahead
@@ -94,14 +97,16 @@ class DatabaseJobStore(BaseJobStore):
                 logger.error("A claim failed (%s); the %d runs claimed beside it go ahead", exc, len(claimed))
             claimed.sort(key=ClaimedRun.dispatch_order)
             self.on_claimed(claimed)
+            # A run claimed ahead starts at its time, by this host's clock.
+            offset = clock.offset().total_seconds()
+            self.submit([(None if run.start_at is None else run.start_at.timestamp() - offset, run) for run in claimed])
         # A full batch means more may be due right now: skip the next-run-time read, loop at once.
         self._more_due = len(claimed) >= self.batch_size
         self._passed_until = None if self._more_due else ahead_until
         if not self._more_due and self._crowd_until is not None and ahead_until >= self._crowd_until:
             self._crowd_until = None  # claimed to its end (what is left had runs in progress)
             self._calm_until = ahead_until
-        offset = clock.offset().total_seconds()
-        return [self._single_shot(run, now, offset) for run in claimed]
+        return []  # handed to the executor already: APScheduler has nothing to submit
 
     def _claim(self, now, ahead_until):
         try:
@@ -162,13 +167,6 @@ class DatabaseJobStore(BaseJobStore):
         return ScheduledJob.objects.crowd_start(
             database_now, database_now + self.crowd_ahead + CROWD_WINDOW, size=CROWD_SIZE
         )
-
-    def _single_shot(self, run, now, offset: float) -> "ClaimedRunJob":
-        # APScheduler submits only run times <= the `now` (host clock) it passed us; a claimed run
-        # is due by the database's clock, so it is handed over for that `now`, never dropped.
-        # One claimed ahead starts at its time, by this host's clock.
-        starts_at = None if run.start_at is None else run.start_at.timestamp() - offset
-        return ClaimedRunJob(self._scheduler, self._alias, self.dispatch, run, now, starts_at)
 
     # The schedule is the jobs table, edited through the service layer; APScheduler never owns it.
     def lookup_job(self, job_id):

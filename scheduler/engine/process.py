@@ -116,16 +116,18 @@ class SchedulerProcess:
         instance_register(
             instance_id=self.instance_id, hostname=self.hostname, pid=os.getpid(), clock_offset=self.clock_offset
         )
+        executor = RunQueueExecutor(self.config.workers, self.runner.dispatch)
         self.jobstore = DatabaseJobStore(
             instance_id=self.instance_id,
-            dispatch=self.runner.dispatch,
+            submit=executor.runs_submit,
             on_claimed=self.runner.claimed,
             batch_size=self.config.batch_size,
             guard=self.watchdog.guard,
+            before_claim=self.recorder.flush,
         )
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self.jobstore},
-            executors={"default": RunQueueExecutor(self.config.workers)},
+            executors={"default": executor},
             timezone="UTC",
             jobstore_retry_interval=1,
         )

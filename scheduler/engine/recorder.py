@@ -27,20 +27,26 @@ class BatchedRun:
 
 class BatchRecorder(threading.Thread):
     """Collects run starts and ends and writes them every `interval` seconds (or sooner when
-    `max_batch` pile up): a few statements per batch instead of three round trips per run.
+    `max_batch` pile up, or when the job store is about to claim): a few statements per batch
+    instead of three round trips per run.
 
     A run's start reaches the database within `interval`; nothing about exactly-once depends on
-    it, since the claim already made the run this process's alone.
+    it, since the claim already made the run this process's alone. The job store flushes before
+    each claim, so a run of this process that ended has freed its slot before this process
+    decides its job's next run.
     """
 
     THREAD_NAME = "scheduler-recorder"
 
-    def __init__(self, *, interval: float = 0.05, max_batch: int = 500, guard=None):
+    def __init__(self, *, interval: float = 0.1, max_batch: int = 500, guard=None):
         super().__init__(name=self.THREAD_NAME, daemon=True)
         self.guard = guard or (lambda what: contextlib.nullcontext())  # the engine watchdog's
         self.interval = interval
         self.max_batch = max_batch
         self._lock = threading.Lock()
+        # Held from taking a batch to writing it: batches are written one at a time, in order (a
+        # run's end must never reach the database before its start).
+        self._flushing = threading.Lock()
         self._start_buffer: list[RunStarted] = []
         self._end_buffer: list[RunEnded] = []
         # Set when the buffers stop being empty: an idle recorder sleeps instead of waking 20
@@ -86,20 +92,23 @@ class BatchRecorder(threading.Thread):
         connection.close()
 
     def flush(self) -> None:
-        with self._lock:
-            started, ended = self._start_buffer, self._end_buffer
-            self._start_buffer, self._end_buffer = [], []
-            # Cleared with the swap, under the lock: a run added after it sets them again.
-            self._pending.clear()
-            self._full.clear()
-        if not started and not ended:
-            return
-        try:
-            with_reconnect(lambda: self._record(started, ended))
-        except Exception:
-            # Their leases expire and the reaper fails them with the reason: not lost silently.
-            logger.exception("Could not record %d run starts and %d run ends", len(started), len(ended))
-            connection.close()
+        """Write what has gathered, in the calling thread (the recorder's, or the job store's
+        before a claim)."""
+        with self._flushing:
+            with self._lock:
+                started, ended = self._start_buffer, self._end_buffer
+                self._start_buffer, self._end_buffer = [], []
+                # Cleared with the swap, under the lock: a run added after it sets them again.
+                self._pending.clear()
+                self._full.clear()
+            if not started and not ended:
+                return
+            try:
+                with_reconnect(lambda: self._record(started, ended))
+            except Exception:
+                # Their leases expire and the reaper fails them with the reason: not lost silently.
+                logger.exception("Could not record %d run starts and %d run ends", len(started), len(ended))
+                connection.close()
 
     def _record(self, started, ended) -> None:
         with self.guard("recording runs"):

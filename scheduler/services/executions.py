@@ -230,10 +230,13 @@ def executions_record(started: list[RunStarted], ended: list[RunEnded]) -> set[i
     """
     rows = _lifecycle_rows(started, ended)
     ended_ids = [e.execution_id for e in ended]
-    with transaction.atomic():
-        moved = backend().lifecycle_write(rows, ended_ids)
+    logs = {e.execution_id: e.logs for e in ended if e.logs}
+    db = backend()
+    # A backend's write of one statement is a transaction by itself: no BEGIN and COMMIT for it.
+    with transaction.atomic() if logs or not db.lifecycle_write_atomic else contextlib.nullcontext():
+        moved = db.lifecycle_write(rows, ended_ids)
         # The runs' logs go with their ends, in the same transaction: one insert for the batch.
-        run_logs_save({e.execution_id: e.logs for e in ended if e.logs and e.execution_id in moved})
+        run_logs_save({pk: records for pk, records in logs.items() if pk in moved})
     _ended(
         [pk for pk in ended_ids if pk in moved],
         failed=[e.execution_id for e in ended if e.status in FAILURE_STATUSES and e.execution_id in moved],

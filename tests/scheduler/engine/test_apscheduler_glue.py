@@ -1,65 +1,25 @@
-"""The APScheduler internals the engine relies on (engine/apscheduler_glue.py): an upgrade that
-changes any of them fails here, not in production."""
+"""The APScheduler internals the engine relies on (engine/apscheduler_glue.py), and its executor:
+an upgrade that changes any of them fails here, not in production."""
 
 import inspect
 import threading
 import time
-from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import apscheduler
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
-from apscheduler.executors.base import BaseExecutor, run_job
-from apscheduler.job import Job
+import pytest
+from apscheduler.executors.base import BaseExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
 
-from scheduler.engine.apscheduler_glue import APSCHEDULER_SERIES, APSCHEDULER_THREAD, ClaimedRunJob, RunQueueExecutor
-
-AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+from scheduler.engine.apscheduler_glue import APSCHEDULER_SERIES, APSCHEDULER_THREAD, RunQueueExecutor
 
 
 def claimed_run(execution_id=7):
-    return SimpleNamespace(execution_id=execution_id, job_name="report", scheduled_time=AT)
-
-
-def dispatch(run):
-    return run.execution_id
+    return SimpleNamespace(execution_id=execution_id)
 
 
 def test_written_for_this_apscheduler_series():
     assert apscheduler.__version__.startswith(APSCHEDULER_SERIES)
-
-
-def test_a_claimed_run_job_sets_every_field_a_job_has():
-    job = ClaimedRunJob(BackgroundScheduler(), "default", dispatch, claimed_run(), AT)
-    slots = {name for name in Job.__slots__ if name != "__weakref__"}
-    assert all(hasattr(job, name) for name in slots), sorted(n for n in slots if not hasattr(job, n))
-
-
-def test_a_claimed_run_job_is_the_job_apschedulers_own_constructor_builds():
-    scheduler = BackgroundScheduler()
-    ours = ClaimedRunJob(scheduler, "default", dispatch, claimed_run(), AT)
-    public = Job(
-        scheduler,
-        id=ours.id,
-        name=ours.name,
-        func=dispatch,
-        args=(claimed_run(),),
-        kwargs={},
-        trigger=DateTrigger(run_date=AT, timezone=UTC),
-        executor="default",
-        misfire_grace_time=None,
-        coalesce=False,
-        max_instances=1,
-        next_run_time=AT,
-    )
-    public._jobstore_alias = "default"
-    for name in set(Job.__slots__) - {"__weakref__", "args", "trigger", "func_ref"}:
-        assert getattr(ours, name) == getattr(public, name), name
-    assert ours.args[0].execution_id == public.args[0].execution_id
-    assert ours.trigger.run_date == public.trigger.run_date
-    assert ours._get_run_times(AT) == public._get_run_times(AT) == [AT]
 
 
 def test_the_background_scheduler_loops_in_the_thread_the_engine_names():
@@ -71,36 +31,55 @@ def test_the_background_scheduler_loops_in_the_thread_the_engine_names():
         scheduler.shutdown(wait=False)
 
 
-def test_the_executor_hooks_keep_their_signatures():
-    assert list(inspect.signature(run_job).parameters) == ["job", "jobstore_alias", "run_times", "logger_name"]
-    assert list(inspect.signature(BaseExecutor._run_job_success).parameters) == ["self", "job_id", "events"]
-    assert list(inspect.signature(BaseExecutor._run_job_error).parameters) == ["self", "job_id", "exc", "traceback"]
+def test_the_executor_implements_the_abstract_hook_apscheduler_declares():
+    assert "_do_submit_job" in BaseExecutor.__abstractmethods__
     assert list(inspect.signature(BaseExecutor._do_submit_job).parameters) == ["self", "job", "run_times"]
+    RunQueueExecutor(workers=1, dispatch=print)  # instantiable: no abstract method left
 
 
-def test_the_executor_runs_a_claimed_run_and_reports_it_like_apschedulers_own():
-    scheduler = BackgroundScheduler()
-    events = []
-    done = threading.Event()
+def _executor(dispatch, workers=1) -> RunQueueExecutor:
+    executor = RunQueueExecutor(workers=workers, dispatch=dispatch)
+    executor.start(BackgroundScheduler(), "default")
+    return executor
 
-    def listen(event):
-        events.append(event)
-        done.set()
 
-    scheduler.add_listener(listen, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-    executor = RunQueueExecutor(workers=2)
-    executor.start(scheduler, "default")
+def test_the_executor_runs_submitted_runs_in_their_order():
+    seen, done = [], threading.Event()
+
+    def dispatch(run):
+        seen.append(run.execution_id)
+        if len(seen) == 3:
+            done.set()
+
+    executor = _executor(dispatch)
     try:
-        executor.submit_job(ClaimedRunJob(scheduler, "default", dispatch, claimed_run(42), AT), [AT])
-        assert done.wait(10), "the run was never reported"
+        executor.runs_submit([(None, claimed_run(n)) for n in (3, 1, 2)])
+        assert done.wait(10), "the runs were never dispatched"
     finally:
         executor.shutdown(wait=True)
-    [event] = events
-    assert event.code == EVENT_JOB_EXECUTED and event.retval == 42 and event.job_id == "execution-42"
+    assert seen == [3, 1, 2]
+
+
+def test_a_run_whose_dispatch_raises_does_not_stop_its_worker(caplog):
+    seen, done = [], threading.Event()
+
+    def dispatch(run):
+        if run.execution_id == 1:
+            raise SystemExit("a task function exiting the interpreter")
+        seen.append(run.execution_id)
+        done.set()
+
+    executor = _executor(dispatch)
+    try:
+        executor.runs_submit([(None, claimed_run(1)), (None, claimed_run(2))])
+        assert done.wait(10), "the worker stopped after a failed dispatch"
+    finally:
+        executor.shutdown(wait=True)
+    assert seen == [2]
+    assert "Dispatching run" in caplog.text
 
 
 def test_the_executor_holds_a_run_claimed_ahead_until_its_time_and_starts_same_moment_runs_in_order():
-    scheduler = BackgroundScheduler()
     started = []
     all_started = threading.Event()
 
@@ -109,15 +88,10 @@ def test_the_executor_holds_a_run_claimed_ahead_until_its_time_and_starts_same_m
         if len(started) == 3:
             all_started.set()
 
-    executor = RunQueueExecutor(workers=1)
-    executor.start(scheduler, "default")
+    executor = _executor(record)
     starts_at = time.time() + 0.5
     try:
-        for execution_id in (1, 2):
-            executor.submit_job(
-                ClaimedRunJob(scheduler, "default", record, claimed_run(execution_id), AT, starts_at), [AT]
-            )
-        executor.submit_job(ClaimedRunJob(scheduler, "default", record, claimed_run(3), AT), [AT])
+        executor.runs_submit([(starts_at, claimed_run(1)), (starts_at, claimed_run(2)), (None, claimed_run(3))])
         assert all_started.wait(10), "a timed run never started"
     finally:
         executor.shutdown(wait=True)
@@ -125,16 +99,33 @@ def test_the_executor_holds_a_run_claimed_ahead_until_its_time_and_starts_same_m
     assert all(at >= starts_at for pk, at in started if pk != 3), "a timed run started before its time"
 
 
+def test_a_sooner_run_submitted_later_wakes_the_timer_for_its_own_time():
+    started = {}
+    done = threading.Event()
+
+    def record(run):
+        started[run.execution_id] = time.time()
+        done.set()
+
+    executor = _executor(record)
+    try:
+        executor.runs_submit([(time.time() + 60, claimed_run(1))])
+        soon = time.time() + 0.3
+        executor.runs_submit([(soon, claimed_run(2))])
+        assert done.wait(10), "the sooner run waited behind the later one"
+    finally:
+        executor.shutdown(wait=True)
+    assert started[2] >= soon
+
+
 def test_the_executor_hands_over_timed_runs_at_shutdown_for_the_process_to_turn_away():
-    scheduler = BackgroundScheduler()
     seen = []
-    executor = RunQueueExecutor(workers=1)
-    executor.start(scheduler, "default")
-    executor.submit_job(
-        ClaimedRunJob(
-            scheduler, "default", lambda run: seen.append(run.execution_id), claimed_run(5), AT, time.time() + 60
-        ),
-        [AT],
-    )
+    executor = _executor(lambda run: seen.append(run.execution_id))
+    executor.runs_submit([(time.time() + 60, claimed_run(5))])
     executor.shutdown(wait=True)
     assert seen == [5], "a run held for later must reach dispatch (which refuses it once the process stops)"
+
+
+def test_apscheduler_never_submits_jobs_to_it():
+    with pytest.raises(NotImplementedError):
+        RunQueueExecutor(workers=1, dispatch=print)._do_submit_job(None, [])

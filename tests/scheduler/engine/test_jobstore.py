@@ -16,12 +16,16 @@ pytestmark = pytest.mark.django_db
 AHEAD = 0.2
 
 
+store_submitted = []
+
+
 @pytest.fixture
 def store(settings):
+    store_submitted.clear()
     settings.SCHEDULER_CLAIM_AHEAD = AHEAD
     store = DatabaseJobStore(
         instance_id="store-test",
-        dispatch=lambda run: None,
+        submit=store_submitted.extend,
         on_claimed=lambda runs: None,
         batch_size=500,
         guard=lambda what: contextlib.nullcontext(),
@@ -53,14 +57,19 @@ def test_one_claim_takes_the_runs_of_a_whole_look_ahead_and_the_next_claim_comes
     # A quarter of the look-ahead before the first start (the lead), on this host's clock.
     assert abs((wake + clock.offset()) - (first - timedelta(seconds=AHEAD / 4))) < timedelta(milliseconds=20)
     _sleep_until(wake)
-    claimed = store.get_due_jobs(datetime.now(UTC))
+    assert store.get_due_jobs(datetime.now(UTC)) == [], "claimed runs go to the executor, not through APScheduler"
+    claimed = list(store_submitted)
 
     # Claimed at the lead or later, it took every start up to a look-ahead from then: the first
     # two at least (the start 150 ms after the claim's time is in), never the whole second.
     assert 2 <= len(claimed) < len(jobs)
-    ids = [job.args[0].job_id for job in claimed]
+    ids = [run.job_id for _, run in claimed]
     assert ids == [job.pk for job in jobs[: len(ids)]], "the earliest starts, in order"
-    assert all(job.starts_at is not None for job in claimed), "each starts at its own time"
+    offset = clock.offset().total_seconds()
+    host_starts = [run.start_at.timestamp() - offset for _, run in claimed]
+    assert [starts_at for starts_at, _ in claimed] == pytest.approx(host_starts, abs=0.005), (
+        "each starts at its own time, on this host's clock"
+    )
 
     following = jobs[len(ids)]
     following.refresh_from_db()
