@@ -170,6 +170,11 @@ SCHEDULER_CLAIM_AHEAD = env.float("SCHEDULER_CLAIM_AHEAD", default=0.2)
 # Before a crowd of runs due together (a minute boundary of a large fleet), how many seconds
 # ahead a process starts claiming them, so that the boundary itself only has to start them.
 SCHEDULER_CLAIM_AHEAD_CROWD = env.float("SCHEDULER_CLAIM_AHEAD_CROWD", default=5.0)
+# Runs claimed ahead are handed to the workers at most this often (seconds): each starts at or up
+# to this long after its time, and the engine wakes once per tick rather than once per run.
+SCHEDULER_START_TICK = env.float("SCHEDULER_START_TICK", default=0.02)
+if not 0 <= SCHEDULER_START_TICK <= 0.1:
+    raise ImproperlyConfigured("SCHEDULER_START_TICK must be between 0 and 0.1 seconds.")
 if not (0 <= SCHEDULER_CLAIM_AHEAD < 1 and SCHEDULER_CLAIM_AHEAD <= SCHEDULER_CLAIM_AHEAD_CROWD <= 60):
     raise ImproperlyConfigured(
         "SCHEDULER_CLAIM_AHEAD must be at least 0 and under 1 second, and SCHEDULER_CLAIM_AHEAD_CROWD "

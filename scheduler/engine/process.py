@@ -116,7 +116,7 @@ class SchedulerProcess:
         instance_register(
             instance_id=self.instance_id, hostname=self.hostname, pid=os.getpid(), clock_offset=self.clock_offset
         )
-        executor = RunQueueExecutor(self.config.workers, self.runner.dispatch)
+        executor = RunQueueExecutor(self.config.workers, self.runner.dispatch, tick=settings.SCHEDULER_START_TICK)
         self.jobstore = DatabaseJobStore(
             instance_id=self.instance_id,
             submit=executor.runs_submit,

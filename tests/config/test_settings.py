@@ -58,6 +58,8 @@ def test_production_refuses_to_start_without_a_secret_key():
         ("SCHEDULER_LOCK_TTL", "120", "SCHEDULER_LOCK_TTL", "120"),
         ("CELERY_BROKER_URL", "redis://r:6379/0", "CELERY_BROKER_URL", "redis://r:6379/0"),
         ("ALLOWED_HOSTS", "a.example,b.example", "ALLOWED_HOSTS", "['a.example', 'b.example']"),
+        ("SCHEDULER_START_TICK", "0", "SCHEDULER_START_TICK", "0.0"),
+        ("SCHEDULER_CLAIM_AHEAD", "0.5", "SCHEDULER_CLAIM_AHEAD", "0.5"),
     ],
 )
 def test_settings_read_from_environment(variable, value, expression, expected):
@@ -65,6 +67,21 @@ def test_settings_read_from_environment(variable, value, expression, expected):
     code = f"from django.conf import settings; print(settings.{expression})"
     result = _manage("shell", "-c", code, env=env)
     assert result.stdout.strip().splitlines()[-1] == expected, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SCHEDULER_START_TICK", "0.5", "SCHEDULER_START_TICK must be between 0 and 0.1 seconds"),
+        ("SCHEDULER_START_TICK", "-0.01", "SCHEDULER_START_TICK must be between 0 and 0.1 seconds"),
+        ("SCHEDULER_CLAIM_AHEAD", "1", "SCHEDULER_CLAIM_AHEAD must be at least 0 and under 1 second"),
+    ],
+)
+def test_engine_timing_settings_out_of_range_are_refused(variable, value, message):
+    env = {"PATH": PRODUCTION_ENV["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings.local", variable: value}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_zero_setup_defaults():

@@ -37,8 +37,8 @@ def test_the_executor_implements_the_abstract_hook_apscheduler_declares():
     RunQueueExecutor(workers=1, dispatch=print)  # instantiable: no abstract method left
 
 
-def _executor(dispatch, workers=1) -> RunQueueExecutor:
-    executor = RunQueueExecutor(workers=workers, dispatch=dispatch)
+def _executor(dispatch, workers=1, tick=0.0) -> RunQueueExecutor:
+    executor = RunQueueExecutor(workers=workers, dispatch=dispatch, tick=tick)
     executor.start(BackgroundScheduler(), "default")
     return executor
 
@@ -116,6 +116,30 @@ def test_a_sooner_run_submitted_later_wakes_the_timer_for_its_own_time():
     finally:
         executor.shutdown(wait=True)
     assert started[2] >= soon
+
+
+def test_with_a_tick_runs_due_close_together_are_handed_over_together_and_none_before_its_time():
+    started = {}
+    done = threading.Event()
+
+    def record(run):
+        started[run.execution_id] = time.time()
+        if len(started) == 3:
+            done.set()
+
+    tick = 0.3
+    executor = _executor(record, workers=3, tick=tick)
+    first = time.time() + 0.3
+    times = {1: first, 2: first + 0.05, 3: first + 0.1}
+    try:
+        executor.runs_submit([(at, claimed_run(pk)) for pk, at in times.items()])
+        assert done.wait(10), "a timed run never started"
+    finally:
+        executor.shutdown(wait=True)
+    assert all(started[pk] >= at for pk, at in times.items()), "a run started before its time"
+    # The first wake hands over the first; the next comes a tick later, with both that are due by then.
+    assert started[3] - started[2] < 0.1 < started[2] - started[1], started
+    assert started[2] >= started[1] + tick - 0.02
 
 
 def test_the_executor_hands_over_timed_runs_at_shutdown_for_the_process_to_turn_away():
