@@ -86,6 +86,10 @@ class RunQueueExecutor(BaseExecutor):
             if earliest is None or self._timed[0][0] < earliest:
                 self._timer.notify()  # a new earliest: the timer must wake sooner
 
+    def backlog(self) -> int:
+        """Runs due and waiting for a worker."""
+        return self._queue.qsize()
+
     def _do_submit_job(self, job, run_times):
         raise NotImplementedError("Claimed runs reach the executor through runs_submit, never as APScheduler jobs.")
 

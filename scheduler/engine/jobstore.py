@@ -18,7 +18,7 @@ from django.db import connection
 from scheduler import clock
 from scheduler.backends import backend
 from scheduler.models import ScheduledJob
-from scheduler.services.claims import ClaimedRun, runs_claim
+from scheduler.services.claims import MAX_RUNS_PER_CLAIM, ClaimedRun, runs_claim
 
 logger = logging.getLogger("scheduler.engine")
 # Claim transactions in flight at once while a backlog of due runs lasts.
@@ -29,6 +29,9 @@ CLAIM_LANE_PREFIX = "scheduler-claim"
 # SCHEDULER_CLAIM_AHEAD_CROWD seconds before.
 CROWD_SIZE = 1000
 CROWD_WINDOW = timedelta(seconds=1)
+# Jobs one claim takes while claiming a crowd: each pass reads the crowd's whole window, so fewer,
+# larger passes claim it sooner (a claim writes at most MAX_RUNS_PER_CLAIM runs either way).
+CROWD_BATCH_SIZE = MAX_RUNS_PER_CLAIM
 # A claim happens this share of the look-ahead before the first start it takes, and takes what
 # starts up to a whole look-ahead from then: the rest of the look-ahead is what one claim shares
 # among the runs of a window, the lead what a claim may take without starting them late.
@@ -77,15 +80,20 @@ class DatabaseJobStore(BaseJobStore):
             # Due is decided on the database's clock; APScheduler's `now` is this host's.
             database_now = clock.now()
             ahead_until = database_now + self.ahead
+            batch_size = self.batch_size
             if self._crowd_until is not None:
                 ahead_until = max(ahead_until, self._crowd_until)
+                batch_size = max(batch_size, CROWD_BATCH_SIZE)
             extra = (
-                [self._lanes.submit(self._claim, database_now, ahead_until) for _ in range(CLAIM_LANES - 1)]
+                [self._lanes.submit(self._claim, database_now, ahead_until, batch_size) for _ in range(CLAIM_LANES - 1)]
                 if self._more_due
                 else []
             )
             claimed, errors = [], []
-            for outcome in [lambda: self._claim(database_now, ahead_until), *(lane.result for lane in extra)]:
+            for outcome in [
+                lambda: self._claim(database_now, ahead_until, batch_size),
+                *(lane.result for lane in extra),
+            ]:
                 try:
                     claimed += outcome()
                 except Exception as exc:
@@ -101,19 +109,17 @@ class DatabaseJobStore(BaseJobStore):
             offset = clock.offset().total_seconds()
             self.submit([(None if run.start_at is None else run.start_at.timestamp() - offset, run) for run in claimed])
         # A full batch means more may be due right now: skip the next-run-time read, loop at once.
-        self._more_due = len(claimed) >= self.batch_size
+        self._more_due = len(claimed) >= batch_size
         self._passed_until = None if self._more_due else ahead_until
         if not self._more_due and self._crowd_until is not None and ahead_until >= self._crowd_until:
             self._crowd_until = None  # claimed to its end (what is left had runs in progress)
             self._calm_until = ahead_until
         return []  # handed to the executor already: APScheduler has nothing to submit
 
-    def _claim(self, now, ahead_until):
+    def _claim(self, now, ahead_until, batch_size):
         try:
             with self.guard("claim"):
-                return runs_claim(
-                    instance_id=self.instance_id, now=now, batch_size=self.batch_size, ahead_until=ahead_until
-                )
+                return runs_claim(instance_id=self.instance_id, now=now, batch_size=batch_size, ahead_until=ahead_until)
         except Exception:
             connection.close()  # a dropped connection is reopened on the next call
             raise

@@ -6,6 +6,8 @@ import queue
 import threading
 from logging.handlers import QueueHandler, QueueListener
 
+from scheduler.engine.recorder import deferring
+
 # Log arguments that cannot change after the call: a record holding only these is formatted once,
 # by the writer's handlers, instead of once more by QueueHandler.prepare in the logging thread.
 _IMMUTABLE_ARGS = (str, int, float, bool, type(None))
@@ -40,9 +42,11 @@ class BatchLogWriter(threading.Thread):
         self.interval = interval
         self._listener = QueueListener(records, *handlers, respect_handler_level=True)
         self._stopping = threading.Event()
+        self.busy = lambda: False  # set by the process: whether runs are waiting for a worker
 
     def run(self):
         while not self._stopping.wait(self.interval):
+            deferring(self.busy, self._stopping)  # formatting waits while a crowd of runs starts
             self.drain()
         self.drain()
 

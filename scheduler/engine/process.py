@@ -117,6 +117,8 @@ class SchedulerProcess:
             instance_id=self.instance_id, hostname=self.hostname, pid=os.getpid(), clock_offset=self.clock_offset
         )
         executor = RunQueueExecutor(self.config.workers, self.runner.dispatch, tick=settings.SCHEDULER_START_TICK)
+        # While runs wait for a worker, their records and log lines wait (up to a second): starts first.
+        self.recorder.busy = self._log_writer.busy = executor.backlog
         self.jobstore = DatabaseJobStore(
             instance_id=self.instance_id,
             submit=executor.runs_submit,

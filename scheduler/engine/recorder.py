@@ -4,6 +4,7 @@ into short transactions."""
 import contextlib
 import logging
 import threading
+import time
 
 from django.db import connection
 
@@ -23,6 +24,18 @@ class BatchedRun:
         self.pk = pk
         self.started_at = None
         self.status = ExecutionStatus.PENDING
+
+
+# While runs wait for a worker (a crowd being started), writing their records waits too, up to this
+# many seconds: every run's start comes first, and the writes then go in larger batches.
+DEFER_WHILE_BUSY = 1.0
+
+
+def deferring(busy, stop: threading.Event, longest: float = DEFER_WHILE_BUSY, step: float = 0.02) -> None:
+    """Return once busy() is false, `stop` is set or `longest` seconds have passed."""
+    deadline = time.monotonic() + longest
+    while busy() and time.monotonic() < deadline and not stop.wait(step):
+        pass
 
 
 class BatchRecorder(threading.Thread):
@@ -54,6 +67,7 @@ class BatchRecorder(threading.Thread):
         self._pending = threading.Event()
         self._full = threading.Event()
         self._stopping = threading.Event()
+        self.busy = lambda: False  # set by the process: whether runs are waiting for a worker
 
     # --- the Recorder protocol -----------------------------------------------------------------
 
@@ -87,6 +101,7 @@ class BatchRecorder(threading.Thread):
         while not self._stopping.is_set():
             self._pending.wait()
             self._full.wait(self.interval)  # let a batch gather, unless it is already full
+            deferring(self.busy, self._stopping)
             self.flush()
         self.flush()
         connection.close()

@@ -45,6 +45,7 @@ class Runner:
         # Claimed runs asked to stop before they started: they end cancelled and never start.
         self._cancelled: dict[int, str] = {}
         self._closed = False  # set by close(): no run starts in this process after it
+        self._closing = False  # close() is waiting for claimed runs to end
         self._lock = threading.Condition()
         self.log_extra = {"instance_id": instance_id}
         # A run that waited longer than this since its claim (the process was frozen, say) may
@@ -102,7 +103,8 @@ class Runner:
             with self._lock:
                 self._running.discard(run.execution_id)
                 self._claimed.pop(run.execution_id, None)
-                self._lock.notify_all()
+                if self._closing:
+                    self._lock.notify_all()
 
     def _run(self, run) -> None:
         # Every run starts (and ends) with usable database connections in this thread, as a request
@@ -147,6 +149,7 @@ class Runner:
         """
         deadline = time.monotonic() + timeout
         with self._lock:
+            self._closing = True
             while self._claimed and time.monotonic() < deadline:
                 self._lock.wait(min(0.2, max(0.0, deadline - time.monotonic())))
             self._closed = True

@@ -294,15 +294,12 @@ def _log_outcome(target: RunTarget, ended: RunEnded, extra: dict) -> None:
         "-" if ended.started_at is None else f"{(ended.finished_at - ended.started_at).total_seconds() * 1000:.0f}"
     )
     level = logging.INFO if ended.status == ExecutionStatus.SUCCESS else logging.WARNING
+    # Written out here rather than left to logging's %-formatting: a message without arguments is
+    # queued as it is by the engine's log handler (engine/log_queue.py), with nothing to check.
+    error = f" error={ended.error!r}" if ended.error else ""
     logger.log(
         level,
-        "run job=%s (%s) scheduled=%s lag=%.0fms outcome=%s duration=%sms%s",
-        target.job_id,
-        target.job_name,
-        target.scheduled_time.isoformat(),
-        lag_ms,
-        ended.status,
-        duration,
-        f" error={ended.error!r}" if ended.error else "",
+        f"run job={target.job_id} ({target.job_name}) scheduled={target.scheduled_time.isoformat()} "
+        f"lag={lag_ms:.0f}ms outcome={str(ended.status)} duration={duration}ms{error}",
         extra=extra,
     )
