@@ -143,7 +143,8 @@ def parse_args(argv):
         "--profile",
         action="store_true",
         help="record py-spy profiles (threads holding the GIL) of the first 1-process "
-        "burst, of the steady part's windows and of the first measured minute at the larger scale size, into "
+        "burst, of the steady part's windows and of the first measured minute at the larger scale size and "
+        "in the million part, into "
         "artifacts/profile-*.txt (summarise with python -m bench.profile); profiling "
         "slows the processes, so take figures from a run without it",
     )
@@ -297,6 +298,7 @@ def run(args) -> dict:
             minutes=args.million_minutes,
             repeats=args.million_repeat,
             tag=f"million-{jobs}",
+            profile=args.profile,
             # A boundary's runs that start late are waited for, so they show as lag.
             settle=60.0,
         )

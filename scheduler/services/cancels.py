@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from scheduler import clock
+from scheduler.backends import backend
 from scheduler.enums import CANCELLABLE_STATUSES, ExecutionStatus
 from scheduler.models import JobExecution
 from scheduler.services.changes import changes_announce
@@ -91,8 +92,5 @@ def _cancel(execution: JobExecution, *, reason: str, user, terminate: bool) -> J
 
 def cancels_requested(execution_ids) -> dict[int, str]:
     """Of these runs (in progress in one process), those asked to stop, with the reason."""
-    return dict(
-        JobExecution.objects.filter(
-            pk__in=list(execution_ids), cancel_requested_at__isnull=False, status__in=CANCELLABLE_STATUSES
-        ).values_list("pk", "cancel_reason")
-    )
+    asked = JobExecution.objects.filter(cancel_requested_at__isnull=False, status__in=CANCELLABLE_STATUSES)
+    return dict(backend().with_ids(asked, execution_ids).values_list("pk", "cancel_reason"))

@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.db.models.functions import Now
 
 from scheduler import clock
+from scheduler.backends import backend
 from scheduler.enums import ExecutionStatus
 from scheduler.models import JobLease
 from scheduler.services.executions import execution_lost
@@ -45,7 +46,7 @@ def leases_renew(execution_ids, *, now=None) -> int:
     not measure its host clock's offset, must not write an expiry that is already past.
     """
     expires_at = lease_expiry(now) if now is not None else Now() + lease_ttl()
-    return JobLease.objects.of_executions(execution_ids).update(expires_at=expires_at)
+    return backend().with_ids(JobLease.objects.all(), execution_ids, field="execution_id").update(expires_at=expires_at)
 
 
 def lease_confirm(execution_id: int, *, instance_id: str, now=None) -> bool:

@@ -100,3 +100,19 @@ def test_claim_durable_and_announcements_work_inside_a_transaction():
         backend().claim_durable()
         backend().changes_announce('{"job": null, "execution": null}')
         assert ScheduledJob.objects.exists()
+
+
+def test_with_ids_filters_like_in_for_an_empty_a_short_and_a_long_list_and_in_an_update():
+    job = IntervalJobFactory()
+    runs = [ExecutionFactory(job=job, scheduled_time=NOW + timedelta(seconds=i)) for i in range(3)]
+    ids = [r.pk for r in runs]
+    db, executions = backend(), JobExecution.objects.filter(job=job)
+    assert list(db.with_ids(executions, [])) == []
+    assert sorted(db.with_ids(executions, ids[:2]).values_list("pk", flat=True)) == ids[:2]
+    # A crowd's worth of ids, most of them matching nothing.
+    many = [*range(10_000_000, 10_020_000), ids[2]]
+    assert list(db.with_ids(executions, many).values_list("pk", flat=True)) == [ids[2]]
+    lease = JobLease.objects.create(job=job, execution=runs[0], locked_by="proc-1", locked_at=NOW, expires_at=NOW)
+    assert db.with_ids(JobLease.objects.all(), [runs[0].pk], field="execution_id").update(expires_at=EXPIRES) == 1
+    lease.refresh_from_db()
+    assert lease.expires_at == EXPIRES
