@@ -67,3 +67,22 @@ def test_an_end_the_database_no_longer_takes_is_said_in_the_log_and_changes_noth
     reaped.refresh_from_db()
     assert reaped.status == ExecutionStatus.FAILED and reaped.result is None
     assert f"Execution {reaped.pk} ended success here, but its row had moved on" in caplog.text
+
+
+def test_deferring_waits_while_busy_but_never_longer_than_its_limit_nor_past_a_stop():
+    import threading
+    import time
+
+    from scheduler.engine.recorder import deferring
+
+    stop = threading.Event()
+    began = time.monotonic()
+    deferring(lambda: True, stop, longest=0.3)
+    assert 0.3 <= time.monotonic() - began < 5, "busy all along: it gives up at its limit"
+    began = time.monotonic()
+    deferring(lambda: False, stop, longest=30)
+    assert time.monotonic() - began < 1, "not busy: no wait"
+    stop.set()
+    began = time.monotonic()
+    deferring(lambda: True, stop, longest=30)
+    assert time.monotonic() - began < 1, "a stop ends the wait"
