@@ -1,11 +1,12 @@
 """The batch recorder: every run start and end reaches the database, whatever the interleaving."""
 
 import threading
+import time
 from datetime import timedelta
 
 from django.utils import timezone
 
-from scheduler.engine.recorder import BatchRecorder
+from scheduler.engine.recorder import BatchRecorder, deferring
 from scheduler.models import ExecutionStatus, JobExecution, JobLease
 from scheduler.services.executions import RunEnded
 from tests.factories import ExecutionFactory, IntervalJobFactory
@@ -70,11 +71,6 @@ def test_an_end_the_database_no_longer_takes_is_said_in_the_log_and_changes_noth
 
 
 def test_deferring_waits_while_busy_but_never_longer_than_its_limit_nor_past_a_stop():
-    import threading
-    import time
-
-    from scheduler.engine.recorder import deferring
-
     stop = threading.Event()
     began = time.monotonic()
     deferring(lambda: True, stop, longest=0.3)
