@@ -312,8 +312,10 @@ class RunContext:
 _NO_RUN = RunContext()
 _current = threading.local()
 # execution id -> context of the runs in progress in this process, for whoever delivers a cancel.
+# Changed and read with single dict operations, atomic in CPython, and no lock: every worker thread
+# adds and removes an entry per run, and a lock they all take twice per run turned into a convoy
+# when a crowd of runs started (engine/runner.py says how).
 _active: dict[int, RunContext] = {}
-_active_lock = threading.Lock()
 
 
 def current_run() -> RunContext:
@@ -329,21 +331,18 @@ def current_run() -> RunContext:
 def run_context(execution_id: int, *, attempt: int = 1, timeout: int | None = None):
     """Make a RunContext current in this thread for the duration of one run (the run services)."""
     context = RunContext(execution_id, attempt=attempt, timeout=timeout)
-    with _active_lock:
-        _active[execution_id] = context
+    _active[execution_id] = context
     _current.run = context
     try:
         yield context
     finally:
         _current.run = None
-        with _active_lock:
-            _active.pop(execution_id, None)
+        _active.pop(execution_id, None)
 
 
 def run_cancel(execution_id: int, reason: str = "") -> bool:
     """Deliver a cancel request to a run in progress in this process; False if it is not here."""
-    with _active_lock:
-        context = _active.get(execution_id)
+    context = _active.get(execution_id)
     if context is None:
         return False
     context.cancel(reason)
@@ -351,5 +350,4 @@ def run_cancel(execution_id: int, reason: str = "") -> bool:
 
 
 def runs_in_progress() -> list[int]:
-    with _active_lock:
-        return list(_active)
+    return list(_active)

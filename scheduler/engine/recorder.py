@@ -1,6 +1,7 @@
 """The engine's Recorder (services.runs): batches the lifecycle writes of a process's inline runs
 into short transactions."""
 
+import collections
 import contextlib
 import logging
 import threading
@@ -56,14 +57,13 @@ class BatchRecorder(threading.Thread):
         self.guard = guard or (lambda what: contextlib.nullcontext())  # the engine watchdog's
         self.interval = interval
         self.max_batch = max_batch
-        self._lock = threading.Lock()
-        # Held from taking a batch to writing it: batches are written one at a time, in order (a
-        # run's end must never reach the database before its start).
+        # Held from taking a batch to writing it: batches are written one at a time, in order.
         self._flushing = threading.Lock()
-        self._start_buffer: list[RunStarted] = []
-        self._end_buffer: list[RunEnded] = []
-        # Set when the buffers stop being empty: an idle recorder sleeps instead of waking 20
-        # times a second to find nothing to write.
+        # Starts and ends in the order they happened (a run's end must never reach the database
+        # before its start). Worker threads append without a lock (deque.append and popleft are
+        # atomic): a lock every worker takes twice per run turned into a convoy when a crowd of
+        # runs started (runner.py says how).
+        self._events: collections.deque = collections.deque()
         self._pending = threading.Event()
         self._full = threading.Event()
         self._stopping = threading.Event()
@@ -76,25 +76,19 @@ class BatchRecorder(threading.Thread):
 
     def run_started(self, execution, *, instance_id, hostname, celery_task_id, started_at) -> bool:
         execution.started_at = started_at
-        self._add(started=RunStarted(execution.pk, started_at, instance_id, hostname))
+        self._add(RunStarted(execution.pk, started_at, instance_id, hostname))
         return True
 
     def run_ended(self, execution, ended: RunEnded) -> bool:
-        self._add(ended=ended)
+        self._add(ended)
         return True
 
-    def _add(self, *, started=None, ended=None):
-        # The buffers are looked up under the lock: flush() swaps them for new lists.
-        with self._lock:
-            was_empty = not self._start_buffer and not self._end_buffer
-            if started is not None:
-                self._start_buffer.append(started)
-            if ended is not None:
-                self._end_buffer.append(ended)
-            full = len(self._start_buffer) + len(self._end_buffer) >= self.max_batch
-        if was_empty:
+    def _add(self, event) -> None:
+        self._events.append(event)
+        # is_set() is a plain read; set() takes the event's lock, so it is called only when needed.
+        if not self._pending.is_set():
             self._pending.set()
-        if full:
+        if len(self._events) >= self.max_batch and not self._full.is_set():
             self._full.set()
 
     def run(self):
@@ -110,12 +104,13 @@ class BatchRecorder(threading.Thread):
         """Write what has gathered, in the calling thread (the recorder's, or the job store's
         before a claim)."""
         with self._flushing:
-            with self._lock:
-                started, ended = self._start_buffer, self._end_buffer
-                self._start_buffer, self._end_buffer = [], []
-                # Cleared with the swap, under the lock: a run added after it sets them again.
-                self._pending.clear()
-                self._full.clear()
+            # Cleared before the events are taken: one added from here on sets them again.
+            self._pending.clear()
+            self._full.clear()
+            started, ended = [], []
+            for _ in range(len(self._events)):
+                event = self._events.popleft()
+                (started if isinstance(event, RunStarted) else ended).append(event)
             if not started and not ended:
                 return
             try:

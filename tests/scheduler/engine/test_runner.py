@@ -45,8 +45,9 @@ def claimed(engine_db, settings):
 
 
 def as_if_claimed_seconds_ago(runner, run, seconds):
-    mono, wall = runner._claimed[run.execution_id]
-    runner._claimed[run.execution_id] = (mono - seconds, wall - seconds)
+    claim = runner._claimed[run.execution_id]
+    claim.claimed_mono -= seconds
+    claim.claimed_wall -= seconds
 
 
 def test_a_fresh_claim_runs_at_once(claimed):
