@@ -61,8 +61,10 @@ class Runner:
     hands at every run, an operating-system thread switch each), and ten workers started the crowd
     two to three times slower than one (README, Performance). Each claimed run has its own lock
     instead, which only its worker and, rarely, a cancel or a stop take. The dictionaries and the
-    set below are changed and copied with single operations (d[k] = v, d.pop, set.add, list(d)),
-    each atomic in CPython, the interpreter this project supports.
+    set below are changed and copied with single operations (d[k] = v, d.pop, set.add, set(d),
+    d.copy()), each atomic in CPython, the interpreter this project supports. Not list(d.items()):
+    the tuples it builds can set off a garbage collection, which can let another thread run
+    midway (seen as "dictionary changed size during iteration").
     """
 
     def __init__(self, *, instance_id: str, hostname: str, recorder: Recorder):
@@ -91,7 +93,7 @@ class Runner:
     def held_for(self, seconds: float) -> list[int]:
         """Runs claimed at least `seconds` ago and not yet ended (the ones a cancel may still reach)."""
         cutoff = time.monotonic() - seconds
-        return [pk for pk, claim in list(self._claimed.items()) if claim.claimed_mono <= cutoff]
+        return [pk for pk, claim in self._claimed.copy().items() if claim.claimed_mono <= cutoff]
 
     def cancel_unstarted(self, execution_id: int, reason: str) -> bool:
         """Make a claimed run that has not started end cancelled instead; False if it has started
@@ -191,7 +193,7 @@ class Runner:
                 self._close_wait.wait(min(0.2, max(0.0, deadline - time.monotonic())))
         self._closed = True
         unstarted = set()
-        for pk, claim in list(self._claimed.items()):
+        for pk, claim in self._claimed.copy().items():
             with claim.lock:
                 if claim.state != _Claim.STARTED:
                     claim.state = _Claim.TURNED_AWAY
