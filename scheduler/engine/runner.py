@@ -111,23 +111,27 @@ class Runner:
         """Runs in an executor thread: inline functions run here; offloaded ones are sent to
         Celery (or, with no broker configured, run here through the same Celery task)."""
         claim = self._claimed.get(run.execution_id)
-        cancelled = False
-        if claim is None:  # not claimed through the job store (run as it is, as before any stop)
-            if self._closed:
-                return
-            self._running.add(run.execution_id)
-        else:
-            with claim.lock:
-                if self._closed or claim.state == _Claim.TURNED_AWAY:
-                    claim.state = _Claim.TURNED_AWAY
-                    return  # close() gives it back
-                cancelled = claim.state == _Claim.CANCEL_ASKED
-                claim.state = _Claim.STARTED
-                self._running.add(run.execution_id)  # under the lock: close() counts it as running
+        if claim is None:
+            # Only a run claimed() first has a claim whose lock a stop can decide; one without could
+            # start after close() returned and be in neither of its sets.
+            logger.error(
+                "Not starting execution %s of job %s: it was handed to a worker without being claimed",
+                run.execution_id,
+                run.job_id,
+                extra={**self.log_extra, "job_id": run.job_id, "execution_id": run.execution_id},
+            )
+            return
+        with claim.lock:
+            if self._closed or claim.state == _Claim.TURNED_AWAY:
+                claim.state = _Claim.TURNED_AWAY
+                return  # close() gives it back
+            cancelled = claim.state == _Claim.CANCEL_ASKED
+            claim.state = _Claim.STARTED
+            self._running.add(run.execution_id)  # under the lock: close() counts it as running
         try:
             if cancelled:
                 self._end_unstarted(run, claim.cancel_reason)
-            elif claim is None or self._still_ours(run, claim):
+            elif self._still_ours(run, claim):
                 self._run(run)
         except Exception:
             logger.exception(
@@ -137,8 +141,10 @@ class Runner:
             )
             connection.close()
         finally:
-            self._claimed.pop(run.execution_id, None)
+            # In this order: close() returns once _claimed is empty, and a run it then finds in
+            # _running is reported as still running (and its execution abandoned).
             self._running.discard(run.execution_id)
+            self._claimed.pop(run.execution_id, None)
             if self._closing:
                 with self._close_wait:
                     self._close_wait.notify_all()
