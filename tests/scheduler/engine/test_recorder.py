@@ -13,6 +13,7 @@ from tests.factories import ExecutionFactory, IntervalJobFactory
 
 RUNS = 2000
 THREADS = 8
+ROUND = 40
 
 
 def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
@@ -42,11 +43,20 @@ def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
                 RunEnded(execution.pk, ExecutionStatus.SUCCESS, started, timezone.now(), result={"n": execution.pk}),
             )
 
-    threads = [threading.Thread(target=work, args=(executions[i::THREADS],)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # In rounds, each waited for without a stop (whose last flush writes whatever is left) and with
+    # no later run to wake the recorder: a wake-up lost between a flush and a thread's write would
+    # leave a round's last runs unwritten.
+    for first in range(0, RUNS, ROUND):
+        batch = executions[first : first + ROUND]
+        threads = [threading.Thread(target=work, args=(batch[i::THREADS],)) for i in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        deadline = time.monotonic() + 30
+        while (written := JobExecution.objects.filter(status=ExecutionStatus.SUCCESS).count()) < first + len(batch):
+            assert time.monotonic() < deadline, f"{first + len(batch) - written} runs were not written after 30 s"
+            time.sleep(0.01)
     recorder.stop()
 
     assert JobExecution.objects.filter(status=ExecutionStatus.SUCCESS).count() == RUNS
