@@ -148,6 +148,9 @@ def test_upcoming_lists_the_next_hours_runs_soonest_first_and_bounded(operator, 
     every_ten = IntervalJobFactory(name="every ten minutes", interval_minutes=10)
     ScheduledJob.objects.filter(pk=every_ten.pk).update(next_run_time=now + timedelta(minutes=5))
     ScheduledJob.objects.filter(pk=fleet["alpha report"].pk).update(next_run_time=now + timedelta(minutes=1))
+    # "gamma sync" fires at 02:00 UTC: out of the coming hour, whenever the test runs (between 01:00 and 02:00
+    # it would be in it).
+    ScheduledJob.objects.filter(pk=fleet["gamma sync"].pk).update(next_run_time=now + timedelta(hours=2))
     window = runs_upcoming(now)
     times = [(run.job.name, round((run.at - now).total_seconds() / 60)) for run in window.runs]
     assert times[0] == ("alpha report", 1)
