@@ -29,6 +29,11 @@ CLAIM_LANE_PREFIX = "scheduler-claim"
 # SCHEDULER_CLAIM_AHEAD_CROWD seconds before.
 CROWD_SIZE = 1000
 CROWD_WINDOW = timedelta(seconds=1)
+# A look for crowds covers SCHEDULER_CLAIM_AHEAD_CROWD plus this much, and the loop wakes to look
+# again before that runs out, so every crowd is seen a whole crowd look-ahead before it. (Waiting
+# for whatever woke the loop next, up to a poll interval, found a crowd as little as a second before
+# it on an idle fleet, too late to claim a million-job boundary.)
+CROWD_LOOK_EVERY = timedelta(seconds=5)
 # Jobs one claim takes while claiming a crowd: each pass reads the crowd's whole window, so fewer,
 # larger passes claim it sooner (a claim writes at most MAX_RUNS_PER_CLAIM runs either way).
 CROWD_BATCH_SIZE = MAX_RUNS_PER_CLAIM
@@ -59,6 +64,8 @@ class DatabaseJobStore(BaseJobStore):
         self._crowd_until = None
         # Up to when the last look found no crowd (database clock): no need to look again before.
         self._calm_until = None
+        # Where the last crowd's claims reached (database clock): a look finds only crowds after it.
+        self._crowds_after = None
         # The look-ahead of the last claim that claimed all it could (database clock).
         self._passed_until = None
         # While a backlog lasts, extra claim transactions run side by side on their own
@@ -113,7 +120,10 @@ class DatabaseJobStore(BaseJobStore):
         self._passed_until = None if self._more_due else ahead_until
         if not self._more_due and self._crowd_until is not None and ahead_until >= self._crowd_until:
             self._crowd_until = None  # claimed to its end (what is left had runs in progress)
-            self._calm_until = ahead_until
+            # Look for the next crowd now, before this one starts (one may follow in the next
+            # second; a look due while this one is being started would take the GIL from the
+            # workers starting it), among starts after this one's claims reached.
+            self._calm_until, self._crowds_after = None, ahead_until
         return []  # handed to the executor already: APScheduler has nothing to submit
 
     def _claim(self, now, ahead_until, batch_size):
@@ -160,18 +170,22 @@ class DatabaseJobStore(BaseJobStore):
         if self._passed_until is not None and start <= self._passed_until:
             # Within the last claim's look-ahead yet not claimed: it had a run in progress, so it
             # is claimed at its time (claiming again before then would find it the same).
-            return start
-        return max(database_now, start - self.lead)
+            claim_at = start
+        else:
+            claim_at = max(database_now, start - self.lead)
+        return min(claim_at, self._calm_until)  # or sooner, to look for crowds again in time
 
     def _crowd_coming(self, database_now: datetime) -> datetime | None:
-        """The start of the first crowd within the crowd look-ahead (looked for once a second)."""
+        """The start of the first crowd within the crowd look-ahead and CROWD_LOOK_EVERY beyond it;
+        None sets when to look again (_calm_until)."""
         if self._crowd_until is not None:
             return self._crowd_until - CROWD_WINDOW  # being claimed
         if self._calm_until is not None and database_now < self._calm_until:
             return None
-        self._calm_until = database_now + CROWD_WINDOW
+        self._calm_until = database_now + CROWD_LOOK_EVERY
+        after = database_now if self._crowds_after is None else max(database_now, self._crowds_after)
         return ScheduledJob.objects.crowd_start(
-            database_now, database_now + self.crowd_ahead + CROWD_WINDOW, size=CROWD_SIZE
+            after, database_now + self.crowd_ahead + CROWD_LOOK_EVERY, size=CROWD_SIZE
         )
 
     # The schedule is the jobs table, edited through the service layer; APScheduler never owns it.

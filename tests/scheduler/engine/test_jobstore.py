@@ -1,4 +1,4 @@
-"""The job store's claim cadence: when it asks to claim next, and what one claim takes."""
+"""The job store's claim cadence: when it asks to claim next, what one claim takes, and when a crowd is\nclaimed."""
 
 import contextlib
 import time
@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduler import clock
-from scheduler.engine.jobstore import DatabaseJobStore
-from scheduler.models import ScheduledJob
-from tests.factories import IntervalJobFactory
+from scheduler.engine import jobstore
+from scheduler.engine.jobstore import CROWD_LOOK_EVERY, DatabaseJobStore
+from scheduler.enums import ExecutionStatus
+from scheduler.models import JobLease, ScheduledJob
+from tests.factories import ExecutionFactory, IntervalJobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +79,48 @@ def test_one_claim_takes_the_runs_of_a_whole_look_ahead_and_the_next_claim_comes
     assert abs((wake + clock.offset()) - (following.next_run_time - timedelta(seconds=AHEAD / 4))) < timedelta(
         milliseconds=20
     ), "the next claim comes a lead before the first start the last one left"
+
+
+def test_on_an_idle_fleet_a_crowd_beyond_the_first_look_is_still_claimed_a_whole_crowd_look_ahead_before_it(
+    store, settings, monkeypatch
+):
+    """Nothing but the crowd is due, so nothing else wakes the loop: it must wake to look again."""
+    monkeypatch.setattr(jobstore, "CROWD_SIZE", 3)
+    ahead = timedelta(seconds=settings.SCHEDULER_CLAIM_AHEAD_CROWD)
+    ScheduledJob.objects.update(is_enabled=False)  # only this test's jobs are due
+    looked_at = clock.now()
+    # Past what one look covers, on a whole second (a crowd is told by the second it starts in).
+    crowd = (looked_at + ahead + CROWD_LOOK_EVERY + timedelta(seconds=2)).replace(microsecond=0)
+    _jobs_starting(crowd, 3, timedelta(0))
+
+    wake = store._claim_time(crowd, looked_at)
+    assert wake <= looked_at + CROWD_LOOK_EVERY, "it wakes to look again before the first look runs out"
+    assert store._claim_time(crowd, wake) == crowd - ahead, "that look sees the crowd and claims it from then"
+
+
+def test_once_a_crowd_is_claimed_the_next_look_comes_at_once_and_finds_the_crowd_of_the_following_second(
+    store, monkeypatch
+):
+    monkeypatch.setattr(jobstore, "CROWD_SIZE", 3)
+    ScheduledJob.objects.update(is_enabled=False)  # only this test's jobs are due
+    first = (clock.now() + timedelta(seconds=3)).replace(microsecond=0)
+    crowds = [_jobs_starting(first, 3, timedelta(0)), _jobs_starting(first + timedelta(seconds=1.5), 3, timedelta(0))]
+    # And a crowd's worth that no claim takes ahead, their last runs still going: they must not be
+    # taken for a crowd still to claim, over and over.
+    for job in _jobs_starting(first, 3, timedelta(0)):
+        run = ExecutionFactory(job=job, status=ExecutionStatus.RUNNING, instance_id="elsewhere")
+        JobLease.objects.create(
+            job=job,
+            execution=run,
+            locked_by="elsewhere",
+            locked_at=clock.now(),
+            expires_at=clock.now() + timedelta(hours=1),
+        )
+
+    for crowd in crowds:
+        wake = store.get_next_run_time()
+        assert wake <= datetime.now(UTC), "a crowd within the crowd look-ahead is claimed at once"
+        store.get_due_jobs(datetime.now(UTC))
+        assert {run.job_id for _, run in store_submitted} == {job.pk for job in crowd}, "this crowd, before it starts"
+        store_submitted.clear()
+    assert store.get_next_run_time() > datetime.now(UTC), "nothing left to claim"
