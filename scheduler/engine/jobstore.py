@@ -29,10 +29,10 @@ CLAIM_LANE_PREFIX = "scheduler-claim"
 # SCHEDULER_CLAIM_AHEAD_CROWD seconds before.
 CROWD_SIZE = 1000
 CROWD_WINDOW = timedelta(seconds=1)
-# A look for crowds covers SCHEDULER_CLAIM_AHEAD_CROWD plus this much, and the loop wakes to look
-# again before that runs out, so every crowd is seen a whole crowd look-ahead before it. (Waiting
-# for whatever woke the loop next, up to a poll interval, found a crowd as little as a second before
-# it on an idle fleet, too late to claim a million-job boundary.)
+# The loop looks for crowds this often, each look covering SCHEDULER_CLAIM_AHEAD_CROWD, this much
+# and a second beyond, and wakes for the next look itself, so every crowd is seen a whole crowd
+# look-ahead before it. (Waiting for whatever woke the loop next, up to a poll interval, found a
+# crowd as little as a second before it on an idle fleet, too late to claim a million-job boundary.)
 CROWD_LOOK_EVERY = timedelta(seconds=5)
 # Jobs one claim takes while claiming a crowd: each pass reads the crowd's whole window, so fewer,
 # larger passes claim it sooner (a claim writes at most MAX_RUNS_PER_CLAIM runs either way).
@@ -88,7 +88,10 @@ class DatabaseJobStore(BaseJobStore):
             database_now = clock.now()
             ahead_until = database_now + self.ahead
             batch_size = self.batch_size
-            if self._crowd_until is not None:
+            # A crowd seen coming is claimed from a crowd look-ahead before it, not whenever the loop
+            # wakes after it was seen (up to CROWD_LOOK_EVERY sooner): claimed earlier, more of its
+            # jobs would still have a run in progress and be left for their time.
+            if self._crowd_until is not None and database_now >= self._crowd_until - CROWD_WINDOW - self.crowd_ahead:
                 ahead_until = max(ahead_until, self._crowd_until)
                 batch_size = max(batch_size, CROWD_BATCH_SIZE)
             extra = (
@@ -176,17 +179,20 @@ class DatabaseJobStore(BaseJobStore):
         return min(claim_at, self._calm_until)  # or sooner, to look for crowds again in time
 
     def _crowd_coming(self, database_now: datetime) -> datetime | None:
-        """The start of the first crowd within the crowd look-ahead and CROWD_LOOK_EVERY beyond it;
-        None sets when to look again (_calm_until)."""
+        """The start of the first crowd within the crowd look-ahead and CROWD_LOOK_EVERY (and a
+        second) beyond it; None sets when to look again (_calm_until)."""
         if self._crowd_until is not None:
             return self._crowd_until - CROWD_WINDOW  # being claimed
         if self._calm_until is not None and database_now < self._calm_until:
             return None
-        self._calm_until = database_now + CROWD_LOOK_EVERY
         after = database_now if self._crowds_after is None else max(database_now, self._crowds_after)
-        return ScheduledJob.objects.crowd_start(
-            after, database_now + self.crowd_ahead + CROWD_LOOK_EVERY, size=CROWD_SIZE
+        # A second more than the next look's turn: a crowd is counted once its whole second is in
+        # the look, and the loop may wake for that look a little late.
+        crowd = ScheduledJob.objects.crowd_start(
+            after, database_now + self.crowd_ahead + CROWD_LOOK_EVERY + CROWD_WINDOW, size=CROWD_SIZE
         )
+        self._calm_until = database_now + CROWD_LOOK_EVERY  # once the look worked: a failed one is retried
+        return crowd
 
     # The schedule is the jobs table, edited through the service layer; APScheduler never owns it.
     def lookup_job(self, job_id):

@@ -102,8 +102,9 @@ def test_once_a_crowd_is_claimed_the_next_look_comes_at_once_and_finds_the_crowd
     store, monkeypatch
 ):
     monkeypatch.setattr(jobstore, "CROWD_SIZE", 3)
+    store.crowd_ahead = timedelta(seconds=30)  # the crowds stay ahead however slowly this test goes
     ScheduledJob.objects.update(is_enabled=False)  # only this test's jobs are due
-    first = (clock.now() + timedelta(seconds=3)).replace(microsecond=0)
+    first = (clock.now() + timedelta(seconds=10)).replace(microsecond=0)
     crowds = [_jobs_starting(first, 3, timedelta(0)), _jobs_starting(first + timedelta(seconds=1.5), 3, timedelta(0))]
     # And a crowd's worth that no claim takes ahead, their last runs still going: they must not be
     # taken for a crowd still to claim, over and over.
@@ -124,3 +125,20 @@ def test_once_a_crowd_is_claimed_the_next_look_comes_at_once_and_finds_the_crowd
         assert {run.job_id for _, run in store_submitted} == {job.pk for job in crowd}, "this crowd, before it starts"
         store_submitted.clear()
     assert store.get_next_run_time() > datetime.now(UTC), "nothing left to claim"
+
+
+def test_a_crowd_seen_early_is_claimed_only_from_a_crowd_look_ahead_before_it(store, settings, monkeypatch):
+    """Claimed sooner, more of its jobs would still have a run in progress and be left for their time."""
+    monkeypatch.setattr(jobstore, "CROWD_SIZE", 3)
+    ahead = timedelta(seconds=settings.SCHEDULER_CLAIM_AHEAD_CROWD)
+    ScheduledJob.objects.update(is_enabled=False)  # only this test's jobs are due
+    crowd = (clock.now() + ahead + CROWD_LOOK_EVERY).replace(microsecond=0)  # seen by the first look
+    _jobs_starting(crowd, 3, timedelta(0))
+
+    def wake_on_the_database_clock():
+        return store.get_next_run_time() + clock.offset()
+
+    assert abs(wake_on_the_database_clock() - (crowd - ahead)) < timedelta(milliseconds=10)
+    store.get_due_jobs(datetime.now(UTC))  # the loop woke sooner (the poll, a change heard)
+    assert store_submitted == [], "not claimed yet"
+    assert abs(wake_on_the_database_clock() - (crowd - ahead)) < timedelta(milliseconds=10), "still to be claimed then"
