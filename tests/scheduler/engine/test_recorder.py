@@ -10,6 +10,7 @@ from scheduler.engine.recorder import BatchRecorder, deferring
 from scheduler.models import ExecutionStatus, JobExecution, JobLease
 from scheduler.services.executions import RunEnded
 from tests.factories import ExecutionFactory, IntervalJobFactory
+from tests.scheduler.engine.conftest import wait_until
 
 RUNS = 2000
 THREADS = 8
@@ -53,10 +54,13 @@ def test_no_run_is_lost_when_many_threads_record_during_flushes(engine_db):
             thread.start()
         for thread in threads:
             thread.join()
-        deadline = time.monotonic() + 30
-        while (written := JobExecution.objects.filter(status=ExecutionStatus.SUCCESS).count()) < first + len(batch):
-            assert time.monotonic() < deadline, f"{first + len(batch) - written} runs were not written after 30 s"
-            time.sleep(0.01)
+        written = first + len(batch)
+        wait_until(
+            lambda written=written: JobExecution.objects.filter(status=ExecutionStatus.SUCCESS).count() == written,
+            30,
+            f"runs {first + 1}-{written} to be written",
+            interval=0.01,
+        )
     recorder.stop()
 
     assert JobExecution.objects.filter(status=ExecutionStatus.SUCCESS).count() == RUNS

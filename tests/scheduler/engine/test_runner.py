@@ -20,6 +20,7 @@ from scheduler.services.claims import runs_claim
 from scheduler.services.leases import leases_reap
 from scheduler.services.runs import IMMEDIATE
 from tests.factories import IntervalJobFactory
+from tests.scheduler.engine.conftest import wait_until
 
 ME = "runner-test"
 
@@ -106,13 +107,6 @@ def claimed_runs(runner, count):
     return runs
 
 
-def wait_for(condition, what, seconds=30):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting for {what} after {seconds} s"
-        time.sleep(0.001)
-
-
 class _LockThatYields:
     """A claim's lock that lets other threads run once it is taken and once it is let go."""
 
@@ -195,7 +189,7 @@ def test_a_stop_reports_a_run_still_running_as_running_and_not_as_given_back():
     [run] = claimed_runs(runner, 1)
     worker = threading.Thread(target=runner.dispatch, args=(run,))
     worker.start()
-    wait_for(lambda: runner.started, "the run to start")
+    wait_until(lambda: runner.started, 30, "the run to start", interval=0.01)
     assert runner.close(timeout=0) == (set(), {run.execution_id})
     release.set()
     worker.join(30)
@@ -241,6 +235,7 @@ class _ClaimThatPausesItsWorker(_Claim):
         super().__init__(claimed_mono, claimed_wall)
         self.pause_at, self.worker = pause_at, None
         self.paused, self.go_on = threading.Event(), threading.Event()
+        self.other_thread_at_the_lock = threading.Event()  # the stop, come to decide this claim
         self.lock = _LockThatPauses(self, self.lock)
 
     def pause(self, point):
@@ -264,6 +259,8 @@ class _LockThatPauses:
         self._claim, self._lock = claim, lock
 
     def __enter__(self):
+        if threading.current_thread() is not self._claim.worker:
+            self._claim.other_thread_at_the_lock.set()
         self._lock.__enter__()
 
     def __exit__(self, *exc_info):
@@ -286,11 +283,17 @@ def test_a_stop_that_comes_as_a_worker_starts_a_run_either_counts_it_running_or_
     stopped = {}
     stopper = threading.Thread(target=lambda: stopped.update(zip(("unstarted", "running"), runner.close(timeout=0))))
     stopper.start()
-    wait_for(lambda: runner._closed, "the stop")
-    stopper.join(1)  # a stop that decides the claim under its lock waits for the worker here (when deciding)
+    # The stop reaches the claim's lock (and, while the worker decides, waits there), or it ended
+    # without taking it.
+    wait_until(lambda: claim.other_thread_at_the_lock.is_set() or not stopper.is_alive(), 30, "the stop", interval=0.01)
     claim.go_on.set()
     stopper.join(30)
-    wait_for(lambda: runner.started or not worker.is_alive(), "the worker to start the run or to turn it away")
+    wait_until(
+        lambda: runner.started or not worker.is_alive(),
+        30,
+        "the worker to start the run or turn it away",
+        interval=0.01,
+    )
     release.set()
     worker.join(30)
     # The worker had found the runner open before the stop came: the run starts, and the stop, which
@@ -322,7 +325,7 @@ def test_every_run_is_started_cancelled_or_given_back_exactly_once_when_workers_
         # Runs are taken in order, so run i is about to start once about i runs have been taken.
         for index in range(0, len(runs), 7):
             while len(runner.ran) + len(runner.ended_cancelled) < index - 8 and not stopped.is_set():
-                time.sleep(0)
+                time.sleep(0)  # let the workers run: this thread only keeps pace with them
             pk = runs[index].execution_id
             (cancels_delivered if runner.cancel_unstarted(pk, "cancelled") else cancels_too_late).append(pk)
 
@@ -330,15 +333,18 @@ def test_every_run_is_started_cancelled_or_given_back_exactly_once_when_workers_
     canceller = threading.Thread(target=cancel)
     for thread in [*workers, canceller]:
         thread.start()
-    wait_for(lambda: len(runner.ran) >= 1_000, "1,000 runs")  # the stop comes in the middle of the crowd
-    started_before_the_stop = set(runner.started)
-    unstarted, running = runner.close(timeout=0)
-    still_running_after_it = started_before_the_stop - set(runner.ran)  # the three, and maybe more
-    stopped.set()
-    for _ in workers:
-        queue.put(None)
-    for thread in [*workers, canceller]:
-        thread.join(30)
+    try:
+        # The stop comes in the middle of the crowd.
+        wait_until(lambda: len(runner.ran) >= 1_000, 60, "1,000 runs", interval=0.001)
+        started_before_the_stop = set(runner.started)
+        unstarted, running = runner.close(timeout=0)
+        still_running_after_it = started_before_the_stop - set(runner.ran)  # the three, and maybe more
+    finally:  # even when the wait fails: no thread is left spinning behind the test
+        stopped.set()
+        for _ in workers:
+            queue.put(None)
+        for thread in [*workers, canceller]:
+            thread.join(30)
 
     ran, ended_cancelled = set(runner.ran), set(runner.ended_cancelled)
     assert len(runner.ran) == len(ran) and len(runner.ended_cancelled) == len(ended_cancelled)  # none twice
