@@ -91,7 +91,7 @@ class DatabaseJobStore(BaseJobStore):
             # A crowd seen coming is claimed from a crowd look-ahead before it, not whenever the loop
             # wakes after it was seen (up to CROWD_LOOK_EVERY sooner): claimed earlier, more of its
             # jobs would still have a run in progress and be left for their time.
-            if self._crowd_until is not None and database_now >= self._crowd_until - CROWD_WINDOW - self.crowd_ahead:
+            if self._crowd_until is not None and database_now >= self._crowd_claim_from():
                 ahead_until = max(ahead_until, self._crowd_until)
                 batch_size = max(batch_size, CROWD_BATCH_SIZE)
             extra = (
@@ -169,7 +169,7 @@ class DatabaseJobStore(BaseJobStore):
         crowd = self._crowd_coming(database_now)
         if crowd is not None:
             self._crowd_until = crowd + CROWD_WINDOW
-            return max(database_now, min(start - self.lead, crowd - self.crowd_ahead))
+            return max(database_now, min(start - self.lead, self._crowd_claim_from()))
         if self._passed_until is not None and start <= self._passed_until:
             # Within the last claim's look-ahead yet not claimed: it had a run in progress, so it
             # is claimed at its time (claiming again before then would find it the same).
@@ -177,6 +177,10 @@ class DatabaseJobStore(BaseJobStore):
         else:
             claim_at = max(database_now, start - self.lead)
         return min(claim_at, self._calm_until)  # or sooner, to look for crowds again in time
+
+    def _crowd_claim_from(self) -> datetime:
+        """When the crowd seen coming starts being claimed: a crowd look-ahead before it."""
+        return self._crowd_until - CROWD_WINDOW - self.crowd_ahead
 
     def _crowd_coming(self, database_now: datetime) -> datetime | None:
         """The start of the first crowd within the crowd look-ahead and CROWD_LOOK_EVERY (and a
